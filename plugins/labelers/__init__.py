@@ -1,0 +1,1 @@
+"""Built-in labelers plugins (one module each)."""

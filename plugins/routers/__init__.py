@@ -1,0 +1,1 @@
+"""Built-in routers plugins (one module each)."""

@@ -1,0 +1,1 @@
+"""Built-in symmetries plugins (one module each)."""

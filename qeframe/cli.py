@@ -1,0 +1,123 @@
+"""The ``qeframe`` command line.
+
+Conventions: every command that reads the registry takes ``--registry PATH`` (default
+``./registry.toml``); tables also come as ``--json``; a user error prints one line to stderr and
+exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .errors import QeframeError
+
+app = typer.Typer(
+    name="qeframe",
+    help="Learn to detect per-bipartition quantum entanglement, with plugins.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Build and inspect dataset stores (data/<name>/).", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+
+RegistryOption = Annotated[Path, typer.Option("--registry", help="Path of the registry file.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+DEFAULT_REGISTRY = Path("registry.toml")
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"qeframe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """qeframe: learn to detect per-bipartition quantum entanglement."""
+
+
+def print_table(title: str, columns: list[str], rows: list[list[Any]], as_json: bool) -> None:
+    """Print ``rows`` as a rich table, or as a JSON list of objects with ``--json``."""
+    if as_json:
+        print(json.dumps([dict(zip(columns, row)) for row in rows], indent=2, default=str))
+        return
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+@app.command("plugins")
+def plugins_command(as_json: JsonOption = False) -> None:
+    """List installed plugins: kind, name, providing distribution and version, description."""
+    from .registry import get_registry
+
+    reg = get_registry()
+    rows: list[list[Any]] = [
+        [c.kind, c.name, c.distribution, c.version, c.description] for c in reg.components()
+    ]
+    broken = [[b.plugin, b.distribution, b.version, b.error] for b in reg.broken]
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "plugins": [dict(zip(["kind", "name", "distribution", "version", "description"], r)) for r in rows],
+                    "broken": [dict(zip(["plugin", "distribution", "version", "error"], b)) for b in broken],
+                },
+                indent=2,
+            )
+        )
+        return
+    print_table("qeframe plugins", ["kind", "name", "distribution", "version", "description"], rows, False)
+    if broken:
+        print_table("broken plugins", ["plugin", "distribution", "version", "error"], broken, False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``qeframe`` script: user errors become one line and exit status 2."""
+    # Importing submodules registers their commands on `app`.
+    from . import commands  # noqa: F401
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except QeframeError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted", markup=False)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click's own usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

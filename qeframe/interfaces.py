@@ -1,0 +1,279 @@
+"""The five plugin interfaces of qeframe: StateFamily, Labeler, Symmetry, Backbone, Router.
+
+Every component is a class with three class attributes — ``name`` (how ``registry.toml`` refers to
+it), ``description`` (one line, shown by ``qeframe plugins``) and ``Params`` (a pydantic model of
+its parameters, ``extra="forbid"``) — and is constructed as ``Component(params)``. The registry
+validates raw parameters against ``Params`` before constructing (:meth:`qeframe.registry.Registry.create`).
+
+Shapes and conventions (identical everywhere):
+
+* ``n`` qubits, ``d = 2**n``; a batch of density matrices is ``(N, d, d)`` ``complex128`` (numpy)
+  or ``complex64``/``complex128`` (torch), big-endian: qubit 1 is the leftmost Kronecker factor.
+* Cuts are ordered as :func:`qeframe.quantum.cuts.bipartitions` (``1|23``, ``2|13``, ``3|12``);
+  ``n_cuts = 2**(n-1) - 1``.
+* Labels are ``int8`` ``(N, n_cuts)``: 1 entangled, 0 separable, -1 unknown; provenance is
+  ``uint8`` ``(N, n_cuts)`` indexing :data:`qeframe.labels.PROVENANCE`.
+* Model input is a real tensor ``(B, 2, d, d)`` (channel 0 real part, channel 1 imaginary part),
+  model output ``(B, n_cuts)`` logits.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # torch is imported lazily so that `qeframe plugins` stays fast
+    import torch
+
+
+class Params(BaseModel):
+    """Base of every plugin's parameter model: unknown keys are errors, values are validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FamilyParams(Params):
+    """Parameters every state family accepts.
+
+    Attributes:
+        local_randomize: apply an independent Haar-random single-qubit unitary to every qubit and
+            then a uniformly random qubit permutation to every sample; the ground truth is
+            re-indexed with the induced cut permutation. The paper's test sets are randomised so.
+    """
+
+    local_randomize: bool = False
+
+
+class Component(abc.ABC):
+    """Common base: ``name``, ``description``, ``Params`` and construction from validated params."""
+
+    kind: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Params: ClassVar[type[Params]] = Params
+
+    def __init__(self, params: Params | None = None):
+        self.params = params if params is not None else self.Params()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params!r})"
+
+
+# --------------------------------------------------------------------------------------------------
+# StateFamily
+
+
+@dataclass
+class StateBatch:
+    """A batch of density matrices with what their construction knows.
+
+    Attributes:
+        rho: ``(N, 2**n, 2**n)`` ``complex128`` density matrices (big-endian qubit order).
+        ground_truth: ``(N, n_cuts)`` ``int8`` per-cut truth known by construction
+            (1 entangled, 0 separable, -1 unknown), cuts in :func:`~qeframe.quantum.cuts.bipartitions` order.
+        ground_truth_provenance: ``(N, n_cuts)`` ``uint8`` provenance codes of ``ground_truth``.
+        meta: per-sample arrays, each with leading dimension ``N``. Standard keys:
+            ``pure`` (bool), ``fully_separable`` (int8: 1 yes, 0 no, -1 unknown).
+    """
+
+    rho: np.ndarray
+    ground_truth: np.ndarray
+    ground_truth_provenance: np.ndarray
+    meta: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = self.rho.shape[0]
+        if self.ground_truth.shape[0] != n or self.ground_truth_provenance.shape != self.ground_truth.shape:
+            raise ValueError("StateBatch: rho, ground_truth and ground_truth_provenance disagree on N")
+        for key, value in self.meta.items():
+            if value.shape[0] != n:
+                raise ValueError(f"StateBatch: meta[{key!r}] has {value.shape[0]} rows, expected {n}")
+
+    def __len__(self) -> int:
+        return int(self.rho.shape[0])
+
+    @property
+    def n_qubits(self) -> int:
+        return int(self.rho.shape[-1]).bit_length() - 1
+
+    def take(self, index: np.ndarray) -> StateBatch:
+        """The sub-batch at ``index`` (a boolean mask or integer indices)."""
+        return StateBatch(
+            rho=self.rho[index],
+            ground_truth=self.ground_truth[index],
+            ground_truth_provenance=self.ground_truth_provenance[index],
+            meta={k: v[index] for k, v in self.meta.items()},
+        )
+
+    @staticmethod
+    def concatenate(batches: list[StateBatch]) -> StateBatch:
+        """Concatenate batches along N; ``meta`` keys must agree."""
+        keys = set(batches[0].meta)
+        if any(set(b.meta) != keys for b in batches):
+            raise ValueError("StateBatch.concatenate: batches carry different meta keys")
+        return StateBatch(
+            rho=np.concatenate([b.rho for b in batches]),
+            ground_truth=np.concatenate([b.ground_truth for b in batches]),
+            ground_truth_provenance=np.concatenate([b.ground_truth_provenance for b in batches]),
+            meta={k: np.concatenate([b.meta[k] for b in batches]) for k in sorted(keys)},
+        )
+
+
+class StateFamily(Component):
+    """A generator of density matrices, with per-cut ground truth where the construction knows it.
+
+    Subclasses implement :meth:`sample`; callers use :meth:`generate`, which also applies
+    ``local_randomize`` (common to all families) so that every family gets it the same way.
+    """
+
+    kind: ClassVar[str] = "family"
+    Params: ClassVar[type[Params]] = FamilyParams
+
+    @classmethod
+    def supports(cls, n_qubits: int) -> bool:
+        """Whether the family can produce ``n_qubits``-qubit states (default: any n >= 2)."""
+        return n_qubits >= 2
+
+    @abc.abstractmethod
+    def sample(self, count: int, rng: np.random.Generator, n_qubits: int = 3) -> StateBatch:
+        """Draw ``count`` states of ``n_qubits`` qubits using only ``rng`` for randomness.
+
+        Returns a :class:`StateBatch` with ``rho`` of shape ``(count, 2**n_qubits, 2**n_qubits)``
+        ``complex128``. Must be batched: no Python loop over samples.
+        """
+
+    def generate(self, count: int, rng: np.random.Generator, n_qubits: int = 3) -> StateBatch:
+        """:meth:`sample`, then local randomisation when ``params.local_randomize`` is set."""
+        if not self.supports(n_qubits):
+            from .errors import QeframeError
+
+            raise QeframeError(f"family {self.name!r} does not support {n_qubits} qubits")
+        batch = self.sample(count, rng, n_qubits)
+        if getattr(self.params, "local_randomize", False):
+            from .quantum.random import locally_randomize
+
+            batch = locally_randomize(batch, rng)
+        return batch
+
+
+# --------------------------------------------------------------------------------------------------
+# Labeler
+
+
+@dataclass
+class LabelBatch:
+    """Per-cut labels for the kept samples of a :class:`StateBatch`.
+
+    Attributes:
+        keep: ``(N,)`` bool, which input samples are kept (a labeler may drop samples).
+        labels: ``(K, n_cuts)`` ``int8`` for the ``K = keep.sum()`` kept samples.
+        provenance: ``(K, n_cuts)`` ``uint8`` provenance codes.
+        evidence: optional ``(K, n_cuts)`` ``float64`` value behind each label (e.g. the smallest
+            eigenvalue of the partial transpose); NaN where there is none.
+    """
+
+    keep: np.ndarray
+    labels: np.ndarray
+    provenance: np.ndarray
+    evidence: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        k = int(np.count_nonzero(self.keep))
+        if self.labels.shape[0] != k or self.provenance.shape != self.labels.shape:
+            raise ValueError("LabelBatch: labels/provenance must have one row per kept sample")
+
+
+class Labeler(Component):
+    """Assigns per-cut labels (1 / 0 / -1) with provenance to a batch of states."""
+
+    kind: ClassVar[str] = "labeler"
+
+    @abc.abstractmethod
+    def label(self, batch: StateBatch) -> LabelBatch:
+        """Label ``batch`` (``rho`` ``(N, 2**n, 2**n)``); deterministic, no randomness."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Symmetry
+
+
+class Symmetry(Component):
+    """A random transformation that maps entanglement structure to a known entanglement structure.
+
+    ``apply(rho, generator)`` takes a torch tensor ``(B, d, d)`` complex on any device and returns
+    ``(rho2, cut_map)``: ``rho2`` has the same shape, dtype and device; ``cut_map`` is a ``long``
+    tensor ``(B, n_cuts)`` such that cut ``j`` of ``rho[b]`` is cut ``cut_map[b, j]`` of
+    ``rho2[b]``. Hence a consistent model satisfies ``p(rho2)[b, cut_map[b, j]] == p(rho)[b, j]``.
+    Local unitaries give the identity map; a qubit permutation pi gives ``k = pi(j)``.
+    """
+
+    kind: ClassVar[str] = "symmetry"
+
+    @abc.abstractmethod
+    def apply(
+        self, rho: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Transform a batch; see the class docstring for the contract."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Backbone
+
+
+class Backbone(Component):
+    """Builds a ``torch.nn.Module`` mapping ``(B, 2, 2**n, 2**n)`` float to ``(B, n_cuts)`` logits."""
+
+    kind: ClassVar[str] = "backbone"
+
+    @abc.abstractmethod
+    def build(self, n_qubits: int) -> torch.nn.Module:
+        """A freshly initialised model for ``n_qubits`` qubits (use ``torch.manual_seed`` to fix it)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Router
+
+
+class Router(Component):
+    """Assigns each state to one of ``n_domains`` domains (for ensembles of models).
+
+    Lifecycle: ``fit(x, labels)`` on a training set, then ``route(x)``; ``state_dict()`` /
+    ``load_state_dict()`` round-trip the fitted state as tensors plus a JSON-able config.
+    ``x`` is the model input ``(N, 2, 2**n, 2**n)`` float tensor; ``route`` returns ``(N,)`` long.
+    """
+
+    kind: ClassVar[str] = "router"
+
+    @property
+    @abc.abstractmethod
+    def n_domains(self) -> int:
+        """Number of domains that :meth:`route` can return."""
+
+    @abc.abstractmethod
+    def fit(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> Router:
+        """Fit on ``x`` ``(N, 2, d, d)`` (and optionally labels ``(N, n_cuts)``); returns ``self``."""
+
+    @abc.abstractmethod
+    def route(self, x: torch.Tensor) -> torch.Tensor:
+        """Domain index ``(N,)`` long for each sample; raises if called before :meth:`fit`."""
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Fitted state: ``{"tensors": {name: Tensor}, "config": {...JSON...}}``."""
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+KINDS: dict[str, type[Component]] = {
+    "family": StateFamily,
+    "labeler": Labeler,
+    "symmetry": Symmetry,
+    "backbone": Backbone,
+    "router": Router,
+}

@@ -1,0 +1,40 @@
+"""Batched n-qubit numerics (numpy and torch). Big-endian qubit order throughout.
+
+* :mod:`.cuts` — the ordered bipartitions and the cut re-indexing induced by qubit permutations.
+* :mod:`.ops` — partial transpose, partial trace, qubit permutation, batched Kronecker products.
+* :mod:`.random` — Haar-random unitaries and states, local randomisation of state batches.
+* :mod:`.ppt` — per-cut smallest partial-transpose eigenvalue, negativity and a fast NPT test.
+* :mod:`.validation` — checks that an array is a batch of density matrices.
+* :mod:`.torch_ops` — the same operations on torch tensors (any device), for training.
+* :mod:`.qiskit_interop` — the one place that converts to and from qiskit's little-endian objects.
+"""
+
+from .cuts import Cut, bipartitions, cut_index_map, cut_names, n_cuts
+from .ops import (
+    batch_kron,
+    partial_trace,
+    partial_transpose,
+    permute_qubits,
+    pure_density,
+)
+from .ppt import PPT_TOL, negativities, npt_mask, pt_min_eigenvalues
+from .validation import DEFAULT_ATOL, validate_density_matrices
+
+__all__ = [
+    "Cut",
+    "bipartitions",
+    "cut_index_map",
+    "cut_names",
+    "n_cuts",
+    "batch_kron",
+    "partial_trace",
+    "partial_transpose",
+    "permute_qubits",
+    "pure_density",
+    "PPT_TOL",
+    "negativities",
+    "npt_mask",
+    "pt_min_eigenvalues",
+    "DEFAULT_ATOL",
+    "validate_density_matrices",
+]

@@ -1,0 +1,102 @@
+"""Bipartitions ("cuts") of n qubits, in the one order every array and table uses.
+
+Qubits are numbered 1..n in names and 0..n-1 in code; qubit 1 is the leftmost Kronecker factor.
+A cut is named by its smaller side first; when both sides have n/2 qubits, the side holding qubit 1
+is named first. Cuts are ordered by the size of the named side, then lexicographically::
+
+    n=3: 1|23, 2|13, 3|12
+    n=4: 1|234, 2|134, 3|124, 4|123, 12|34, 13|24, 14|23
+
+There are ``2**(n-1) - 1`` cuts.
+
+Qubit permutations follow :func:`qeframe.quantum.ops.permute_qubits`: ``perm[k]`` is the old
+qubit that becomes new qubit ``k``. Such a permutation maps cut ``j`` of the old state to cut
+``cut_index_map(perm)[j]`` of the new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import combinations
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Cut:
+    """One bipartition. ``side_a``/``side_b`` hold 0-based qubit indices, ``side_a`` the named-first side."""
+
+    index: int
+    side_a: tuple[int, ...]
+    side_b: tuple[int, ...]
+
+    @property
+    def name(self) -> str:
+        fmt = "".join if max(self.side_a + self.side_b) < 9 else ",".join
+        return f"{fmt(str(q + 1) for q in self.side_a)}|{fmt(str(q + 1) for q in self.side_b)}"
+
+
+def n_cuts(n_qubits: int) -> int:
+    """Number of bipartitions of ``n_qubits`` qubits: ``2**(n-1) - 1``."""
+    return 2 ** (n_qubits - 1) - 1
+
+
+@lru_cache(maxsize=None)
+def bipartitions(n_qubits: int) -> tuple[Cut, ...]:
+    """The ordered cuts of ``n_qubits`` (>= 2) qubits; see the module docstring for the order."""
+    if n_qubits < 2:
+        raise ValueError(f"bipartitions need at least 2 qubits, got {n_qubits}")
+    qubits = tuple(range(n_qubits))
+    cuts: list[Cut] = []
+    for size in range(1, n_qubits // 2 + 1):
+        for side in combinations(qubits, size):
+            if 2 * size == n_qubits and 0 not in side:
+                continue  # the complement, which holds qubit 1, was already listed
+            rest = tuple(q for q in qubits if q not in side)
+            cuts.append(Cut(len(cuts), side, rest))
+    return tuple(cuts)
+
+
+def cut_names(n_qubits: int) -> list[str]:
+    """Names of the cuts in order, e.g. ``['1|23', '2|13', '3|12']``."""
+    return [c.name for c in bipartitions(n_qubits)]
+
+
+@lru_cache(maxsize=None)
+def _side_to_index(n_qubits: int) -> dict[frozenset[int], int]:
+    table: dict[frozenset[int], int] = {}
+    for cut in bipartitions(n_qubits):
+        table[frozenset(cut.side_a)] = cut.index
+        table[frozenset(cut.side_b)] = cut.index
+    return table
+
+
+def cut_index_map(perm: tuple[int, ...] | list[int] | np.ndarray) -> np.ndarray:
+    """Cut re-indexing induced by the qubit permutation ``perm`` (new qubit k = old qubit perm[k]).
+
+    Returns an ``int64`` array ``m`` of length ``n_cuts`` such that cut ``j`` of the original state
+    is cut ``m[j]`` of the permuted state, so per-cut quantities satisfy
+    ``q_new[m[j]] == q_old[j]``.
+    """
+    perm = [int(p) for p in perm]
+    n = len(perm)
+    if sorted(perm) != list(range(n)):
+        raise ValueError(f"not a permutation of 0..{n - 1}: {perm}")
+    new_position = np.argsort(perm)  # old qubit q sits at new position new_position[q]
+    table = _side_to_index(n)
+    return np.array(
+        [table[frozenset(int(new_position[q]) for q in cut.side_a)] for cut in bipartitions(n)],
+        dtype=np.int64,
+    )
+
+
+def cut_index_maps(perms: np.ndarray) -> np.ndarray:
+    """Batched :func:`cut_index_map`: ``(B, n)`` permutations -> ``(B, n_cuts)`` maps.
+
+    Loops over the distinct permutations only (at most ``n!``), never over the batch.
+    """
+    perms = np.asarray(perms, dtype=np.int64)
+    unique, inverse = np.unique(perms, axis=0, return_inverse=True)
+    maps = np.stack([cut_index_map(p) for p in unique])
+    return maps[inverse.reshape(-1)]

@@ -1,0 +1,223 @@
+"""``registry.toml`` as data: pydantic models for the frame, plugin ``Params`` for the rest.
+
+The core validates the frame (which keys exist, their types); each plugin validates its own
+``params`` table through its ``Params`` model when :func:`resolve` asks the registry to create it.
+Every error names the ``registry.toml`` key, e.g.
+``datasets.quickstart-train.families[2].params.b: Input should be less than 1``.
+
+Layout::
+
+    [datasets.NAME]                 # one dataset store data/NAME/
+    n_qubits = 3
+    seed = 1234
+    split = "train"                 # train | validation | test
+    labeler = { name = "negativity", params = {} }
+    [[datasets.NAME.families]]
+    family = "circuit"
+    count = 40000
+    params = { kind = "separable" }
+
+    [experiments.NAME]
+    train = "dataset"               # dataset names
+    validation = ["dataset", ...]
+    test = ["dataset", ...]
+    model = { backbone = "cnn", params = {} }
+    [experiments.NAME.training] ...
+    [experiments.NAME.evaluation] ...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import SpecError
+from .registry import Registry, format_validation_error
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class Frame(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentRef(Frame):
+    """A plugin by name with its parameters (validated later by the plugin's ``Params``)."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class FamilyEntry(Frame):
+    """``count`` states from ``family`` with ``params``; ``tag`` names the group in tables."""
+
+    family: str
+    count: int = Field(gt=0)
+    params: dict[str, Any] = Field(default_factory=dict)
+    tag: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.tag or self.family
+
+
+class DatasetSpec(Frame):
+    """One dataset: families and counts, the labeler, the seed; built into ``data/<name>/``."""
+
+    n_qubits: int = Field(default=3, ge=2, le=10)
+    seed: int = Field(ge=0)
+    split: Literal["train", "validation", "test"] = "train"
+    labeler: ComponentRef
+    families: list[FamilyEntry] = Field(min_length=1)
+    description: str = ""
+
+    @field_validator("labeler", mode="before")
+    @classmethod
+    def _labeler_shorthand(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+    def canonical(self) -> dict[str, Any]:
+        """The spec as plain JSON data with defaults filled in (what the hash covers)."""
+        return self.model_dump(mode="json")
+
+    def spec_hash(self) -> str:
+        """sha256 of the canonical JSON of the spec; a store built from another spec has another hash."""
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+class SymmetryLoss(Frame):
+    """A symmetry that enters the Siamese consistency loss, with its weight schedule.
+
+    The weight is ``weight_before`` for epochs ``< start_epoch`` (0-based) and ``weight`` from then on
+    (the paper: 0 for the first 10 epochs, then 0.5).
+    """
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    weight: float = Field(default=0.5, ge=0)
+    weight_before: float = Field(default=0.0, ge=0)
+    start_epoch: int = Field(default=10, ge=0)
+
+    def weight_at(self, epoch: int) -> float:
+        return self.weight if epoch >= self.start_epoch else self.weight_before
+
+
+class ModelSpec(Frame):
+    backbone: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainingSpec(Frame):
+    epochs: int = Field(default=20, gt=0)
+    batch_size: int = Field(default=128, gt=0)
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    bce_weight: float = Field(default=1.0, ge=0)
+    symmetries: list[SymmetryLoss] = Field(default_factory=list)
+    seed: int = Field(default=0, ge=0)
+    precision: Literal["auto", "float32", "bf16"] = "auto"
+    select: Literal["best-validation", "last"] = "best-validation"
+
+
+class EvaluationSpec(Frame):
+    baselines: list[str] = Field(default_factory=lambda: ["ppt"])
+    threshold: float = Field(default=0.5, gt=0, lt=1)
+
+
+class RouterSpec(Frame):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    fit_on: str | None = None
+
+
+class ExperimentSpec(Frame):
+    """An experiment: datasets by name, model, training and evaluation."""
+
+    train: str
+    validation: list[str] = Field(default_factory=list)
+    test: list[str] = Field(default_factory=list)
+    model: ModelSpec
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    router: RouterSpec | None = None
+    description: str = ""
+
+    @field_validator("validation", "test", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+class RegistryFile(Frame):
+    """The whole ``registry.toml``."""
+
+    datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
+    experiments: dict[str, ExperimentSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _references(self) -> RegistryFile:
+        import re
+
+        for kind, table in (("datasets", self.datasets), ("experiments", self.experiments)):
+            for name in table:
+                if not re.match(NAME_PATTERN, name):
+                    raise ValueError(f"{kind}.{name}: names may use letters, digits, '_', '.', '-'")
+        known = ", ".join(sorted(self.datasets)) or "none"
+        for name, exp in self.experiments.items():
+            for field, refs in (("train", [exp.train]), ("validation", exp.validation), ("test", exp.test)):
+                for ref in refs:
+                    if ref not in self.datasets:
+                        raise ValueError(f"experiments.{name}.{field}: unknown dataset {ref!r}; defined: {known}")
+        return self
+
+    def dataset(self, name: str) -> DatasetSpec:
+        try:
+            return self.datasets[name]
+        except KeyError:
+            raise SpecError(f"unknown dataset {name!r}; defined: {', '.join(sorted(self.datasets)) or 'none'}") from None
+
+    def experiment(self, name: str) -> ExperimentSpec:
+        try:
+            return self.experiments[name]
+        except KeyError:
+            raise SpecError(
+                f"unknown experiment {name!r}; defined: {', '.join(sorted(self.experiments)) or 'none'}"
+            ) from None
+
+
+def parse_registry(data: dict[str, Any]) -> RegistryFile:
+    """Validate already-parsed TOML data; raises :class:`SpecError` naming the key."""
+    try:
+        return RegistryFile.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(exc)) from None
+
+
+def load_registry_file(path: str | Path = "registry.toml") -> RegistryFile:
+    """Read and validate a ``registry.toml`` (the only place qeframe reads TOML)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"registry file {str(path)!r} not found (use --registry PATH)")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: invalid TOML: {exc}") from None
+    return parse_registry(data)
+
+
+def validate_dataset_plugins(name: str, spec: DatasetSpec, registry: Registry) -> None:
+    """Check every family and the labeler exist and accept their params (errors name the key)."""
+    registry.create("labeler", spec.labeler.name, spec.labeler.params, key=f"datasets.{name}.labeler.params")
+    for i, entry in enumerate(spec.families):
+        registry.create("family", entry.family, entry.params, key=f"datasets.{name}.families[{i}].params")
+        cls = registry.get("family", entry.family)
+        if not cls.supports(spec.n_qubits):
+            raise SpecError(
+                f"datasets.{name}.families[{i}].family: {entry.family!r} does not support {spec.n_qubits} qubits"
+            )
