@@ -66,6 +66,9 @@ class Component(abc.ABC):
 # --------------------------------------------------------------------------------------------------
 # StateFamily
 
+#: Per-sample metadata every family provides (key -> dtype); see :class:`StateBatch`.
+STANDARD_META: dict[str, type] = {"pure": np.bool_, "fully_separable": np.int8, "pptes": np.bool_}
+
 
 @dataclass
 class StateBatch:
@@ -76,8 +79,11 @@ class StateBatch:
         ground_truth: ``(N, n_cuts)`` ``int8`` per-cut truth known by construction
             (1 entangled, 0 separable, -1 unknown), cuts in :func:`~qeframe.quantum.cuts.bipartitions` order.
         ground_truth_provenance: ``(N, n_cuts)`` ``uint8`` provenance codes of ``ground_truth``.
-        meta: per-sample arrays, each with leading dimension ``N``. Standard keys:
-            ``pure`` (bool), ``fully_separable`` (int8: 1 yes, 0 no, -1 unknown).
+        meta: per-sample arrays, each with leading dimension ``N``. Every family provides the
+            standard keys of :data:`STANDARD_META`: ``pure`` (bool), ``fully_separable`` (int8:
+            1 yes, 0 no, -1 unknown) and ``pptes`` (bool: entangled in the paper's sense although
+            PPT on some cut — Horodecki, UPB, Acín; the paper's convention calls every cut of such a
+            state entangled). Dataset stores keep the standard keys.
     """
 
     rho: np.ndarray
@@ -95,6 +101,37 @@ class StateBatch:
 
     def __len__(self) -> int:
         return int(self.rho.shape[0])
+
+    @classmethod
+    def build(
+        cls,
+        rho: np.ndarray,
+        ground_truth: np.ndarray | int,
+        provenance: np.ndarray | str,
+        *,
+        pure: np.ndarray | bool,
+        fully_separable: np.ndarray | int = -1,
+        pptes: np.ndarray | bool = False,
+    ) -> StateBatch:
+        """Convenience constructor: scalars broadcast to ``(N, n_cuts)`` / ``(N,)``; a provenance
+        name is turned into its code."""
+        from .labels import provenance_code
+        from .quantum.cuts import n_cuts
+
+        n = rho.shape[0]
+        shape = (n, n_cuts(int(rho.shape[-1]).bit_length() - 1))
+        if isinstance(provenance, str):
+            provenance = np.full(shape, provenance_code(provenance), np.uint8)
+        return cls(
+            rho=np.ascontiguousarray(rho, dtype=np.complex128),
+            ground_truth=np.broadcast_to(np.asarray(ground_truth, np.int8), shape).copy(),
+            ground_truth_provenance=np.broadcast_to(np.asarray(provenance, np.uint8), shape).copy(),
+            meta={
+                "pure": np.broadcast_to(np.asarray(pure, bool), (n,)).copy(),
+                "fully_separable": np.broadcast_to(np.asarray(fully_separable, np.int8), (n,)).copy(),
+                "pptes": np.broadcast_to(np.asarray(pptes, bool), (n,)).copy(),
+            },
+        )
 
     @property
     def n_qubits(self) -> int:
