@@ -97,7 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     from . import commands  # noqa: F401
 
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:  # e.g. typer turns Ctrl-C into exit code 130 without raising
+            if code == 130:
+                err_console.print("interrupted", markup=False)
+            sys.exit(code)
     except QeframeError as exc:
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -52,3 +52,8 @@ def qeframe_register_backbones(register: Register) -> None:
 @hookspec
 def qeframe_register_routers(register: Register) -> None:
     """Register :class:`qeframe.interfaces.Router` subclasses (map states to ensemble domains)."""
+
+
+@hookspec
+def qeframe_register_baselines(register: Register) -> None:
+    """Register :class:`qeframe.interfaces.Baseline` subclasses (classical criteria as predictors)."""

@@ -307,10 +307,30 @@ class Router(Component):
         """Restore what :meth:`state_dict` returned."""
 
 
+# --------------------------------------------------------------------------------------------------
+# Baseline (classical criteria used as predictors next to the networks)
+
+
+class Baseline(Component):
+    """A classical entanglement criterion used as a predictor in evaluation tables (PPT, CCNR, ...).
+
+    ``predict(rho)`` takes ``(N, 2**n, 2**n)`` complex128 and returns ``(N, n_cuts)`` ``int8``:
+    1 entangled (the criterion detects entanglement), 0 not detected (the criterion's answer is
+    "separable" for the purposes of a table), -1 no answer (e.g. a solver failure).
+    """
+
+    kind: ClassVar[str] = "baseline"
+
+    @abc.abstractmethod
+    def predict(self, rho: np.ndarray) -> np.ndarray:
+        """Per-cut decisions ``(N, n_cuts)`` int8 for ``rho`` ``(N, 2**n, 2**n)``."""
+
+
 KINDS: dict[str, type[Component]] = {
     "family": StateFamily,
     "labeler": Labeler,
     "symmetry": Symmetry,
     "backbone": Backbone,
     "router": Router,
+    "baseline": Baseline,
 }

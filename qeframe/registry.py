@@ -6,7 +6,8 @@ The built-in plugins are declared in qeframe's own ``pyproject.toml`` under
 ``[project.entry-points.qeframe]`` exactly as a third-party distribution would declare its own.
 
 * A plugin module that fails to import, or whose hook raises, is recorded as *broken* with its
-  distribution and the exception; every other plugin keeps working.
+  distribution and the exception, and contributes no components (what it registered before
+  failing is withdrawn); every other plugin keeps working.
 * Two distributions registering the same kind and name raise :class:`PluginConflictError` naming both.
 * ``QEFRAME_DISABLE_PLUGINS=name1,name2`` blocks entry points by name (e.g. ``family.upb``) or by
   distribution name; ``QEFRAME_TRACE_PLUGINS=1`` prints every hook call (pluggy monitoring).
@@ -37,6 +38,7 @@ _HOOK_OF_KIND = {
     "symmetry": "qeframe_register_symmetries",
     "backbone": "qeframe_register_backbones",
     "router": "qeframe_register_routers",
+    "baseline": "qeframe_register_baselines",
 }
 
 
@@ -91,6 +93,7 @@ class Registry:
         self._components: dict[tuple[str, str], ComponentInfo] = {}
         self.broken: list[BrokenPlugin] = []
         self._dist_of: dict[str, tuple[str, str]] = {}
+        self.tracing = False
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -110,6 +113,9 @@ class Registry:
             disabled = [s.strip() for s in os.environ.get("QEFRAME_DISABLE_PLUGINS", "").split(",") if s.strip()]
         blocked = set(disabled)
         if os.environ.get("QEFRAME_TRACE_PLUGINS"):
+            # Hooks are called one implementation at a time (to isolate broken plugins), so the
+            # registry prints each call itself; pluggy's tracing covers any other hook call.
+            reg.tracing = True
             reg.pm.trace.root.setwriter(lambda msg: print(msg, end="", file=sys.stderr))
             reg.pm.enable_tracing()
         if entry_points:
@@ -147,21 +153,35 @@ class Registry:
         self._dist_of[name] = (dist, version)
 
     def _collect(self) -> None:
+        failed: set[str] = set()
         for kind, hook_name in _HOOK_OF_KIND.items():
             hook = getattr(self.pm.hook, hook_name)
-            for impl in reversed(hook.get_hookimpls()):  # registration order
+            for impl in hook.get_hookimpls():  # registration order (pluggy stores them so; calls are LIFO)
                 plugin_name = impl.plugin_name
+                if plugin_name in failed:
+                    continue
                 dist, version = self._dist_of.get(plugin_name, ("<local>", ""))
 
                 def register(component: type[Component], _k=kind, _p=plugin_name, _d=dist, _v=version) -> None:
                     self._register_component(_k, component, _p, _d, _v)
 
+                if self.tracing:
+                    print(f"qeframe: {hook_name} -> plugin {plugin_name} ({dist} {version})", file=sys.stderr)
                 try:
                     impl.function(register=register)
                 except PluginConflictError:
                     raise
                 except Exception as exc:
                     self.broken.append(BrokenPlugin(plugin_name, dist, version, f"{type(exc).__name__}: {exc}"))
+                    self._drop_plugin(plugin_name)
+                    failed.add(plugin_name)
+
+    def _drop_plugin(self, name: str) -> None:
+        """Forget a plugin whose hook failed: its components, its version record, its hooks."""
+        for key in [k for k, c in self._components.items() if c.plugin == name]:
+            del self._components[key]
+        self._dist_of.pop(name, None)
+        self.pm.unregister(name=name)
 
     def _register_component(self, kind: str, component: type[Component], plugin: str, dist: str, version: str) -> None:
         base = KINDS[kind]

@@ -5,12 +5,30 @@ either side gives the same spectrum). A cut is **NPT** when the smallest eigenva
 ``rho^{T_A}`` is below ``-tol``; NPT implies entangled. PPT does *not* imply separable.
 
 Negativity: ``N(rho) = (||rho^{T_A}||_1 - 1) / 2 = sum of |negative eigenvalues of rho^{T_A}|``.
+
+All functions take ``(N, 2**n, 2**n)`` (or one ``(2**n, 2**n)`` matrix, treated as ``N = 1``) in
+the big-endian qubit order and return arrays with the cut axis in
+:func:`~qeframe.quantum.cuts.bipartitions` order. Like :func:`numpy.linalg.eigvalsh`, they read
+only the lower triangle of each partial transpose (the input is assumed Hermitian).
+
+Example::
+
+    >>> import numpy as np
+    >>> from qeframe.quantum.ppt import negativities, npt_mask
+    >>> ghz = np.zeros(8); ghz[[0, 7]] = 2 ** -0.5
+    >>> rho = np.outer(ghz, ghz)[None]
+    >>> negativities(rho).round(6)
+    array([[0.5, 0.5, 0.5]])
+    >>> npt_mask(rho)
+    array([[ True,  True,  True]])
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 
 import numpy as np
 
@@ -20,92 +38,226 @@ from .ops import num_qubits
 #: Default threshold: a cut is NPT when lambda_min(rho^{T_A}) < -PPT_TOL (matrices of trace 1).
 PPT_TOL = 1e-10
 
-_CHUNK = 4096
+#: Memory budget of one chunk of the eigenvalue functions (its temporary partial transposes).
+_EIG_CHUNK_BYTES = 16 << 20
+#: Working-set budget of one chunk of :func:`npt_mask` (the packed complex lower triangles of
+#: every cut). A few MB: a chunk's columns stay in cache across the elimination
+#: steps while the per-call overhead of numpy is spread over thousands of matrices.
+_NPT_CHUNK_BYTES = 4 << 20
+#: Lower bound on the number of matrices (states x cuts) a chunk of :func:`npt_mask` works on.
+_NPT_MIN_MATRICES = 1024
 
 
-def partial_transposes(rho: np.ndarray) -> np.ndarray:
-    """``rho^{T_A}`` for every cut, cut axis second: ``(N, d, d)`` -> ``(N, n_cuts, d, d)``."""
+# ------------------------------------------------------------------------------------ index plans
+@cache
+def _pt_source_index(n_qubits: int) -> np.ndarray:
+    """Flat source indices of every cut's partial transpose: ``(n_cuts, d, d)`` intp.
+
+    ``rho^{T_A}[i, j] = rho.flat[src[cut, i, j]]``: the partial transpose on the qubits of A swaps
+    the bits of those qubits between the row index ``i`` and the column index ``j`` (qubit ``q``
+    is bit ``n-1-q`` of a basis index, big-endian).
+    """
+    d = 2**n_qubits
+    rows = np.arange(d)[:, None]
+    cols = np.arange(d)[None, :]
+    cuts = bipartitions(n_qubits)
+    src = np.empty((len(cuts), d, d), dtype=np.intp)
+    for cut in cuts:
+        mask = sum(1 << (n_qubits - 1 - q) for q in cut.side_a)
+        diff = (rows ^ cols) & mask  # the A-bits where row and column differ
+        src[cut.index] = (rows ^ diff) * d + (cols ^ diff)
+    src.setflags(write=False)
+    return src
+
+
+@cache
+def _packed_plan(n_qubits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Packed lower triangles of every cut's partial transpose.
+
+    Returns ``(src, offsets)``: ``src`` ``(P, n_cuts)`` with ``P = d(d+1)/2`` holds, for packed
+    position ``p`` of entry ``(i, j)``, ``i >= j``, the flat index in ``rho`` of
+    ``rho^{T_A}[i, j]``; the packing is column-major, column ``j`` (rows ``j..d-1``) occupying
+    positions ``offsets[j]:offsets[j+1]``, its diagonal entry first.
+    """
+    d = 2**n_qubits
+    full = _pt_source_index(n_qubits)
+    cols = np.repeat(np.arange(d), np.arange(d, 0, -1))
+    rows = np.concatenate([np.arange(j, d) for j in range(d)])
+    src = np.ascontiguousarray(full[:, rows, cols].T)
+    offsets = np.concatenate([[0], np.cumsum(np.arange(d, 0, -1))])
+    src.setflags(write=False)
+    offsets.setflags(write=False)
+    return src, offsets
+
+
+def _as_batch(rho: np.ndarray) -> np.ndarray:
     rho = np.asarray(rho)
     if rho.ndim == 2:
         rho = rho[None]
+    if rho.ndim != 3 or rho.shape[1] != rho.shape[2]:
+        raise ValueError(f"expected (N, d, d) or (d, d), got shape {rho.shape}")
+    return rho
+
+
+def _default_workers(workers: int | None) -> int:
+    return workers if workers is not None else min(os.cpu_count() or 1, 8)
+
+
+def _run_chunks(work: Callable[[int], None], starts: range, workers: int) -> None:
+    """Call ``work(start)`` for every chunk start, on ``workers`` threads when there are several
+    chunks (numpy releases the GIL inside its array loops and LAPACK calls)."""
+    if workers <= 1 or len(starts) <= 1:
+        for start in starts:
+            work(start)
+    else:
+        with ThreadPoolExecutor(min(workers, len(starts))) as pool:
+            list(pool.map(work, starts))
+
+
+# ------------------------------------------------------------------------------------ spectra
+def partial_transposes(rho: np.ndarray) -> np.ndarray:
+    """``rho^{T_A}`` for every cut, cut axis second: ``(N, d, d)`` -> ``(N, n_cuts, d, d)``.
+
+    One gather (:func:`numpy.take`) with a cached index table; same dtype as ``rho``.
+    """
+    rho = _as_batch(rho)
     n_batch, d = rho.shape[0], rho.shape[1]
-    n = num_qubits(d)
-    t = rho.reshape((n_batch,) + (2,) * (2 * n))
-    out = np.empty((n_batch, len(bipartitions(n)), d, d), dtype=rho.dtype)
-    for cut in bipartitions(n):  # loop over the (few) cuts, never over matrices
-        axes = list(range(1 + 2 * n))
-        for q in cut.side_a:
-            axes[1 + q], axes[1 + n + q] = axes[1 + n + q], axes[1 + q]
-        out[:, cut.index] = t.transpose(axes).reshape(n_batch, d, d)
+    src = _pt_source_index(num_qubits(d))
+    return np.take(rho.reshape(n_batch, d * d), src, axis=1)
+
+
+def pt_eigenvalues(rho: np.ndarray, workers: int | None = 1) -> np.ndarray:
+    """All eigenvalues (ascending) of every cut's partial transpose: ``(N, n_cuts, d)`` float64.
+
+    Computed with :func:`numpy.linalg.eigvalsh` (LAPACK ``heevd``) in chunks of about
+    ``_EIG_CHUNK_BYTES`` of temporary partial transposes, on ``workers`` threads: default 1 (these
+    functions often run inside worker processes already); ``None`` means all cores, at most 8.
+    """
+    rho = _as_batch(rho)
+    n_batch, d = rho.shape[0], rho.shape[1]
+    n_c = len(bipartitions(num_qubits(d)))
+    out = np.empty((n_batch, n_c, d), dtype=np.float64)
+    chunk = max(1, _EIG_CHUNK_BYTES // (16 * n_c * d * d))
+
+    def work(start: int) -> None:
+        out[start : start + chunk] = np.linalg.eigvalsh(partial_transposes(rho[start : start + chunk]))
+
+    _run_chunks(work, range(0, n_batch, chunk), _default_workers(workers))
     return out
 
 
-def pt_eigenvalues(rho: np.ndarray) -> np.ndarray:
-    """All eigenvalues (ascending) of every cut's partial transpose: ``(N, n_cuts, d)`` float64."""
-    return np.linalg.eigvalsh(partial_transposes(rho))
-
-
-def pt_min_eigenvalues(rho: np.ndarray) -> np.ndarray:
+def pt_min_eigenvalues(rho: np.ndarray, workers: int | None = 1) -> np.ndarray:
     """Smallest eigenvalue of the partial transpose per cut: ``(N, n_cuts)`` float64."""
-    return pt_eigenvalues(rho)[..., 0]
+    return pt_eigenvalues(rho, workers)[..., 0]
 
 
-def negativities(rho: np.ndarray) -> np.ndarray:
-    """Negativity per cut, ``sum |negative eigenvalues of rho^{T_A}|``: ``(N, n_cuts)`` float64."""
-    ev = pt_eigenvalues(rho)
+def negativities(rho: np.ndarray, workers: int | None = 1) -> np.ndarray:
+    """Negativity per cut, ``sum |negative eigenvalues of rho^{T_A}|``: ``(N, n_cuts)`` float64.
+
+    0 for PPT cuts; 1/2 for every cut of a GHZ state and for a Bell pair; at most
+    ``(2**min(|A|, |B|) - 1) / 2``.
+    """
+    ev = pt_eigenvalues(rho, workers)
     return -np.minimum(ev, 0.0).sum(axis=-1)
 
 
-def _not_positive_definite(a: np.ndarray, shift: float) -> np.ndarray:
-    """For Hermitian ``a`` ``(M, d, d)``: True where ``a + shift*I`` is not positive definite.
+# ------------------------------------------------------------------------------------ NPT test
+def _packed_not_positive_definite(a: np.ndarray, d: int, shift: float) -> np.ndarray:
+    """Batched Cholesky test on packed lower triangles; True where ``A + shift*I`` is not
+    positive definite.
 
-    A batched, unpivoted Cholesky (outer-product form) with the batch axis last so that every step
-    is one vectorised operation over all M matrices; a matrix fails at the first non-positive pivot.
-    Cholesky is backward stable, so the answer equals ``lambda_min(a) < -shift`` except within
-    about ``1e-15 * ||a||`` of the threshold.
+    ``a`` ``(d(d+1)/2, M)`` complex128 holds the lower triangles of M Hermitian ``d x d``
+    matrices, packed column by column (column ``j``: rows ``j..d-1``, diagonal first), with the
+    batch axis last and contiguous. It is overwritten.
+
+    Right-looking, unpivoted Cholesky (``A = L D L^†`` without square roots): at step ``k`` the
+    pivot is ``p = Re A[k, k]``; a matrix fails at its first ``p <= 0`` (or NaN); then
+    ``A[i, j] -= (A[i, k] / p) conj(A[j, k])`` for ``i >= j > k``. Only the lower triangle is
+    touched: one multiply into a preallocated buffer and one in-place subtraction per column, each
+    a contiguous loop over all M matrices (about ``d**2`` numpy calls per chunk). Stops early once
+    every matrix has failed.
+
+    Cholesky is backward stable: the answer equals ``lambda_min(A) < -shift`` except within about
+    ``d * 1e-16 * ||A||`` of the threshold.
     """
-    m, d = a.shape[0], a.shape[1]
-    w = np.ascontiguousarray(a.transpose(1, 2, 0))  # (d, d, M)
-    idx = np.arange(d)
-    w[idx, idx] += shift
+    m = a.shape[1]
+    offsets = np.concatenate([[0], np.cumsum(np.arange(d, 0, -1))])
+    a.real[offsets[:-1]] += shift
     bad = np.zeros(m, dtype=bool)
-    for k in range(d):
-        pivot = w[k, k].real
-        bad |= ~(pivot > 0)
-        if k + 1 == d:
-            break
-        inv = np.where(pivot > 0, 1.0 / np.where(pivot > 0, pivot, 1.0), 0.0)
-        col = w[k + 1 :, k] * inv  # (d-k-1, M)
-        w[k + 1 :, k + 1 :] -= col[:, None, :] * w[k, k + 1 :][None, :, :]
+    inv = np.empty(m)
+    scaled = np.empty((d, m), dtype=np.complex128)  # column k below the diagonal, divided by p
+    conj = np.empty((d, m), dtype=np.complex128)  # its conjugate
+    tmp = np.empty((d, m), dtype=np.complex128)
+    with np.errstate(all="ignore"):  # failed matrices may divide by 0; their values are unused
+        for k in range(d):
+            pivot = a[offsets[k]].real
+            bad |= ~(pivot > 0)
+            if k == d - 1 or bad.all():
+                break
+            r = d - k - 1
+            col = a[offsets[k] + 1 : offsets[k + 1]]  # rows k+1..d-1 of column k, (r, M)
+            np.divide(1.0, pivot, out=inv)
+            np.multiply(col, inv, out=scaled[:r])
+            np.conjugate(col, out=conj[:r])
+            for j in range(k + 1, d):
+                h = d - j  # rows j..d-1 of column j
+                np.multiply(scaled[j - k - 1 : r], conj[j - k - 1], out=tmp[:h])
+                a[offsets[j] : offsets[j + 1]] -= tmp[:h]
     return bad
+
+
+def _not_positive_definite(a: np.ndarray, shift: float) -> np.ndarray:
+    """For Hermitian ``a`` ``(M, d, d)``: True where ``a + shift*I`` is not positive definite
+    (reads the lower triangle only); see :func:`_packed_not_positive_definite`. Works in chunks of
+    about ``_NPT_CHUNK_BYTES``."""
+    a = np.asarray(a)
+    m, d = a.shape[0], a.shape[1]
+    rows = np.concatenate([np.arange(j, d) for j in range(d)])
+    cols = np.repeat(np.arange(d), np.arange(d, 0, -1))
+    chunk = max(_NPT_MIN_MATRICES, _NPT_CHUNK_BYTES // (8 * d * (d + 1)))
+    out = np.empty(m, dtype=bool)
+    for start in range(0, m, chunk):
+        packed = np.ascontiguousarray(a[start : start + chunk, rows, cols].T, dtype=np.complex128)  # (P, M)
+        out[start : start + chunk] = _packed_not_positive_definite(packed, d, shift)
+    return out
+
+
+def npt_chunk_size(n_qubits: int) -> int:
+    """States per chunk of :func:`npt_mask` for ``n_qubits`` qubits (fits ``_NPT_CHUNK_BYTES``)."""
+    d = 2**n_qubits
+    n_c = len(bipartitions(n_qubits))
+    per_state = 16 * (d * (d + 1) // 2) * n_c
+    return max(-(-_NPT_MIN_MATRICES // n_c), _NPT_CHUNK_BYTES // per_state)
 
 
 def npt_mask(rho: np.ndarray, tol: float = PPT_TOL, workers: int | None = None) -> np.ndarray:
     """Fast per-cut NPT test: ``(N, d, d)`` -> ``(N, n_cuts)`` bool, True where
     ``lambda_min(rho^{T_A}) < -tol``.
 
-    Uses a batched Cholesky test of ``rho^{T_A} + tol*I`` instead of eigenvalues, in chunks spread
-    over ``workers`` threads (numpy releases the GIL in its array loops; default: all cores).
-    Agrees with ``pt_min_eigenvalues(rho) < -tol`` up to rounding at the threshold itself.
+    Instead of eigenvalues, a batched Cholesky test of ``rho^{T_A} + tol*I`` (positive definite
+    exactly when ``lambda_min(rho^{T_A}) > -tol``). Per chunk of states, the lower triangles of
+    all cuts' partial transposes are gathered straight into one batch-last array (one cached
+    index table, no intermediate partial-transpose copy); chunks run on ``workers``
+    threads (numpy releases the GIL in its array loops; default: all cores, at most 8).
+
+    Agrees with ``pt_min_eigenvalues(rho) < -tol`` except within about ``1e-15`` of the
+    threshold (rounding).
     """
-    rho = np.asarray(rho)
-    if rho.ndim == 2:
-        rho = rho[None]
-    n_batch = rho.shape[0]
-    n = num_qubits(rho.shape[1])
-    out = np.empty((n_batch, len(bipartitions(n))), dtype=bool)
-    starts = range(0, n_batch, _CHUNK)
+    rho = _as_batch(rho)
+    n_batch, d = rho.shape[0], rho.shape[1]
+    n = num_qubits(d)
+    src, _ = _packed_plan(n)
+    n_c = src.shape[1]
+    out = np.empty((n_batch, n_c), dtype=bool)
+    chunk = npt_chunk_size(n)
 
     def work(start: int) -> None:
-        chunk = partial_transposes(rho[start : start + _CHUNK])
-        b, c, d, _ = chunk.shape
-        out[start : start + b] = _not_positive_definite(chunk.reshape(b * c, d, d), tol).reshape(b, c)
+        block = rho[start : start + chunk]
+        b = block.shape[0]
+        # a batch-last copy of rho (one strided pass), then a row gather into (P, n_cuts * b)
+        flat = np.ascontiguousarray(block.reshape(b, d * d).T, dtype=np.complex128)
+        bad = _packed_not_positive_definite(flat[src].reshape(-1, n_c * b), d, tol)
+        out[start : start + b] = bad.reshape(n_c, b).T
 
-    workers = workers or min(os.cpu_count() or 1, 8)
-    if workers <= 1 or n_batch <= _CHUNK:
-        for s in starts:
-            work(s)
-    else:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(work, starts))
+    _run_chunks(work, range(0, n_batch, chunk), _default_workers(workers))
     return out

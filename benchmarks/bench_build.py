@@ -1,0 +1,127 @@
+"""Benchmark dataset builds: states per second and wall time per dataset.
+
+Builds the given datasets of a registry file into a temporary folder (removed afterwards unless
+``--keep``) with the installed plugins and writes ``benchmarks/results/build.json``::
+
+    python benchmarks/bench_build.py --registry registry.toml --workers 2 paper-train paper-validation
+    python benchmarks/bench_build.py --all
+
+Per dataset it records the wall time, states/s, the CPU seconds of the parent process (ordering,
+hashing, writing shards) and of the worker processes (generating and labelling), and the store size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import json
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _cpu() -> tuple[float, float]:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="datasets of the registry file to build")
+    parser.add_argument("--all", action="store_true", help="build every dataset of the registry file")
+    parser.add_argument("--registry", type=Path, default=Path("registry.toml"))
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    parser.add_argument("--shard-size", type=int, default=16384)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "build.json")
+    parser.add_argument("--keep", type=Path, default=None, help="build into this folder and keep it")
+    parser.add_argument(
+        "--plugin", action="append", default=[], help="extra plugin module to register (import path)"
+    )
+    parser.add_argument("--progress", action="store_true", help="show progress bars")
+    args = parser.parse_args(argv)
+
+    from qeframe import __version__
+    from qeframe.registry import Registry
+    from qeframe.specs import load_registry_file
+    from qeframe.store import build_dataset
+
+    registry_file = load_registry_file(args.registry)
+    names = sorted(registry_file.datasets) if args.all else args.names
+    if not names:
+        parser.error("give dataset names or --all")
+    registry = Registry.load(plugins=[(m, importlib.import_module(m)) for m in args.plugin])
+    workers = args.workers or os.cpu_count() or 1
+    data_dir = args.keep or Path(tempfile.mkdtemp(prefix="qeframe-bench-"))
+    results = []
+    try:
+        for name in names:
+            spec = registry_file.dataset(name)
+            cpu0, t0 = _cpu(), time.perf_counter()
+            ds = build_dataset(
+                name,
+                spec,
+                data_dir=data_dir,
+                registry=registry,
+                workers=workers,
+                shard_size=args.shard_size,
+                progress=args.progress,
+                force=True,
+            )
+            wall = time.perf_counter() - t0
+            cpu1 = _cpu()
+            size = sum(f.stat().st_size for f in ds.path.rglob("*") if f.is_file())
+            row = {
+                "dataset": name,
+                "states": len(ds),
+                "n_qubits": spec.n_qubits,
+                "wall_s": round(wall, 3),
+                "states_per_s": round(len(ds) / wall, 1),
+                "parent_cpu_s": round(cpu1[0] - cpu0[0], 3),
+                "workers_cpu_s": round(cpu1[1] - cpu0[1], 3),
+                "store_bytes": size,
+                "parent_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "content_hash": ds.content_hash,
+                "workers": ds.manifest["build"]["workers"],
+            }
+            results.append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    total_states = sum(r["states"] for r in results)
+    total_wall = sum(r["wall_s"] for r in results)
+    report = {
+        "benchmark": "build",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "qeframe_version": __version__,
+        "registry": str(args.registry),
+        "workers": workers,
+        "shard_size": args.shard_size,
+        "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "datasets": results,
+        "total": {
+            "states": total_states,
+            "wall_s": round(total_wall, 3),
+            "states_per_s": round(total_states / total_wall, 1) if total_wall else None,
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(
+        f"wrote {args.out}: {total_states} states in {total_wall:.1f} s ({report['total']['states_per_s']} states/s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

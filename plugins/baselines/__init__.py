@@ -1,0 +1,1 @@
+"""Built-in baseline plugins: classical entanglement criteria used as predictors."""

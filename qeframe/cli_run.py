@@ -1,0 +1,334 @@
+"""``qeframe run EXPERIMENT`` and ``qeframe classify FILE --run RUN_DIR``.
+
+``run``: reads the experiment from ``registry.toml``, checks every plugin name and parameter it
+uses, builds missing datasets (:func:`qeframe.store.ensure_dataset`), trains (:mod:`qeframe.train`)
+with a progress bar, evaluates on the test datasets (:mod:`qeframe.evaluate`) and writes the run
+folder (:mod:`qeframe.runs`): ``spec.json``, ``plugins.json``, ``metrics.jsonl``, ``checkpoints/``,
+``results.json``, ``results.md``, ``plots/``. ``--resume RUN_DIR`` continues a killed run from its
+last complete checkpoint.
+
+``classify``: applies a run's selected model to user matrices (``.npy`` ``(N, 2**n, 2**n)`` or
+``.npz`` with key ``rho``), after validating them, and prints/writes per-cut probabilities.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+import numpy as np
+import typer
+
+from . import __version__
+from .cli import DEFAULT_REGISTRY, JsonOption, RegistryOption, app, console, err_console
+from .errors import QeframeError, SpecError
+
+DeviceOption = Annotated[
+    str, typer.Option("--device", help="Where to compute: auto (CUDA when available), cpu or cuda.")
+]
+_CLASSIFY_PRINT_ROWS = 50
+
+
+class _RichTrainProgress:
+    """A rich progress bar over the batches of each epoch, and one summary line per epoch (stderr)."""
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.enabled = enabled
+        self.progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            disable=not enabled,
+            transient=True,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> Self:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def epoch_start(self, epoch: int, epochs: int, n_batches: int) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task("train", total=n_batches, epoch=epoch, epochs=epochs)
+        else:
+            self.progress.reset(self.task, total=n_batches, epoch=epoch, epochs=epochs)
+
+    def batch_end(self) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task)
+
+    def epoch_end(self, record: Any) -> None:
+        if not self.enabled:
+            return
+        loss = record["loss"]
+        terms = ", ".join(f"{k} {v:.4f}" for k, v in loss.items() if v is not None)
+        val = record.get("validation_mean")
+        train_acc = record.get("train_accuracy")
+        self.progress.console.print(
+            f"epoch {record['epoch']}: loss {terms}"
+            + (f"; train acc {100 * train_acc:.2f}%" if train_acc is not None else "")
+            + (f"; val acc {100 * val:.2f}%" if val is not None else "")
+            + f"; {record['samples_per_s']:.0f} samples/s",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _plugins_record(registry: Any, device: Any, precision: str, components: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    device_name = (
+        torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
+    )
+    return {
+        "plugins": registry.plugin_versions(),
+        "components": components,
+        "qeframe": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "device_name": device_name,
+        "precision": precision,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def _component_info(registry: Any, kind: str, name: str) -> dict[str, str]:
+    info = registry.info(kind, name)
+    return {"name": name, "plugin": info.plugin, "distribution": info.distribution, "version": info.version}
+
+
+@app.command("run")
+def run_command(
+    experiment: Annotated[str, typer.Argument(help="Experiment name in the registry file.")],
+    registry: RegistryOption = DEFAULT_REGISTRY,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Folder of the dataset stores.")] = Path(
+        "data"
+    ),
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Folder of the run folders.")] = Path("runs"),
+    device: DeviceOption = "auto",
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", help="Continue the run in RUN_DIR from its last complete checkpoint."),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Override training.epochs.", min=1)] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train and evaluate an experiment; write runs/<experiment>/<run-id>/ and print the tables."""
+    from .evaluate import evaluate, print_results, results_markdown, validate_baselines
+    from .plots import write_plots
+    from .registry import get_registry
+    from .runs import RunDir, atomic_write_json, atomic_write_text, experiment_spec_hash
+    from .specs import load_registry_file, validate_dataset_plugins
+    from .store import ensure_dataset
+    from .train import DatasetArrays, Trainer, resolve_device, validate_experiment_plugins
+
+    registry_file = load_registry_file(registry)
+    spec = registry_file.experiment(experiment)
+    if epochs is not None:
+        spec = spec.model_copy(update={"training": spec.training.model_copy(update={"epochs": epochs})})
+    reg = get_registry()
+    key = f"experiments.{experiment}"
+    validate_experiment_plugins(experiment, spec, reg)
+    validate_baselines(spec.evaluation, reg, key=f"{key}.evaluation.baselines")
+    names = list(dict.fromkeys([spec.train, *spec.validation, *spec.test]))
+    for name in names:
+        validate_dataset_plugins(name, registry_file.dataset(name), reg)
+    sizes = {name: registry_file.dataset(name).n_qubits for name in names}
+    if len(set(sizes.values())) != 1:
+        raise SpecError(f"{key}: datasets have different numbers of qubits: {sizes}")
+    n_qubits = sizes[spec.train]
+    torch_device = resolve_device(device)
+    spec_hash = experiment_spec_hash(spec, registry_file.datasets)
+
+    if resume is not None:
+        run = RunDir.open(resume)
+        recorded = run.read_spec().get("experiment") if run.spec_file.is_file() else experiment
+        if recorded != experiment:
+            raise QeframeError(
+                f"--resume {resume}: that run is of experiment {recorded!r}, not {experiment!r}"
+            )
+    else:
+        run = RunDir.create(runs_dir, experiment, spec_hash)
+
+    datasets = {}
+    for name in names:
+        ds = ensure_dataset(name, registry_file, data_dir=data_dir, registry=reg, progress=not as_json)
+        datasets[name] = DatasetArrays.from_dataset(ds)
+
+    trainer = Trainer(
+        spec.model, spec.training, n_qubits, registry=reg, device=torch_device, spec_hash=spec_hash, key=key
+    )
+    atomic_write_json(
+        run.spec_file,
+        {
+            "experiment": experiment,
+            "spec": spec.model_dump(mode="json"),
+            "spec_hash": spec_hash,
+            "datasets": {
+                n: {
+                    "spec": registry_file.dataset(n).canonical(),
+                    "spec_hash": registry_file.dataset(n).spec_hash(),
+                }
+                for n in names
+            },
+            "registry_file": str(registry),
+        },
+    )
+    components = {
+        "backbone": _component_info(reg, "backbone", spec.model.backbone),
+        "symmetries": [_component_info(reg, "symmetry", s.name) for s in spec.training.symmetries],
+    }
+    atomic_write_json(run.plugins_file, _plugins_record(reg, torch_device, trainer.precision, components))
+    if resume is not None:
+        done = trainer.resume(run)
+        if not as_json:
+            err_console.print(f"resuming {run.path} after epoch {done}", markup=False, highlight=False)
+    elif not as_json:
+        err_console.print(f"run folder {run.path}", markup=False, highlight=False)
+
+    with _RichTrainProgress(enabled=not as_json) as progress:
+        result = trainer.fit(
+            datasets[spec.train], [datasets[n] for n in spec.validation], run=run, progress=progress
+        )
+    tests = [datasets[n] for n in spec.test]
+    results = evaluate(
+        tests,
+        model=result.model,
+        device=torch_device,
+        amp_dtype=trainer.amp_dtype,
+        evaluation=spec.evaluation,
+        registry=reg,
+    )
+    atomic_write_json(run.results_json, results, sort_keys=False)
+    heading = f"Results of {experiment} — run {run.run_id} (epoch {result.best_epoch} selected by {spec.training.select})"
+    atomic_write_text(run.results_md, results_markdown(results, heading))
+    write_plots(run.plots, run.read_metrics(), results)
+    if as_json:
+        print(
+            json.dumps(
+                {"run": str(run.path), "selected_epoch": result.best_epoch, "results": results}, indent=2
+            )
+        )
+        return
+    console.print(f"[bold]{heading}[/bold]")
+    print_results(results, console)
+    console.print(f"run folder: {run.path}", markup=False, highlight=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# classify
+
+
+def load_matrices(path: Path) -> np.ndarray:
+    """Read ``.npy`` (the array) or ``.npz`` (key ``rho``) without pickle; errors are one line."""
+    if not path.is_file():
+        raise QeframeError(f"file {str(path)!r} not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                if "rho" not in archive.files:
+                    raise QeframeError(
+                        f"{path}: no array 'rho' in the .npz (found: {', '.join(archive.files) or 'none'})"
+                    )
+                return archive["rho"]
+    except QeframeError:
+        raise
+    except (ValueError, OSError, EOFError) as exc:
+        raise QeframeError(f"{path}: cannot read the array: {exc}") from None
+    raise QeframeError(f"{path}: unsupported file type {suffix or '(none)'!r}; expected .npy or .npz")
+
+
+def _write_probabilities(out: Path, cuts: list[str], probs: np.ndarray, payload: dict[str, Any]) -> None:
+    from .runs import atomic_write_json, atomic_write_text
+
+    if out.suffix.lower() == ".json":
+        atomic_write_json(out, payload, sort_keys=False)
+    else:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["index", *cuts])
+        for i, row in enumerate(probs):
+            writer.writerow([i, *(f"{p:.6f}" for p in row)])
+        atomic_write_text(out, buf.getvalue())
+
+
+@app.command("classify")
+def classify_command(
+    file: Annotated[Path, typer.Argument(help=".npy (N, 2**n, 2**n) or .npz with key 'rho'.")],
+    run: Annotated[Path, typer.Option("--run", help="Run folder whose selected model classifies.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the probabilities to a .json or .csv file.")
+    ] = None,
+    device: DeviceOption = "auto",
+    as_json: JsonOption = False,
+) -> None:
+    """Per-cut entanglement probabilities of density matrices, from a trained run's selected model."""
+    from .evaluate import model_probabilities
+    from .quantum.validation import validate_density_matrices
+    from .registry import get_registry
+    from .runs import RunDir, load_tensors, selected_model
+    from .train import autocast_dtype, build_model_from_config, load_state, resolve_device
+
+    if out is not None and out.suffix.lower() not in (".json", ".csv"):
+        raise QeframeError(f"--out {out}: unsupported file type; expected .json or .csv")
+    run_dir = RunDir.open(run)
+    weights, config = selected_model(run_dir)
+    n_qubits = int(config["n_qubits"])
+    rho = validate_density_matrices(load_matrices(file), n_qubits=n_qubits)
+    torch_device = resolve_device(device)
+    model = build_model_from_config(config, get_registry(), torch_device)
+    load_state(model, load_tensors(weights, torch_device), str(weights))
+    probs = model_probabilities(
+        model, rho, device=torch_device, amp_dtype=autocast_dtype("auto", torch_device)
+    )
+    cuts = list(config["cuts"])
+    threshold = 0.5
+    if run_dir.spec_file.is_file():
+        threshold = float(run_dir.read_spec().get("spec", {}).get("evaluation", {}).get("threshold", 0.5))
+    payload = {
+        "run": str(run_dir.path),
+        "epoch": config.get("epoch"),
+        "file": str(file),
+        "cuts": cuts,
+        "threshold": threshold,
+        "probabilities": [[float(p) for p in row] for row in probs],
+        "entangled": (probs > threshold).astype(int).tolist(),
+    }
+    if out is not None:
+        _write_probabilities(out, cuts, probs, payload)
+    if as_json:
+        print(json.dumps(payload, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"P(entangled) per cut — {run_dir.path.name}, epoch {config.get('epoch')}")
+    table.add_column("index", justify="right")
+    for cut in cuts:
+        table.add_column(cut, justify="right")
+    for i, row in enumerate(probs[:_CLASSIFY_PRINT_ROWS]):
+        table.add_row(str(i), *(f"{p:.4f}" for p in row))
+    console.print(table)
+    if len(probs) > _CLASSIFY_PRINT_ROWS:
+        console.print(
+            f"… {len(probs) - _CLASSIFY_PRINT_ROWS} more rows (use --out or --json)", highlight=False
+        )
+    if out is not None:
+        console.print(f"wrote {out}", markup=False, highlight=False)
+    sys.stdout.flush()

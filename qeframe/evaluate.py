@@ -1,0 +1,336 @@
+"""Evaluation: per-cut accuracy tables in the layout of the paper's Tables II and III.
+
+Rows are predictors — ``model`` (the trained network) and baselines (``ppt`` always; other
+``evaluation.baselines`` from the ``baseline`` plugins) — and columns are the test datasets, with
+their per-family groups (by the samples' ``family``). Each cell holds the per-cut accuracy in cut
+order, their mean, and how many samples were counted per cut.
+
+Two label conventions give the truth ``t[i, j]`` of sample ``i`` on cut ``j``:
+
+* ``correct``: ``ground_truth[i, j]`` where it is known (!= -1), else the dataset's label
+  ``labels[i, j]`` (for test sets labelled by negativity: NPT -> entangled, PPT -> separable).
+  Pairs whose truth is still -1 are excluded from the accuracy and counted as ``excluded``.
+* ``paper``: as ``correct``, but every cut of a sample with ``meta['pptes']`` (Horodecki, UPB, Acín
+  states) counts as entangled. The paper labels UPB and Acín states entangled on every cut even
+  though they are separable across every single cut; this convention reproduces its tables.
+
+Accuracy of a predictor on cut ``j``: ``#{i : pred[i, j] == t[i, j]} / #{i : t[i, j] != -1}``
+(a prediction of -1, a baseline's "no answer", counts as wrong); the mean is the mean over cuts of
+these accuracies (the paper's ``1/m sum_j (TP_j + TN_j) / n``).
+
+Besides the per-dataset and per-family blocks, ``ppt_cuts`` and ``npt_cuts`` restrict the
+accuracy to the (sample, cut) pairs whose partial transpose is positive, resp. not positive
+(:func:`qeframe.quantum.ppt.npt_mask`): on NPT cuts the truth is "entangled" for sure, on PPT cuts
+telling separable from PPT-entangled is the hard part.
+
+``results.json`` layout::
+
+    {test_dataset: {
+        "paper" | "correct": {row: {"per_cut": [...], "mean": x, "counts": [...], "excluded": [...]}},
+        "families": {family: {convention: {row: {...}}}},
+        "ppt_cuts" | "npt_cuts": {convention: {row: {...}}},
+        "cuts": [...], "n_samples": N}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import QeframeError
+from .quantum.ppt import npt_mask
+
+if TYPE_CHECKING:
+    import torch
+    from rich.console import Console
+
+    from .registry import Registry
+    from .specs import EvaluationSpec
+    from .train import DatasetArrays
+
+CONVENTIONS: tuple[str, ...] = ("paper", "correct")
+MODEL_ROW = "model"
+PPT_ROW = "ppt"
+
+
+# --------------------------------------------------------------------------------------------------
+# truth and accuracy
+
+
+def truth_labels(arrays: DatasetArrays, convention: str) -> np.ndarray:
+    """The per-cut truth ``(N, n_cuts)`` int8 of a dataset under ``convention`` (see the module doc)."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}; allowed: {', '.join(CONVENTIONS)}")
+    gt = np.asarray(arrays.ground_truth, np.int8)
+    truth = np.where(gt != -1, gt, np.asarray(arrays.labels, np.int8)).astype(np.int8)
+    if convention == "paper":
+        truth[np.asarray(arrays.pptes, bool)] = 1
+    return truth
+
+
+def accuracy_block(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> dict[str, Any]:
+    """Per-cut accuracy of ``pred`` against ``truth`` (both ``(N, m)`` int8) over the pairs in ``mask``.
+
+    Returns ``{"per_cut": [m floats or None], "mean": float or None, "counts": [m ints],
+    "excluded": [m ints]}``; ``counts`` are the pairs with known truth, ``excluded`` those with
+    truth -1; a cut with no counted pair has accuracy ``None`` and is left out of the mean.
+    """
+    pred = np.asarray(pred)
+    truth = np.asarray(truth)
+    inside = np.ones(truth.shape, bool) if mask is None else np.asarray(mask, bool)
+    known = inside & (truth != -1)
+    counts = known.sum(axis=0)
+    correct = ((pred == truth) & known).sum(axis=0)
+    per_cut = [float(c) / float(n) if n > 0 else None for c, n in zip(correct, counts)]
+    valid = [a for a in per_cut if a is not None]
+    return {
+        "per_cut": per_cut,
+        "mean": float(np.mean(valid)) if valid else None,
+        "counts": [int(n) for n in counts],
+        "excluded": [int(e) for e in (inside & (truth == -1)).sum(axis=0)],
+    }
+
+
+def _ordered_unique(values: np.ndarray) -> list[str]:
+    _, first = np.unique(values, return_index=True)
+    return [str(values[i]) for i in sorted(first)]
+
+
+def evaluate_arrays(
+    arrays: DatasetArrays, predictions: Mapping[str, np.ndarray], npt: np.ndarray | None = None
+) -> dict[str, Any]:
+    """The results block of one test dataset for the given predictions ``{row: (N, m) int8}``.
+
+    ``npt`` is the ``(N, m)`` NPT mask (computed with :func:`npt_mask` when omitted).
+    """
+    if npt is None:
+        npt = npt_mask(arrays.rho)
+    truths = {c: truth_labels(arrays, c) for c in CONVENTIONS}
+    block: dict[str, Any] = {"cuts": list(arrays.cuts), "n_samples": len(arrays)}
+    for conv, truth in truths.items():
+        block[conv] = {row: accuracy_block(pred, truth) for row, pred in predictions.items()}
+    families: dict[str, Any] = {}
+    family = np.asarray(arrays.family)
+    for fam in _ordered_unique(family):
+        rows = (family == fam)[:, None] & np.ones((1, arrays.n_cuts), bool)
+        families[fam] = {
+            conv: {row: accuracy_block(pred, truth, rows) for row, pred in predictions.items()}
+            for conv, truth in truths.items()
+        }
+    block["families"] = families
+    for key, mask in (("ppt_cuts", ~npt), ("npt_cuts", npt)):
+        block[key] = {
+            conv: {row: accuracy_block(pred, truth, mask) for row, pred in predictions.items()}
+            for conv, truth in truths.items()
+        }
+    return block
+
+
+# --------------------------------------------------------------------------------------------------
+# predictors
+
+
+def baseline_names(evaluation: EvaluationSpec | None) -> list[str]:
+    """Baseline rows in order: ``ppt`` first (always), then the other configured baselines."""
+    names = [PPT_ROW]
+    for name in evaluation.baselines if evaluation is not None else []:
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def validate_baselines(
+    evaluation: EvaluationSpec, registry: Registry, key: str = "evaluation.baselines"
+) -> None:
+    """Check that every configured baseline other than the built-in ``ppt`` row is a plugin."""
+    for name in baseline_names(evaluation)[1:]:
+        try:
+            registry.create("baseline", name, {})
+        except QeframeError as exc:
+            raise QeframeError(f"{key}: {exc}") from None
+
+
+def baseline_predictions(
+    rho: np.ndarray, names: Sequence[str], registry: Registry | None = None, npt: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Per-cut predictions ``{name: (N, m) int8}`` of classical criteria.
+
+    ``ppt``: entangled iff the cut is NPT (:func:`npt_mask`) — exact on NPT cuts, blind to PPT
+    entanglement. Other names are ``baseline`` plugins (``predict(rho)`` -> 1/0/-1).
+    """
+    if npt is None:
+        npt = npt_mask(rho)
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        if name == PPT_ROW:
+            out[name] = npt.astype(np.int8)
+            continue
+        if registry is None:
+            from .registry import get_registry
+
+            registry = get_registry()
+        baseline = registry.create("baseline", name, {})
+        out[name] = np.asarray(baseline.predict(rho), dtype=np.int8)  # type: ignore[attr-defined]
+    return out
+
+
+def model_probabilities(
+    model: torch.nn.Module,
+    rho: np.ndarray,
+    *,
+    device: torch.device | str = "cpu",
+    amp_dtype: torch.dtype | None = None,
+) -> np.ndarray:
+    """Entanglement probabilities ``sigmoid(f(rho))`` ``(N, m)`` float64 of a model, batched."""
+    import torch
+
+    from .train import model_input, predict_logits
+
+    x = model_input(rho, torch.device(device))
+    logits = predict_logits(model, x, amp_dtype=amp_dtype)
+    return torch.sigmoid(logits).double().cpu().numpy()
+
+
+def evaluate(
+    tests: Sequence[DatasetArrays],
+    *,
+    model: torch.nn.Module | None = None,
+    device: torch.device | str = "cpu",
+    amp_dtype: torch.dtype | None = None,
+    evaluation: EvaluationSpec | None = None,
+    registry: Registry | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``model`` (row ``model``, when given) and the baselines on every test dataset.
+
+    A sample is called entangled on a cut when the model's probability exceeds
+    ``evaluation.threshold`` (default 0.5). Returns the ``results.json`` dict (module docstring).
+    """
+    threshold = evaluation.threshold if evaluation is not None else 0.5
+    results: dict[str, Any] = {}
+    for arrays in tests:
+        npt = npt_mask(arrays.rho)
+        predictions: dict[str, np.ndarray] = {}
+        if model is not None:
+            probs = model_probabilities(model, arrays.rho, device=device, amp_dtype=amp_dtype)
+            predictions[MODEL_ROW] = (probs > threshold).astype(np.int8)
+        predictions.update(baseline_predictions(arrays.rho, baseline_names(evaluation), registry, npt))
+        results[arrays.name] = evaluate_arrays(arrays, predictions, npt)
+    return results
+
+
+# --------------------------------------------------------------------------------------------------
+# tables
+
+
+@dataclass
+class TableData:
+    """A table as plain data, rendered as markdown (results.md) or with rich (terminal)."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100.0 * value:.2f}"
+
+
+def _rows_of(block: Mapping[str, Any]) -> list[str]:
+    return list(block)
+
+
+def results_tables(results: Mapping[str, Any]) -> list[TableData]:
+    """The tables of a results dict: per convention a summary (datasets and family groups), the
+    PPT-cut / NPT-cut table, then per dataset and convention the per-cut table."""
+    tables: list[TableData] = []
+    datasets = list(results)
+    if not datasets:
+        return tables
+    rows = _rows_of(results[datasets[0]][CONVENTIONS[0]])
+    for conv in CONVENTIONS:
+        columns = ["predictor"]
+        cells: dict[str, list[str]] = {row: [row] for row in rows}
+        for name in datasets:
+            block = results[name]
+            columns.append(name)
+            for row in rows:
+                cells[row].append(_pct(block[conv][row]["mean"]))
+            if len(block["families"]) > 1:
+                for fam, fam_block in block["families"].items():
+                    columns.append(f"{name}/{fam}")
+                    for row in rows:
+                        cells[row].append(_pct(fam_block[conv][row]["mean"]))
+        tables.append(
+            TableData(f"Mean per-cut accuracy (%), convention '{conv}'", columns, [cells[r] for r in rows])
+        )
+    for conv in CONVENTIONS:
+        columns = ["predictor"]
+        cells = {row: [row] for row in rows}
+        for name in datasets:
+            for key, label in (("ppt_cuts", "PPT cuts"), ("npt_cuts", "NPT cuts")):
+                sub = results[name][key][conv]
+                n = sum(sub[rows[0]]["counts"])
+                columns.append(f"{name}: {label} (n={n})")
+                for row in rows:
+                    cells[row].append(_pct(sub[row]["mean"]))
+        tables.append(
+            TableData(
+                f"Accuracy on PPT cuts and NPT cuts only (%), convention '{conv}'",
+                columns,
+                [cells[r] for r in rows],
+            )
+        )
+    for name in datasets:
+        block = results[name]
+        for conv in CONVENTIONS:
+            columns = ["predictor", *block["cuts"], "mean"]
+            body = [
+                [row, *(_pct(a) for a in block[conv][row]["per_cut"]), _pct(block[conv][row]["mean"])]
+                for row in rows
+            ]
+            first = block[conv][rows[0]]
+            body.append(["(counted)", *(str(c) for c in first["counts"]), str(sum(first["counts"]))])
+            body.append(["(excluded)", *(str(c) for c in first["excluded"]), str(sum(first["excluded"]))])
+            tables.append(TableData(f"Per-cut accuracy (%) on '{name}', convention '{conv}'", columns, body))
+    return tables
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def results_markdown(results: Mapping[str, Any], heading: str = "Results") -> str:
+    """``results.md``: every table of :func:`results_tables` as a markdown table under its title."""
+    lines = [f"# {heading}", ""]
+    lines.append(
+        "Conventions: `correct` — construction ground truth where known, else the dataset label; "
+        "`paper` — the same, but every cut of a PPT-entangled state (Horodecki, UPB, Acín) counts as entangled."
+    )
+    lines.append("")
+    for table in results_tables(results):
+        lines.append(f"## {table.title}")
+        lines.append("")
+        lines.append("| " + " | ".join(_md_cell(c) for c in table.columns) + " |")
+        lines.append("|" + "|".join(["---"] + ["---:"] * (len(table.columns) - 1)) + "|")
+        for row in table.rows:
+            lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def print_results(results: Mapping[str, Any], console: Console, *, per_cut: bool = True) -> None:
+    """Print the tables of :func:`results_tables` with rich (per-cut tables only when ``per_cut``)."""
+    from rich.table import Table
+
+    for table in results_tables(results):
+        if not per_cut and table.title.startswith("Per-cut"):
+            continue
+        t = Table(title=table.title)
+        for i, col in enumerate(table.columns):
+            t.add_column(col, justify="left" if i == 0 else "right")
+        for row in table.rows:
+            t.add_row(*row)
+        console.print(t)

@@ -1,0 +1,122 @@
+"""Plots of a run, saved as PNG in ``runs/<experiment>/<run-id>/plots/``.
+
+Uses matplotlib's object API with the Agg canvas (no pyplot, no global backend switch), so it works
+without a display and never touches the state of a caller's matplotlib.
+
+* ``training.png`` — loss terms (total, BCE, each symmetry term) and accuracies (train, validation
+  per dataset and mean) against the epoch; the selected epoch is marked.
+* ``accuracy_<convention>.png`` — grouped bars: mean per-cut accuracy per test dataset and per
+  family group, one bar per predictor (``model``, ``ppt``, …), for each label convention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .evaluate import CONVENTIONS
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=110)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_training(metrics: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """Training curves from ``metrics.jsonl`` records; returns ``path``."""
+    path = Path(path)
+    fig = _figure(11, 4)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    epochs = [int(r["epoch"]) for r in metrics]
+    terms: list[str] = []
+    for r in metrics:
+        for k in r.get("loss", {}):
+            if k not in terms:
+                terms.append(k)
+    for term in terms:
+        pts = [(e, r["loss"].get(term)) for e, r in zip(epochs, metrics) if r["loss"].get(term) is not None]
+        if pts:
+            ax_loss.plot(*zip(*pts), marker="o", ms=3, label=term)
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_title("training loss terms")
+    ax_loss.legend(fontsize=8)
+    pts = [
+        (e, r.get("train_accuracy")) for e, r in zip(epochs, metrics) if r.get("train_accuracy") is not None
+    ]
+    if pts:
+        ax_acc.plot(*zip(*pts), marker="o", ms=3, label="train (known labels)")
+    names: list[str] = []
+    for r in metrics:
+        for k in r.get("validation_accuracy", {}) or {}:
+            if k not in names:
+                names.append(k)
+    for name in names:
+        pts = [(e, r["validation_accuracy"].get(name)) for e, r in zip(epochs, metrics)]
+        pts = [(e, a) for e, a in pts if a is not None]
+        if pts:
+            ax_acc.plot(*zip(*pts), marker="o", ms=3, label=f"val {name}")
+    if len(names) > 1:
+        pts = [
+            (e, r.get("validation_mean"))
+            for e, r in zip(epochs, metrics)
+            if r.get("validation_mean") is not None
+        ]
+        if pts:
+            ax_acc.plot(*zip(*pts), "k--", label="val mean")
+    if metrics and metrics[-1].get("selected_epoch"):
+        ax_acc.axvline(int(metrics[-1]["selected_epoch"]), color="grey", ls=":", label="selected epoch")
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("mean per-cut accuracy")
+    ax_acc.set_title("accuracy")
+    ax_acc.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def plot_accuracy(results: Mapping[str, Any], convention: str, path: str | Path) -> Path:
+    """Grouped bar chart of mean accuracies per test dataset / family group for one convention."""
+    path = Path(path)
+    groups: list[tuple[str, Mapping[str, Any]]] = []
+    for name, block in results.items():
+        groups.append((name, block[convention]))
+        if len(block["families"]) > 1:
+            groups.extend((f"{name}/{fam}", fb[convention]) for fam, fb in block["families"].items())
+    rows = list(groups[0][1]) if groups else []
+    fig = _figure(max(6.0, 0.9 * len(groups) * max(1, len(rows)) + 2), 4.5)
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(rows))
+    for k, row in enumerate(rows):
+        xs = [i + (k - (len(rows) - 1) / 2) * width for i in range(len(groups))]
+        ys = [100.0 * (g[row]["mean"] or 0.0) for _, g in groups]
+        ax.bar(xs, ys, width, label=row)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([g for g, _ in groups], rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("mean per-cut accuracy (%)")
+    ax.set_title(f"test accuracy, convention '{convention}'")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def write_plots(
+    plots_dir: str | Path, metrics: Sequence[Mapping[str, Any]], results: Mapping[str, Any] | None
+) -> list[Path]:
+    """All plots of a run into ``plots_dir``; returns the written paths."""
+    plots_dir = Path(plots_dir)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    if metrics:
+        out.append(plot_training(metrics, plots_dir / "training.png"))
+    if results:
+        for conv in CONVENTIONS:
+            out.append(plot_accuracy(results, conv, plots_dir / f"accuracy_{conv}.png"))
+    return out
