@@ -15,8 +15,10 @@ Three configurations are timed for the same backbone:
   the first epoch;
 * ``inference``: forward passes only (evaluation / ``classify``).
 
-Samples/s counts training samples (original states), not symmetry views. The first epoch of each
-configuration is a warm-up and is not timed when ``--epochs`` > 1.
+Samples/s counts training samples (original states), not symmetry views; ``samples_per_cpu_s``
+divides by the process CPU time instead of the wall time (steadier on a shared machine). The first epoch of each
+configuration is a warm-up and is not timed when ``--epochs`` > 1. The 1-minute load average
+before and after is recorded: on a shared machine, other processes change the numbers a lot.
 """
 
 from __future__ import annotations
@@ -54,15 +56,20 @@ def _time_training(registry, model_spec, training_spec, n_qubits, data, device) 
     from qeframe.train import Trainer
 
     trainer = Trainer(model_spec, training_spec, n_qubits, registry=registry, device=device)
-    result = trainer.fit(data)
-    timed = result.history[1:] if len(result.history) > 1 else result.history
+    cpu_marks = [time.process_time()]
+    result = trainer.fit(data, on_epoch_end=lambda record: cpu_marks.append(time.process_time()))
+    skip = 1 if len(result.history) > 1 else 0
+    timed = result.history[skip:]
     samples = sum(r["samples"] for r in timed)
     seconds = sum(r["train_time_s"] for r in timed)
+    cpu_seconds = cpu_marks[-1] - cpu_marks[skip]
     return {
         "epochs_timed": len(timed),
         "samples": samples,
         "train_time_s": round(seconds, 4),
         "samples_per_s": round(samples / seconds, 1),
+        "cpu_s": round(cpu_seconds, 4),
+        "samples_per_cpu_s": round(samples / cpu_seconds, 1),
         "precision": trainer.precision,
         "parameters": sum(p.numel() for p in trainer.model.parameters()),
         "final_loss": result.history[-1]["loss"],
@@ -138,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         "plain": TrainingSpec(**base),
         "siamese": TrainingSpec(**base, symmetries=symmetries),
     }
+    load_before = os.getloadavg()
     rows = {}
     for name, spec in configs.items():
         rows[name] = _time_training(registry, model_spec, spec, args.n_qubits, data, device)
@@ -152,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
+        "load_average_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device)

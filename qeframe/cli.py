@@ -36,6 +36,9 @@ RegistryOption = Annotated[Path, typer.Option("--registry", help="Path of the re
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 DEFAULT_REGISTRY = Path("registry.toml")
 
+# typer ships its own copy of click; its ClickException is the base of typer.BadParameter.
+_CLICK_EXCEPTION: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
 
 def _version_callback(value: bool) -> None:
     if value:
@@ -110,18 +113,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # click's own usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        raise
-
+    except (typer.Exit, typer.Abort) as exc:
+        sys.exit(getattr(exc, "exit_code", 1))
+    except _CLICK_EXCEPTION as exc:  # usage errors: click prints its own message
+        exc.show()
+        sys.exit(exc.exit_code)
 
 if __name__ == "__main__":
     main()

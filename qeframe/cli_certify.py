@@ -35,15 +35,19 @@ def load_density_matrices(path: Path) -> np.ndarray:
         raise QeframeError(f"file not found: {path}")
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".npz"):
-        raise QeframeError(f"unsupported file type {path.suffix!r} for {path}; allowed: .npy, .npz (key 'rho')")
+        raise QeframeError(
+            f"unsupported file type {path.suffix!r} for {path}; allowed: .npy, .npz (key 'rho')"
+        )
     try:
         loaded = np.load(path, allow_pickle=False)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
         raise QeframeError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
     if suffix == ".npz":
         with loaded:
             if "rho" not in loaded.files:
-                raise QeframeError(f"{path} has no array 'rho'; it has: {', '.join(loaded.files) or 'nothing'}")
+                raise QeframeError(
+                    f"{path} has no array 'rho'; it has: {', '.join(loaded.files) or 'nothing'}"
+                )
             arr = loaded["rho"]
     else:
         arr = loaded
@@ -83,7 +87,9 @@ def certify_command(
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, help="Processes for the SDPs (default: all cores).")
     ] = None,
-    sdp: Annotated[bool, typer.Option("--sdp/--no-sdp", help="Run the DPS-2 SDP on undecided PPT cuts.")] = True,
+    sdp: Annotated[
+        bool, typer.Option("--sdp/--no-sdp", help="Run the DPS-2 SDP on undecided PPT cuts.")
+    ] = True,
     margin: Annotated[
         float, typer.Option("--margin", min=1e-9, max=0.5, help="DPS-2: entangled when p* < 1 - margin.")
     ] = 1e-3,
@@ -91,11 +97,11 @@ def certify_command(
         int, typer.Option("--limit", min=0, help="Rows of the terminal table (0: all); files get every row.")
     ] = 50,
 ) -> None:
-    """Certified per-cut labels (1 entangled / 0 separable / -1 unknown) with provenance and evidence.
+    r"""Certified per-cut labels (1 entangled / 0 separable / -1 unknown) with provenance and evidence.
 
-    Stages: NPT -> entangled; PPT with a rank criterion or a 2x2 / 2x3 support -> separable;
-    DPS-2 symmetric-extension SDP (needs `pip install 'qeframe[certify]'`) -> entangled;
-    otherwise unknown, with the reason.
+    Stages: NPT -> entangled; PPT with a rank criterion, a 2x2 / 2x3 support, a product or the
+    separable ball -> separable; DPS-2 symmetric-extension SDP -> entangled (needs
+    pip install 'qeframe\[certify]'); otherwise unknown, with the reason.
     """
     from .registry import get_registry
 

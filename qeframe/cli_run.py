@@ -80,7 +80,7 @@ class _RichTrainProgress:
             f"epoch {record['epoch']}: loss {terms}"
             + (f"; train acc {100 * train_acc:.2f}%" if train_acc is not None else "")
             + (f"; val acc {100 * val:.2f}%" if val is not None else "")
-            + f"; {record['samples_per_s']:.0f} samples/s",
+            + (f"; {record['samples_per_s']:.0f} samples/s" if record.get("samples_per_s") else ""),
             markup=False,
             highlight=False,
         )
@@ -145,6 +145,10 @@ def run_command(
     validate_experiment_plugins(experiment, spec, reg)
     validate_baselines(spec.evaluation, reg, key=f"{key}.evaluation.baselines")
     names = list(dict.fromkeys([spec.train, *spec.validation, *spec.test]))
+    if spec.router is not None:  # ensemble experiment: check the router now; it may need `fit_on`
+        from .ensemble import validate_router
+
+        names += [n for n in validate_router(experiment, spec, registry_file, reg) if n not in names]
     for name in names:
         validate_dataset_plugins(name, registry_file.dataset(name), reg)
     sizes = {name: registry_file.dataset(name).n_qubits for name in names}
@@ -154,6 +158,7 @@ def run_command(
     torch_device = resolve_device(device)
     spec_hash = experiment_spec_hash(spec, registry_file.datasets)
 
+    run: RunDir | None = None
     if resume is not None:
         run = RunDir.open(resume)
         recorded = run.read_spec().get("experiment") if run.spec_file.is_file() else experiment
@@ -161,13 +166,13 @@ def run_command(
             raise QeframeError(
                 f"--resume {resume}: that run is of experiment {recorded!r}, not {experiment!r}"
             )
-    else:
-        run = RunDir.create(runs_dir, experiment, spec_hash)
 
     datasets = {}
     for name in names:
         ds = ensure_dataset(name, registry_file, data_dir=data_dir, registry=reg, progress=not as_json)
         datasets[name] = DatasetArrays.from_dataset(ds)
+    if run is None:  # created only now, so that a failed or interrupted dataset build leaves no empty run
+        run = RunDir.create(runs_dir, experiment, spec_hash)
 
     trainer = Trainer(
         spec.model, spec.training, n_qubits, registry=reg, device=torch_device, spec_hash=spec_hash, key=key
@@ -193,6 +198,38 @@ def run_command(
         "symmetries": [_component_info(reg, "symmetry", s.name) for s in spec.training.symmetries],
     }
     atomic_write_json(run.plugins_file, _plugins_record(reg, torch_device, trainer.precision, components))
+    if spec.router is not None:  # ensemble of per-domain models: qeframe.ensemble trains, evaluates, writes
+        from .ensemble import run_ensemble
+
+        if not as_json:
+            err_console.print(f"{'resuming' if resume else 'run folder'} {run.path}", markup=False)
+        with _RichTrainProgress(enabled=not as_json) as progress:
+
+            def log(message: str) -> None:
+                progress.progress.console.print(message, markup=False, highlight=False)
+
+            outcome = run_ensemble(
+                experiment,
+                spec,
+                datasets,
+                run,
+                registry=reg,
+                device=torch_device,
+                amp_dtype=trainer.amp_dtype,
+                spec_hash=spec_hash,
+                resume=resume is not None,
+                progress=progress,
+                log=None if as_json else log,
+            )
+        if as_json:
+            members = [m.summary() for m in outcome.result.members]
+            payload = {"run": str(run.path), "members": members, "results": outcome.results}
+            print(json.dumps(payload, indent=2))
+            return
+        console.print(f"[bold]{outcome.heading}[/bold]")
+        print_results(outcome.results, console)
+        console.print(f"run folder: {run.path}", markup=False, highlight=False)
+        return
     if resume is not None:
         done = trainer.resume(run)
         if not as_json:
@@ -289,12 +326,18 @@ def classify_command(
     if out is not None and out.suffix.lower() not in (".json", ".csv"):
         raise QeframeError(f"--out {out}: unsupported file type; expected .json or .csv")
     run_dir = RunDir.open(run)
-    weights, config = selected_model(run_dir)
+    torch_device = resolve_device(device)
+    if (run_dir.path / "ensemble" / "ensemble.json").is_file():  # an ensemble run: route, then members
+        from .ensemble import load_ensemble
+
+        model, config = load_ensemble(run_dir, get_registry(), torch_device)
+        config = {**config, "epoch": "ensemble"}
+    else:
+        weights, config = selected_model(run_dir)
+        model = build_model_from_config(config, get_registry(), torch_device)
+        load_state(model, load_tensors(weights, torch_device), str(weights))
     n_qubits = int(config["n_qubits"])
     rho = validate_density_matrices(load_matrices(file), n_qubits=n_qubits)
-    torch_device = resolve_device(device)
-    model = build_model_from_config(config, get_registry(), torch_device)
-    load_state(model, load_tensors(weights, torch_device), str(weights))
     probs = model_probabilities(
         model, rho, device=torch_device, amp_dtype=autocast_dtype("auto", torch_device)
     )

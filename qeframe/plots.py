@@ -95,10 +95,11 @@ def plot_accuracy(results: Mapping[str, Any], convention: str, path: str | Path)
     for k, row in enumerate(rows):
         xs = [i + (k - (len(rows) - 1) / 2) * width for i in range(len(groups))]
         ys = [100.0 * (g[row]["mean"] or 0.0) for _, g in groups]
-        ax.bar(xs, ys, width, label=row)
+        bars = ax.bar(xs, ys, width, label=row)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels([g for g, _ in groups], rotation=30, ha="right", fontsize=8)
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 108)
     ax.set_ylabel("mean per-cut accuracy (%)")
     ax.set_title(f"test accuracy, convention '{convention}'")
     ax.legend(fontsize=8)

@@ -112,14 +112,19 @@ def file_sha256(path: str | Path) -> str:
 
 
 def experiment_spec_hash(experiment: ExperimentSpec, datasets: Mapping[str, DatasetSpec]) -> str:
-    """sha256 of the canonical JSON of an experiment and the spec hashes of its datasets.
+    """sha256 of what determines the trained model: the canonical JSON of the experiment's model,
+    training (without ``epochs``), router and train/validation dataset names, plus the spec hashes
+    of those datasets.
 
-    ``training.epochs`` is left out: it says when to stop, not what is trained, so a run resumed
-    with more epochs (``--epochs``) is the same run continued.
+    Left out: ``training.epochs`` (when to stop, not what is trained: a run resumed with more
+    ``--epochs`` is the same run continued), the test datasets, ``evaluation`` and ``description``
+    (they change the tables, not the weights, so a resumed run may be evaluated differently).
     """
     spec = experiment.model_dump(mode="json")
     spec["training"].pop("epochs", None)
-    names = [experiment.train, *experiment.validation, *experiment.test]
+    for key in ("test", "evaluation", "description"):
+        spec.pop(key, None)
+    names = [experiment.train, *experiment.validation]
     blob = {"experiment": spec, "datasets": {n: datasets[n].spec_hash() for n in sorted(set(names))}}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 

@@ -131,9 +131,14 @@ class EvaluationSpec(Frame):
 
 
 class RouterSpec(Frame):
+    """An ensemble's router (:mod:`qeframe.ensemble`): plugin ``name`` with ``params``; fitted on the
+    dataset ``fit_on`` (default: the training set); a domain with fewer than ``min_domain_size``
+    training samples is merged into its nearest non-empty neighbour."""
+
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
     fit_on: str | None = None
+    min_domain_size: int = Field(default=256, ge=1)
 
 
 class ExperimentSpec(Frame):

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from . import __version__
 from .errors import QeframeError
 from .quantum.cuts import cut_names
+from .quantum.torch_ops import from_model_input, to_model_input
 
 if TYPE_CHECKING:
     from .interfaces import Symmetry
@@ -182,8 +183,6 @@ def model_input(rho: np.ndarray | torch.Tensor, device: torch.device | str = "cp
     Converted in chunks through complex64 (:func:`qeframe.quantum.torch_ops.to_model_input`), so the
     only full-size allocation is the float32 result.
     """
-    from .quantum.torch_ops import to_model_input
-
     device = torch.device(device)
     n, d = int(rho.shape[0]), int(rho.shape[-1])
     out = torch.empty((n, 2, d, d), dtype=torch.float32, device=device)
@@ -199,8 +198,6 @@ def model_input(rho: np.ndarray | torch.Tensor, device: torch.device | str = "cp
 
 def complex_view(x: torch.Tensor) -> torch.Tensor:
     """Inverse of the model input: ``(B, 2, d, d)`` float32 -> ``(B, d, d)`` complex64."""
-    from .quantum.torch_ops import from_model_input
-
     return from_model_input(x)
 
 
@@ -401,8 +398,6 @@ class Trainer:
             weight = spec.weight_at(epoch_index)
             if weight <= 0:
                 continue
-            from .quantum.torch_ops import to_model_input
-
             rho2, cut_map = sym.apply(complex_view(xb), self.symmetry_generator)
             inputs.append(to_model_input(rho2).to(xb.dtype))
             views.append((name, weight, cut_map.to(device=xb.device, dtype=torch.long)))

@@ -7,24 +7,36 @@ UPB state (bound entangled; realignment detects it), and a direct-loop realignme
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from qeframe.quantum.cuts import bipartitions, n_cuts
-from qeframe.quantum.ops import apply_local_unitaries, batch_kron, permute_qubits, pure_density
-from qeframe.quantum.ppt import pt_min_eigenvalues
-from qeframe.quantum.random import haar_state, haar_unitary
-from qeframe.registry import get_registry
 from qeframe_plugins.baselines import _dps
 from qeframe_plugins.baselines.ccnr import CcnrBaseline, realign, realign_bipartite, realignment_norms
 from qeframe_plugins.baselines.dps2 import Dps2Baseline
 from qeframe_plugins.baselines.ppt import PptBaseline
 from qeframe_plugins.families.horodecki import horodecki_states
 from qeframe_plugins.families.upb import upb_state
+
+from qeframe.quantum.cuts import bipartitions, n_cuts
+from qeframe.quantum.ops import apply_local_unitaries, batch_kron, permute_qubits, pure_density
+from qeframe.quantum.ppt import pt_min_eigenvalues
+from qeframe.quantum.random import haar_state, haar_unitary
+from qeframe.registry import get_registry
+
+
+#: SDP tests need the optional extra ``qeframe[certify]`` (CI installs only ``qeframe[test]``).
+def _has_cvxpy() -> bool:
+    try:
+        return importlib.util.find_spec("cvxpy") is not None
+    except ValueError:  # sys.modules["cvxpy"] is None: import blocked
+        return False
+
+
+needs_cvxpy = pytest.mark.skipif(not _has_cvxpy(), reason="needs cvxpy: pip install 'qeframe[certify]'")
 
 
 # ------------------------------------------------------------------------------------------ states
@@ -96,6 +108,29 @@ def test_ppt_baseline_matches_eigenvalues():
     assert pred.dtype == np.int8 and pred.shape == (450, 3)
     np.testing.assert_array_equal(pred, (pt_min_eigenvalues(rho) < -1e-10).astype(np.int8))
     assert (pred[-50:] == 0).all()  # separable states are PPT
+
+
+def test_ppt_baseline_matches_qiskit_negativity():
+    """Oracle: qiskit's negativity (qeframe qubit k = qiskit qubit k; see qiskit_interop)."""
+    from qiskit.quantum_info import negativity
+
+    from qeframe.quantum.qiskit_interop import to_qiskit
+
+    rng = np.random.default_rng(10)
+    rho = np.concatenate([random_mixed(6, 4, rng), random_mixed(6, 4, rng, rank=1), tb_ghz_noisy(4)])
+    pred = PptBaseline().predict(rho)
+    for m in range(len(rho)):
+        state = to_qiskit(rho[m])
+        for cut in bipartitions(4):
+            neg = negativity(state, list(cut.side_a))
+            assert pred[m, cut.index] == int(neg > 1e-9), (m, cut.name, neg)
+
+
+def tb_ghz_noisy(n: int) -> np.ndarray:
+    """GHZ with white noise at visibilities around the NPT threshold 1/(1 + 2**(n-1))."""
+    threshold = 1 / (1 + 2 ** (n - 1))
+    v = np.array([0.5 * threshold, 2 * threshold])
+    return v[:, None, None] * ghz(n) + (1 - v)[:, None, None] * np.eye(2**n) / 2**n
 
 
 def test_ppt_baseline_on_closed_forms():
@@ -215,6 +250,7 @@ def test_dps2_npt_cuts_need_no_sdp(monkeypatch):
     np.testing.assert_array_equal(Dps2Baseline().predict(rho), np.ones((21, 3), np.int8))
 
 
+@needs_cvxpy
 def test_dps2_detects_horodecki_ppt_cut():
     pred = Dps2Baseline(Dps2Baseline.Params(workers=1, progress=False)).predict(
         horodecki_states(np.array([0.5]))
@@ -222,6 +258,7 @@ def test_dps2_detects_horodecki_ppt_cut():
     np.testing.assert_array_equal(pred, [[1, 1, 1]])
 
 
+@needs_cvxpy
 def test_dps2_visibility_values_for_horodecki():
     """p* on the PPT cut: about 0.9777 at b = 0.5 (high-accuracy reference 0.977659), < 1 - 1e-3."""
     p_star, ok, reason = _dps.dps2_visibility(horodecki_states(np.array([0.5]))[0], d_a=2)
@@ -230,6 +267,7 @@ def test_dps2_visibility_values_for_horodecki():
 
 
 @pytest.mark.slow
+@needs_cvxpy
 def test_dps2_separable_states_are_not_detected():
     rng = np.random.default_rng(4)
     rho = separable_mixtures(2, 3, 6, rng)
@@ -238,6 +276,7 @@ def test_dps2_separable_states_are_not_detected():
 
 
 @pytest.mark.slow
+@needs_cvxpy
 def test_dps2_results_do_not_depend_on_workers():
     rho = np.concatenate([horodecki_states(np.array([0.2, 0.8])), np.eye(8)[None] / 8 + 0j])
     jobs = [(i, c) for i in range(3) for c in range(3)]
@@ -260,6 +299,7 @@ def test_dps2_missing_cvxpy_gives_no_answer_with_reason(monkeypatch):
     assert not ok and np.isnan(p_star) and "cvxpy is not installed" in reason
 
 
+@needs_cvxpy
 def test_dps2_solver_failure_is_never_entangled(monkeypatch):
     """A solver that returns garbage or raises yields -1 (no answer), never 1."""
 
@@ -267,9 +307,10 @@ def test_dps2_solver_failure_is_never_entangled(monkeypatch):
         return float("nan"), False, "solver SCS returned status 'infeasible'"
 
     monkeypatch.setattr(_dps._Problem, "solve", failing_solve)
-    pred = Dps2Baseline(Dps2Baseline.Params(workers=1, progress=False)).predict(
-        horodecki_states(np.array([0.5]))
-    )
+    with pytest.warns(RuntimeWarning, match="without an answer"):
+        pred = Dps2Baseline(Dps2Baseline.Params(workers=1, progress=False)).predict(
+            horodecki_states(np.array([0.5]))
+        )
     np.testing.assert_array_equal(pred, [[-1, 1, 1]])
 
     def raising_solve(self, rho_ab):

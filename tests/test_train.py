@@ -376,3 +376,61 @@ def test_model_input_and_dataset_arrays():
         DatasetArrays("bad", arrays.rho, np.zeros((10, 2), np.int8))
     default = DatasetArrays("d", arrays.rho, arrays.labels)
     assert (default.ground_truth == -1).all() and (default.family == "d").all() and not default.pptes.any()
+
+
+def test_experiment_spec_hash_covers_what_is_trained():
+    from qeframe.runs import experiment_spec_hash
+    from qeframe.specs import parse_registry
+
+    def registry_file(lr=1e-3, epochs=20, threshold=0.5, seed=1, tests=("t",)):
+        ds = {"labeler": "negativity", "families": [{"family": "f", "count": 4}]}
+        return parse_registry(
+            {
+                "datasets": {
+                    "a": {**ds, "seed": seed},
+                    "v": {**ds, "seed": 2},
+                    "t": {**ds, "seed": 3},
+                    "u": {**ds, "seed": 4},
+                },
+                "experiments": {
+                    "e": {
+                        "train": "a",
+                        "validation": ["v"],
+                        "test": list(tests),
+                        "model": {"backbone": "cnn"},
+                        "training": {"lr": lr, "epochs": epochs},
+                        "evaluation": {"threshold": threshold},
+                    }
+                },
+            }
+        )
+
+    def digest(**kw):
+        rf = registry_file(**kw)
+        return experiment_spec_hash(rf.experiments["e"], rf.datasets)
+
+    base = digest()
+    assert digest(epochs=3) == base and digest(threshold=0.7) == base and digest(tests=("t", "u")) == base
+    assert digest(lr=1e-2) != base
+    assert digest(seed=9) != base  # the training dataset's spec changed
+
+
+def test_latest_checkpoint_skips_a_damaged_epoch(registry, tmp_path):
+    import shutil
+
+    run = RunDir.create(tmp_path, "exp", "4" * 64)
+    _trainer(registry, epochs=1).fit(synthetic_arrays("train", 32, seed=12), run=run)
+    ckpt = run.checkpoints
+    config = read_checkpoint_config(ckpt / "epoch-0001.json")
+    shutil.copy(ckpt / "epoch-0001.safetensors", ckpt / "epoch-0002.safetensors")
+    shutil.copy(ckpt / "epoch-0001.state.safetensors", ckpt / "epoch-0002.state.safetensors")
+    data = (ckpt / "epoch-0002.safetensors").read_bytes()
+    (ckpt / "epoch-0002.safetensors").write_bytes(data[: len(data) // 2])  # torn tensor file
+    config.update(epoch=2, model_file="epoch-0002.safetensors", state_file="epoch-0002.state.safetensors")
+    (ckpt / "epoch-0002.json").write_text(json.dumps(config))
+    (ckpt / "epoch-0003.json").write_text("{not json")
+    assert latest_checkpoint(ckpt).name == "epoch-0001.json"
+    with pytest.raises(QeframeError, match="cannot be read"):
+        from qeframe.runs import load_tensors
+
+        load_tensors(ckpt / "epoch-0002.safetensors")

@@ -51,7 +51,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any, Literal
 
 import numpy as np
@@ -141,7 +141,7 @@ def require_solver(solver: str = "SCS") -> None:
         raise MissingDependencyError(reason)
 
 
-@lru_cache(maxsize=None)
+@cache
 def symmetric_isometry(d: int) -> np.ndarray:
     """Isometry ``V: Sym²(C^d) -> C^d ⊗ C^d``, ``(d*d, d(d+1)/2)`` float64.
 
@@ -244,7 +244,7 @@ def dps2_visibility(rho_ab: np.ndarray, d_a: int, solver: str = "SCS") -> tuple[
         raise ValueError(f"d_a = {d_a} does not divide the dimension {d}")
     try:
         return _problem(d_a, d // d_a, solver).solve(np.asarray(rho_ab, dtype=np.complex128))
-    except Exception as exc:  # a solver crash is an unknown, never an "entangled"
+    except Exception as exc:  # noqa: BLE001 - a solver crash is an unknown, never an "entangled"
         return float("nan"), False, f"solver {solver} raised {type(exc).__name__}: {exc}"
 
 
@@ -329,7 +329,7 @@ def dps2_batch(
                     i = futures[future]
                     try:
                         store(i, future.result())
-                    except Exception as exc:  # a dead worker is an unknown, never an "entangled"
+                    except Exception as exc:  # noqa: BLE001 - a dead worker is an unknown, never "entangled"
                         store(i, (float("nan"), False, f"worker failed: {type(exc).__name__}: {exc}", 0.0))
                     bar.advance(task_id)
     return DpsOutcome(p_star, ok, reasons, seconds)

@@ -20,6 +20,16 @@ every cut although entangled) is never detected.
 Batched: for each cut, one ``reshape``/``transpose`` of ``(N, 2, ..., 2)`` into
 ``(N, d_A^2, d_B^2)`` (qubits of each side in ascending order) and one batched
 ``numpy.linalg.svd(compute_uv=False)``; any ``n``.
+
+Example::
+
+    >>> import numpy as np
+    >>> from qeframe_plugins.baselines.ccnr import CcnrBaseline, realignment_norms
+    >>> ghz = np.zeros(8); ghz[[0, 7]] = 2 ** -0.5
+    >>> realignment_norms(np.outer(ghz, ghz)).round(6).tolist()
+    [[2.0, 2.0, 2.0]]
+    >>> CcnrBaseline().predict(np.eye(8)[None] / 8).tolist()
+    [[0, 0, 0]]
 """
 
 from __future__ import annotations

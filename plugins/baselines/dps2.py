@@ -16,6 +16,13 @@ of the smaller side ``A``). We solve the visibility SDP
 References: A. C. Doherty, P. A. Parrilo, F. M. Spedalieri, PRL 88, 187904 (2002) and
 PRA 69, 022308 (2004). Strictly stronger than PPT: it detects the Horodecki 2x4 PPT entangled
 states (``p*`` between about 0.97 and 0.998 on their PPT cut).
+
+Example (needs ``qeframe[certify]``)::
+
+    >>> from qeframe_plugins.baselines.dps2 import Dps2Baseline
+    >>> from qeframe_plugins.families.horodecki import horodecki_states
+    >>> Dps2Baseline(Dps2Baseline.Params(workers=1, progress=False)).predict(horodecki_states([0.5])).tolist()
+    [[1, 1, 1]]
 """
 
 from __future__ import annotations
@@ -25,11 +32,11 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
+from qeframe_plugins.baselines._dps import DpsSettings, dps2_batch
 
 from qeframe import hookimpl
 from qeframe.interfaces import Baseline, Params
 from qeframe.quantum.ppt import PPT_TOL, npt_mask
-from qeframe_plugins.baselines._dps import DpsSettings, dps2_batch
 
 
 class Dps2Params(Params):

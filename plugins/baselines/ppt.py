@@ -12,6 +12,14 @@ larger cuts PPT entangled states exist (e.g. the Horodecki 2x4 states), which th
 Batched through :func:`qeframe.quantum.ppt.npt_mask` (a Cholesky test of ``rho^{T_A} + tol I``,
 no eigenvalues), ``(N, 2**n, 2**n)`` -> ``(N, n_cuts)`` int8 in
 :func:`~qeframe.quantum.cuts.bipartitions` order.
+
+Example::
+
+    >>> import numpy as np
+    >>> from qeframe_plugins.baselines.ppt import PptBaseline
+    >>> ghz = np.zeros(8); ghz[[0, 7]] = 2 ** -0.5
+    >>> PptBaseline().predict(np.stack([np.outer(ghz, ghz), np.eye(8) / 8])).tolist()
+    [[1, 1, 1], [0, 0, 0]]
 """
 
 from __future__ import annotations

@@ -61,6 +61,7 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
+from qeframe_plugins.baselines._dps import DpsSettings, cut_blocks, dps2_batch
 
 from qeframe import hookimpl
 from qeframe.interfaces import LabelBatch, Labeler, Params, StateBatch
@@ -68,7 +69,6 @@ from qeframe.labels import ENTANGLED, PROVENANCE, SEPARABLE, UNKNOWN, provenance
 from qeframe.quantum.cuts import bipartitions, cut_names, n_cuts
 from qeframe.quantum.ops import batch_kron, num_qubits, partial_trace, partial_transpose
 from qeframe.quantum.ppt import PPT_TOL, npt_mask
-from qeframe_plugins.baselines._dps import DpsSettings, cut_blocks, dps2_batch
 
 #: Ground-truth provenances the labeler accepts as proofs (never ``paper-convention`` or guesses).
 DEFAULT_TRUSTED = ("construction", "analytic", "npt", "pure-ppt", "rank", "dps2")
@@ -179,7 +179,9 @@ class CertifiedLabeler(Labeler):
     """Proved per-cut labels (NPT, rank, 2x2/2x3 support, construction, DPS-2) or unknown."""
 
     name = "certified"
-    description = "Proved per-cut labels (npt, rank, analytic, construction, DPS-2 SDP) or unknown, with evidence"
+    description = (
+        "Proved per-cut labels (npt, rank, analytic, construction, DPS-2 SDP) or unknown, with evidence"
+    )
     Params = CertifiedParams
 
     def label(self, batch: StateBatch) -> LabelBatch:
@@ -299,7 +301,9 @@ class CertifiedLabeler(Labeler):
             labels[target[ball], cut.index] = SEPARABLE
             prov[target[ball], cut.index] = provenance_code("analytic")
             evidence[target[ball], cut.index] = pur[sel][ball]
-            reasons[target[ball], cut.index] = f"tr(rho^2) <= 1/(d-1) = {ball_bound:.6g} (Gurvits-Barnum separable ball)"
+            reasons[target[ball], cut.index] = (
+                f"tr(rho^2) <= 1/(d-1) = {ball_bound:.6g} (Gurvits-Barnum separable ball)"
+            )
 
     def _ground_truth_stage(
         self,
@@ -352,7 +356,9 @@ class CertifiedLabeler(Labeler):
         if jobs.size == 0:
             return
         settings = DpsSettings(solver=p.solver, margin=p.margin)
-        out = dps2_batch(rho, jobs, settings, workers=p.workers, progress=p.progress, description="DPS-2 SDPs")
+        out = dps2_batch(
+            rho, jobs, settings, workers=p.workers, progress=p.progress, description="DPS-2 SDPs"
+        )
         i, j = jobs[:, 0], jobs[:, 1]
         evidence[i, j] = out.p_star
         hit = out.entangled(p.margin)

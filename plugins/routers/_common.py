@@ -164,7 +164,11 @@ class ScoreRouter(Router):
         """The shared part of :meth:`state_dict`: ``edges`` tensor, ``n_qubits`` and params in the config."""
         self._require_fitted()
         assert self.edges is not None
-        config = {"router": self.name, "n_qubits": self.n_qubits, "params": self.params.model_dump(mode="json")}
+        config = {
+            "router": self.name,
+            "n_qubits": self.n_qubits,
+            "params": self.params.model_dump(mode="json"),
+        }
         return {"edges": self.edges.clone()}, config
 
     def load_base_state(self, state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -182,7 +186,12 @@ class ScoreRouter(Router):
         if config.get("router", self.name) != self.name:
             raise QeframeError(f"router {self.name!r}: the state belongs to router {config['router']!r}")
         if "params" in config:
-            self.params = type(self.params).model_validate(config["params"])
+            try:
+                self.params = type(self.params).model_validate(config["params"])
+            except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                raise QeframeError(
+                    f"router {self.name!r}: the state's params do not validate: {exc}"
+                ) from None
         self.edges = torch.as_tensor(edges, dtype=torch.float64).cpu().clone()
         check_edges(self.edges.tolist())
         self.n_qubits = n_qubits

@@ -198,7 +198,9 @@ class AutoencoderRouter(ScoreRouter):
     """Domains of the reconstruction loss M of an autoencoder trained on separable states."""
 
     name = "autoencoder"
-    description = "domains of the reconstruction loss of an autoencoder trained on separable states (paper's ensemble)"
+    description = (
+        "domains of the reconstruction loss of an autoencoder trained on separable states (paper's ensemble)"
+    )
     Params = AutoencoderParams
 
     def __init__(self, params: AutoencoderParams | None = None) -> None:
@@ -274,7 +276,9 @@ class AutoencoderRouter(ScoreRouter):
             model.load_state_dict(weights, strict=True)
         except RuntimeError as exc:
             detail = " ".join(line.strip() for line in str(exc).strip().splitlines()[:2])
-            raise QeframeError(f"router 'autoencoder': weights do not fit the architecture in the state: {detail}") from None
+            raise QeframeError(
+                f"router 'autoencoder': weights do not fit the architecture in the state: {detail}"
+            ) from None
         self.model = model.eval()
         self.history = [float(v) for v in config.get("history", [])]
         self.n_train = int(config.get("n_train", 0))
