@@ -219,6 +219,14 @@ def test_tensor_network_contracts_in_float32_under_autocast(registry):
     torch.testing.assert_close(features, model.mpo_features(x))
 
 
+def test_tensor_network_refuses_oversized_contractions(registry):
+    registry.create("backbone", "tensor_network", {"copies": 3}).build(3)
+    with pytest.raises(QeframeError, match="fewer copies or a smaller bond_dim"):
+        registry.create("backbone", "tensor_network", {"copies": 3}).build(4)
+    with pytest.raises(QeframeError, match="need at least 2 qubits"):
+        registry.create("backbone", "tensor_network", {}).build(1)
+
+
 def test_tensor_network_parameter_count(registry):
     params = {"bond_dim": 16, "features": 32, "head_layers": 1, "head_width": 64}
     model = registry.create("backbone", "tensor_network", params).build(3)

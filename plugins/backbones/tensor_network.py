@@ -37,9 +37,11 @@ of order one that break the symmetry between channels. The features then pass th
 ``LayerNorm`` (no affine parameters; ``layer_norm``) before the head, which keeps their scale
 fixed during training (the rescaling a long MPS would do with a running log-norm).
 
-Cost per sample (``K = 2``, ``p1 = 8``, ``R = 4**(n-1)``): ``~2 p1 R^2 bond_dim`` multiply-adds at
+Cost per sample (``K = 2``, ``p1 = 8``, ``R = 4**(n-1)``): ``p1 bond_dim R (p1 + R)`` multiply-adds at
 site 1 and ``16 bond_dim^2 4**(2(n-q))`` at site ``q``; memory ``bond_dim R^2`` for the largest
-environment. Practical for ``n <= 5`` with ``K = 2`` and ``n <= 3`` with ``K = 3``.
+environment. :meth:`TensorNetworkBackbone.build` refuses configurations whose environment exceeds
+:data:`MAX_ENVIRONMENT` numbers per sample: with ``bond_dim = 16`` that allows ``n <= 5`` for
+``K = 2`` and ``n <= 3`` for ``K = 3``.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ if TYPE_CHECKING:
     import torch
 
 INPUT_CHANNELS = 2
+
+#: Largest environment (numbers per sample, ``bond_dim * 4**(K (n-1))``) that :meth:`build` accepts.
+MAX_ENVIRONMENT = 2**21
 
 
 class TensorNetworkParams(Params):
@@ -113,6 +118,13 @@ def _model_class() -> Any:
             super().__init__()
             if n_qubits < 2:
                 raise QeframeError(f"tensor_network: need at least 2 qubits, got {n_qubits}")
+            environment = params.bond_dim * 4 ** (params.copies * (n_qubits - 1))
+            if environment > MAX_ENVIRONMENT:
+                raise QeframeError(
+                    f"tensor_network: {params.copies} copies of {n_qubits} qubits with bond_dim "
+                    f"{params.bond_dim} need {environment} numbers per sample (limit {MAX_ENVIRONMENT}); "
+                    "use fewer copies or a smaller bond_dim"
+                )
             self.n_qubits = n_qubits
             self.dim = 2**n_qubits
             self.copies = k = params.copies

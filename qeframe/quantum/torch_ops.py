@@ -340,8 +340,9 @@ def apply_local_unitaries(
     ``rho`` ``(B, d, d)``; ``us`` ``(B, n, 2, 2)`` with ``us[:, k]`` acting on qubit ``k`` — or,
     when ``qubits`` (0-based) is given, ``(B, len(qubits), 2, 2)`` with ``us[:, k]`` acting on
     ``qubits[k]`` and the identity elsewhere. For qubit ``q`` the row index is viewed as
-    ``(2**q, 2, 2**(n-q-1))`` and contracted with ``U`` (``einsum``), the column index likewise
-    with ``U*``; the ``d x d`` Kronecker product is never formed (cost ``O(B n d^2)``).
+    ``(2**q, 2, 2**(n-q-1))`` and contracted with ``U`` (a broadcast batched ``matmul``), the
+    column index likewise with ``U*``; the ``d x d`` Kronecker product is never formed
+    (cost ``O(B n d^2)``).
     Same as :func:`qeframe.quantum.ops.apply_local_unitaries`.
     """
     rho, single = _as_batch(rho)
@@ -355,11 +356,12 @@ def apply_local_unitaries(
     for k, q in enumerate(targets):
         if not 0 <= q < n:
             raise ValueError(f"qubit {q} out of range for {n} qubits")
-        u = us[:, k]
+        u = us[:, k, None]  # (B, 1, 2, 2), broadcast over the other index blocks
         left, right = 2**q, 2 ** (n - q - 1)
-        t = torch.einsum("bij,bljr->blir", u, out.reshape(b, left, 2, right * d))
-        t = torch.einsum("bclir,bji->bcljr", t.reshape(b, d, left, 2, right), u.conj())
-        out = t.reshape(b, d, d)
+        # rows: (U rho)[l, i, r; c] = sum_j U[i, j] rho[l, j, r; c]
+        out = torch.matmul(u, out.reshape(b, left, 2, right * d))
+        # columns: (rho U^dag)[c; l, i, r] = sum_j conj(U[i, j]) rho[c; l, j, r]
+        out = torch.matmul(u.conj(), out.reshape(b, d * left, 2, right)).reshape(b, d, d)
     return out[0] if single else out
 
 
