@@ -11,11 +11,13 @@ density matrices:
   consistency terms ``|p[b, j] - p_view[b, cut_map[b, j]]|``, backward, step.
 
 Throughput is counted in original samples per second (a Siamese sample costs three model passes
-plus the symmetry transforms). FLOPs per sample are counted with
+plus the symmetry transforms): ``samples_per_s`` from the median step, ``best_samples_per_s``
+from the fastest one — on a shared machine the best step is the steadier number; the 1-minute
+load average before and after the run is recorded. FLOPs per sample are counted with
 :class:`torch.utils.flop_counter.FlopCounterMode` (matmul, convolution and einsum-as-bmm work; the
 elementwise work of activations and of the optimiser is not counted): the model's forward pass,
 the model's forward plus backward pass, and the whole Siamese step (the three passes plus the
-symmetry einsums).
+symmetry transforms).
 
 Usage::
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -162,6 +165,7 @@ def bench_one(
         "model_train_flops_per_sample": training,
         "step_flops_per_sample": step_flops,
         "samples_per_s": batch / timing["median_step_s"],
+        "best_samples_per_s": batch / timing["best_step_s"],
         **timing,
     }
 
@@ -184,6 +188,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda requested but CUDA is not available")
     registry = Registry.load()
+    load_before = os.getloadavg()
     results = []
     for backbone in args.backbones.split(","):
         for n in (int(q) for q in args.qubits.split(",")):
@@ -211,6 +216,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "optimizer": "Adam(lr=1e-3)",
             "siamese_loss": "BCE + 0.5 * L1(local_unitary view) + 0.5 * L1(permutation view)",
             "min_time_s": args.min_time,
+            "cpu_count": os.cpu_count(),
+            "loadavg_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         },
         "results": results,
     }

@@ -94,6 +94,22 @@ def plugins_command(as_json: JsonOption = False) -> None:
         print_table("broken plugins", ["plugin", "distribution", "version", "error"], broken, False)
 
 
+@app.command("reference")
+def reference_command(
+    out: Annotated[Path | None, typer.Option("--out", help="Write the Markdown here instead of printing it.")] = None,
+) -> None:
+    """Print the registry.toml reference generated from the pydantic models of the built-in plugins."""
+    from .reference import registry_reference
+    from .registry import get_registry
+
+    text = registry_reference(get_registry())
+    if out is None:
+        print(text, end="")
+    else:
+        out.write_text(text, encoding="utf-8")
+        err_console.print(f"wrote {out}", markup=False, highlight=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``qeframe`` script: user errors become one line and exit status 2."""
     # Importing submodules registers their commands on `app`.
@@ -119,5 +135,8 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # `python -m qeframe.cli`, `torchrun ... -m qeframe.cli run ...`
+    # Run the package's module: the commands register on `qeframe.cli.app`, not on this `__main__` copy.
+    from qeframe.cli import main as _package_main
+
+    _package_main()

@@ -1,8 +1,10 @@
-"""``qeframe data build|info|export|list``: build and inspect dataset stores ``data/<name>/``.
+"""``qeframe data build|merge|info|export|list``: build and inspect dataset stores ``data/<name>/``.
 
-``build`` and ``list`` read the registry file (``--registry``, default ``./registry.toml``); ``info``
-and ``export`` read only the store. Every command takes ``--data-dir`` (default ``data``); tables
-also come as ``--json``.
+``build``, ``merge`` and ``list`` read the registry file (``--registry``, default ``./registry.toml``);
+``info`` and ``export`` read only the store. Every command takes ``--data-dir`` (default ``data``);
+tables also come as ``--json``. Sharded builds (:mod:`qeframe.shards`): ``build NAME --shard i/N``
+builds one shard store ``data/<name>.shard-i-of-N/``, ``merge NAME`` merges the ``N`` shards into
+``data/<name>/``, ``build NAME --shards N [--executor E]`` does both through an executor plugin.
 """
 
 from __future__ import annotations
@@ -35,15 +37,50 @@ def build_command(
         bool, typer.Option("--force", help="Rebuild even when an up-to-date store exists.")
     ] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="Build only shard INDEX/COUNT (0 <= INDEX < COUNT) into data/<name>.shard-INDEX-of-COUNT/; "
+            "merge the shards with `qeframe data merge`.",
+        ),
+    ] = None,
+    shards: Annotated[
+        int | None,
+        typer.Option("--shards", help="Build COUNT shards through --executor, then merge them."),
+    ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option("--executor", help="Executor plugin that runs the --shards builds (default: local)."),
+    ] = None,
+    executor_params: Annotated[
+        list[str] | None,
+        typer.Option("--executor-param", help="KEY=VALUE parameter of the executor (repeatable)."),
+    ] = None,
+    clean: Annotated[
+        bool, typer.Option("--clean", help="With --shards: remove the shard stores after the merge.")
+    ] = False,
     registry: RegistryOption = DEFAULT_REGISTRY,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonOption = False,
 ) -> None:
     """Build dataset stores; an interrupted build resumes, an up-to-date store is kept (unless --force)."""
     from .registry import get_registry
+    from .shards import build_shard, build_sharded, parse_shard, shard_dir_name
     from .specs import load_registry_file, validate_dataset_plugins
-    from .store import build_dataset, store_status
+    from .store import build_dataset, read_manifest, store_status
 
+    if shard is not None and (shards is not None or executor is not None):
+        raise QeframeError(
+            "--shard builds one shard here; --shards/--executor build them all: give one or the other"
+        )
+    one_shard = parse_shard(shard) if shard is not None else None
+    if executor is not None and shards is None:
+        raise QeframeError("--executor runs the shards of a build: give --shards N as well")
+    if shards is not None and shards < 1:
+        raise QeframeError(f"--shards must be at least 1, got {shards}")
+    if (executor_params or clean) and shards is None:
+        raise QeframeError("--executor-param and --clean go with --shards N")
     registry_file = load_registry_file(registry)
     if all_ and names:
         raise QeframeError("give dataset names or --all, not both")
@@ -56,9 +93,74 @@ def build_command(
     specs = {name: registry_file.dataset(name) for name in selected}
     for name, spec in specs.items():  # validate everything before building anything
         validate_dataset_plugins(name, spec, reg)
+    runner = (
+        reg.create("executor", executor or "local", _key_values(executor_params or [], "--executor-param"))
+        if shards is not None
+        else None
+    )
     rows: list[list[Any]] = []
     for name, spec in specs.items():
+        if one_shard is not None:
+            index, count = one_shard
+            path = data_dir / shard_dir_name(name, index, count)
+            previous = read_manifest(path)
+            t0 = time.perf_counter()
+            m = build_shard(
+                name,
+                spec,
+                index,
+                count,
+                data_dir=data_dir,
+                registry=reg,
+                workers=workers,
+                shard_size=shard_size,
+                progress=progress and not as_json,
+                force=force,
+            )
+            seconds = time.perf_counter() - t0
+            fresh = m != previous
+            rate = round(m["n_rows"] / max(m["build"]["seconds"], 1e-9)) if fresh else None
+            rows.append(
+                [
+                    f"{name} [shard {index}/{count}]",
+                    m["n_rows"],
+                    "built" if fresh else "up to date",
+                    round(seconds, 2),
+                    rate,
+                    m["content_hash"][:16],
+                ]
+            )
+            continue
         before = store_status(name, spec, data_dir=data_dir)
+        if runner is not None:
+            assert shards is not None
+            t0 = time.perf_counter()
+            ds = build_sharded(
+                name,
+                spec,
+                shards,
+                runner,  # type: ignore[arg-type]
+                data_dir=data_dir,
+                registry=reg,
+                workers=workers or 1,
+                shard_size=shard_size,
+                progress=progress and not as_json,
+                force=force,
+                clean=clean,
+            )
+            seconds = time.perf_counter() - t0
+            fresh = force or before != "built"
+            rows.append(
+                [
+                    name,
+                    len(ds),
+                    f"built ({shards} shards, {runner.name})" if fresh else "up to date",
+                    round(seconds, 2),
+                    round(len(ds) / max(seconds, 1e-9)) if fresh else None,
+                    ds.content_hash[:16],
+                ]
+            )
+            continue
         t0 = time.perf_counter()
         ds = build_dataset(
             name,
@@ -81,6 +183,89 @@ def build_command(
         f"dataset stores ({data_dir})",
         ["dataset", "states", "status", "seconds", "states/s", "content hash"],
         rows,
+        as_json,
+    )
+
+
+def _key_values(items: list[str], option: str) -> dict[str, Any]:
+    """``["k=v", ...]`` -> ``{k: v}``; each value parsed as JSON when it is JSON, else kept as text."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise QeframeError(f"{option} {item!r}: use KEY=VALUE")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+@data_app.command("merge")
+def merge_command(
+    name: Annotated[str, typer.Argument(help="Dataset whose shards to merge (as named in the registry).")],
+    sources: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--from",
+            help="A shard folder, or a folder holding <name>.shard-i-of-N folders (repeatable; "
+            "default: --data-dir).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, help="Processes for extra blocks no shard holds (default: all cores)."
+        ),
+    ] = None,
+    shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="States per shard file.")] = 16384,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Recompute every shard's array hashes first.")
+    ] = True,
+    clean: Annotated[bool, typer.Option("--clean", help="Remove the shard stores after the merge.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    registry: RegistryOption = DEFAULT_REGISTRY,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonOption = False,
+) -> None:
+    """Merge the shards built with `data build NAME --shard i/N` into data/<name>/ (as one build makes it)."""
+    import shutil
+
+    from .registry import get_registry
+    from .shards import merge_shards
+    from .specs import load_registry_file
+
+    spec = load_registry_file(registry).dataset(name)
+    t0 = time.perf_counter()
+    ds = merge_shards(
+        name,
+        spec,
+        data_dir=data_dir,
+        sources=sources or None,
+        registry=get_registry(),
+        workers=workers,
+        shard_size=shard_size,
+        progress=progress and not as_json,
+        verify=verify,
+    )
+    seconds = time.perf_counter() - t0
+    merged = ds.manifest["build"]["merged_from"]
+    if clean:
+        for s in merged:
+            shutil.rmtree(s["path"], ignore_errors=True)
+    print_table(
+        f"merged dataset store ({data_dir})",
+        ["dataset", "states", "shards", "blocks computed", "seconds", "content hash"],
+        [
+            [
+                name,
+                len(ds),
+                len(merged),
+                ds.manifest["build"]["merge_generated_blocks"],
+                round(seconds, 2),
+                ds.content_hash[:16],
+            ]
+        ],
         as_json,
     )
 
@@ -155,6 +340,7 @@ def list_command(
     as_json: JsonOption = False,
 ) -> None:
     """Datasets declared in the registry and the state of their stores (built, stale, partial, missing)."""
+    from .shards import shard_status
     from .specs import load_registry_file
     from .store import read_manifest, store_status
 
@@ -177,7 +363,19 @@ def list_command(
             p for p in data_dir.iterdir() if p.is_dir() and p.name not in registry_file.datasets
         ):
             m = read_manifest(path)
-            if m is not None:
+            if m is not None and m.get("kind") == "shard":
+                rows.append(
+                    [
+                        path.name,
+                        m.get("spec", {}).get("split"),
+                        m.get("n_qubits"),
+                        m.get("n_rows"),
+                        None,
+                        None,
+                        shard_status(path),
+                    ]
+                )
+            elif m is not None:
                 status = (
                     "built (not in registry)" if m.get("complete") is True else "partial (not in registry)"
                 )

@@ -9,6 +9,13 @@ last complete checkpoint.
 
 ``classify``: applies a run's selected model to user matrices (``.npy`` ``(N, 2**n, 2**n)`` or
 ``.npz`` with key ``rho``), after validating them, and prints/writes per-cut probabilities.
+
+Data-parallel ``run`` (:mod:`qeframe.distributed`): ``torchrun --nproc_per_node=K -m qeframe.cli run
+EXPERIMENT`` (or ``--distributed``; automatic when torchrun starts more than one process). Rank 0
+builds missing datasets while the other ranks wait for the stores to be complete; then every rank
+joins the process group, loads the training and validation sets and trains its part of every
+global batch. Rank 0 alone creates and writes the run folder — the same files as a
+single-process run — evaluates on the test sets and prints; the other ranks leave after training.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import io
 import json
 import platform
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, Self
 
@@ -106,6 +114,21 @@ def _plugins_record(registry: Any, device: Any, precision: str, components: dict
     }
 
 
+def _wait_for_datasets(names: list[str], registry_file: Any, data_dir: Path, poll_s: float = 1.0) -> None:
+    """Block until the stores of ``names`` are complete and of the current spec (a data-parallel
+    rank other than 0 waiting for rank 0's build). No timeout: torchrun stops the other ranks when
+    rank 0 fails."""
+    from .store import store_status
+
+    while True:
+        pending = [
+            n for n in names if store_status(n, registry_file.dataset(n), data_dir=data_dir) != "built"
+        ]
+        if not pending:
+            return
+        time.sleep(poll_s)
+
+
 def _component_info(registry: Any, kind: str, name: str) -> dict[str, str]:
     info = registry.info(kind, name)
     return {"name": name, "plugin": info.plugin, "distribution": info.distribution, "version": info.version}
@@ -125,16 +148,32 @@ def run_command(
         typer.Option("--resume", help="Continue the run in RUN_DIR from its last complete checkpoint."),
     ] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Override training.epochs.", min=1)] = None,
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed",
+            help="Data-parallel training over the processes torchrun started "
+            "(torchrun --nproc_per_node=K -m qeframe.cli run ...); automatic when WORLD_SIZE > 1.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Train and evaluate an experiment; write runs/<experiment>/<run-id>/ and print the tables."""
-    from .evaluate import evaluate, print_results, results_markdown, validate_baselines
-    from .plots import write_plots
+    from .distributed import (
+        NOT_UNDER_TORCHRUN,
+        SINGLE,
+        distributed_device,
+        init_distributed,
+        shutdown,
+        torchrun_env,
+        wants_distributed,
+    )
+    from .evaluate import validate_baselines
     from .registry import get_registry
-    from .runs import RunDir, atomic_write_json, atomic_write_text, experiment_spec_hash
+    from .runs import RunDir, experiment_spec_hash
     from .specs import load_registry_file, validate_dataset_plugins
     from .store import ensure_dataset
-    from .train import DatasetArrays, Trainer, resolve_device, validate_experiment_plugins
+    from .train import DatasetArrays, resolve_device, validate_experiment_plugins
 
     registry_file = load_registry_file(registry)
     spec = registry_file.experiment(experiment)
@@ -155,7 +194,18 @@ def run_command(
     if len(set(sizes.values())) != 1:
         raise SpecError(f"{key}: datasets have different numbers of qubits: {sizes}")
     n_qubits = sizes[spec.train]
-    torch_device = resolve_device(device)
+    parallel = wants_distributed(distributed)
+    env = torchrun_env() if parallel else None
+    if parallel and env is None:
+        raise QeframeError(NOT_UNDER_TORCHRUN)
+    if parallel and spec.router is not None:
+        raise QeframeError(
+            f"{key}: ensemble experiments (with a router) are not trained data-parallel yet; "
+            "run them in one process (without torchrun/--distributed)"
+        )
+    main_rank = env is None or env[0] == 0
+    quiet = as_json or not main_rank  # only rank 0 prints
+    torch_device = distributed_device(device, env[2]) if env is not None else resolve_device(device)
     spec_hash = experiment_spec_hash(spec, registry_file.datasets)
 
     run: RunDir | None = None
@@ -167,37 +217,90 @@ def run_command(
                 f"--resume {resume}: that run is of experiment {recorded!r}, not {experiment!r}"
             )
 
+    if not main_rank:  # rank 0 builds what is missing; load only what training reads
+        _wait_for_datasets(names, registry_file, data_dir)
+        names = list(dict.fromkeys([spec.train, *spec.validation]))
     datasets = {}
     for name in names:
-        ds = ensure_dataset(name, registry_file, data_dir=data_dir, registry=reg, progress=not as_json)
+        ds = ensure_dataset(name, registry_file, data_dir=data_dir, registry=reg, progress=not quiet)
         datasets[name] = DatasetArrays.from_dataset(ds)
+
+    ctx = SINGLE
+    if parallel:
+        ctx, torch_device = init_distributed(device)
+    try:
+        _train_and_evaluate(
+            experiment=experiment,
+            spec=spec,
+            registry_file=registry_file,
+            registry_path=registry,
+            reg=reg,
+            key=key,
+            names=names,
+            datasets=datasets,
+            n_qubits=n_qubits,
+            torch_device=torch_device,
+            spec_hash=spec_hash,
+            run=run,
+            runs_dir=runs_dir,
+            resume=resume is not None,
+            ctx=ctx if parallel else None,
+            as_json=as_json,
+        )
+    finally:
+        shutdown(ctx)
+
+
+def _train_and_evaluate(
+    *,
+    experiment: str,
+    spec: Any,
+    registry_file: Any,
+    registry_path: Path,
+    reg: Any,
+    key: str,
+    names: list[str],
+    datasets: dict[str, Any],
+    n_qubits: int,
+    torch_device: Any,
+    spec_hash: str,
+    run: Any,
+    runs_dir: Path,
+    resume: bool,
+    ctx: Any,
+    as_json: bool,
+) -> None:
+    """The part of ``qeframe run`` after the datasets are loaded: train, evaluate, write, print.
+
+    ``ctx`` is the data-parallel :class:`~qeframe.distributed.DistContext` (``None`` in one
+    process); only its rank 0 writes the run folder, evaluates and prints.
+    """
+    from .evaluate import evaluate, print_results, results_markdown
+    from .plots import write_plots
+    from .runs import RunDir, atomic_write_json, atomic_write_text
+    from .train import Trainer
+
+    main_rank = ctx is None or ctx.is_main
+    quiet = as_json or not main_rank
     if run is None:  # created only now, so that a failed or interrupted dataset build leaves no empty run
-        run = RunDir.create(runs_dir, experiment, spec_hash)
+        run = RunDir.create(runs_dir, experiment, spec_hash) if main_rank else None
+        if ctx is not None:  # the other ranks use rank 0's folder
+            run = RunDir(Path(ctx.broadcast_object(str(run.path) if run is not None else None)))
 
     trainer = Trainer(
-        spec.model, spec.training, n_qubits, registry=reg, device=torch_device, spec_hash=spec_hash, key=key
+        spec.model,
+        spec.training,
+        n_qubits,
+        registry=reg,
+        device=torch_device,
+        spec_hash=spec_hash,
+        key=key,
+        distributed=ctx,
     )
-    atomic_write_json(
-        run.spec_file,
-        {
-            "experiment": experiment,
-            "spec": spec.model_dump(mode="json"),
-            "spec_hash": spec_hash,
-            "datasets": {
-                n: {
-                    "spec": registry_file.dataset(n).canonical(),
-                    "spec_hash": registry_file.dataset(n).spec_hash(),
-                }
-                for n in names
-            },
-            "registry_file": str(registry),
-        },
-    )
-    components = {
-        "backbone": _component_info(reg, "backbone", spec.model.backbone),
-        "symmetries": [_component_info(reg, "symmetry", s.name) for s in spec.training.symmetries],
-    }
-    atomic_write_json(run.plugins_file, _plugins_record(reg, torch_device, trainer.precision, components))
+    if main_rank:
+        _write_run_records(
+            run, experiment, spec, spec_hash, registry_file, registry_path, names, reg, trainer, ctx
+        )
     if spec.router is not None:  # ensemble of per-domain models: qeframe.ensemble trains, evaluates, writes
         from .ensemble import run_ensemble
 
@@ -217,7 +320,7 @@ def run_command(
                 device=torch_device,
                 amp_dtype=trainer.amp_dtype,
                 spec_hash=spec_hash,
-                resume=resume is not None,
+                resume=resume,
                 progress=progress,
                 log=None if as_json else log,
             )
@@ -230,17 +333,26 @@ def run_command(
         print_results(outcome.results, console)
         console.print(f"run folder: {run.path}", markup=False, highlight=False)
         return
-    if resume is not None:
+    if resume:
         done = trainer.resume(run)
-        if not as_json:
+        if not quiet:
             err_console.print(f"resuming {run.path} after epoch {done}", markup=False, highlight=False)
-    elif not as_json:
+    elif not quiet:
         err_console.print(f"run folder {run.path}", markup=False, highlight=False)
+    if not quiet and ctx is not None:
+        err_console.print(
+            f"data-parallel: {ctx.world_size} processes ({ctx.backend}), global batch "
+            f"{spec.training.batch_size} split into parts of about {spec.training.batch_size // ctx.world_size}",
+            markup=False,
+            highlight=False,
+        )
 
-    with _RichTrainProgress(enabled=not as_json) as progress:
+    with _RichTrainProgress(enabled=not quiet) as progress:
         result = trainer.fit(
             datasets[spec.train], [datasets[n] for n in spec.validation], run=run, progress=progress
         )
+    if not main_rank:  # rank 0 alone evaluates and writes the tables
+        return
     tests = [datasets[n] for n in spec.test]
     results = evaluate(
         tests,
@@ -264,6 +376,46 @@ def run_command(
     console.print(f"[bold]{heading}[/bold]")
     print_results(results, console)
     console.print(f"run folder: {run.path}", markup=False, highlight=False)
+
+
+def _write_run_records(
+    run: Any,
+    experiment: str,
+    spec: Any,
+    spec_hash: str,
+    registry_file: Any,
+    registry: Path,
+    names: list[str],
+    reg: Any,
+    trainer: Any,
+    ctx: Any,
+) -> None:
+    """``spec.json`` and ``plugins.json`` of a run (rank 0)."""
+    from .runs import atomic_write_json
+
+    atomic_write_json(
+        run.spec_file,
+        {
+            "experiment": experiment,
+            "spec": spec.model_dump(mode="json"),
+            "spec_hash": spec_hash,
+            "datasets": {
+                n: {
+                    "spec": registry_file.dataset(n).canonical(),
+                    "spec_hash": registry_file.dataset(n).spec_hash(),
+                }
+                for n in names
+            },
+            "registry_file": str(registry),
+        },
+    )
+    components = {
+        "backbone": _component_info(reg, "backbone", spec.model.backbone),
+        "symmetries": [_component_info(reg, "symmetry", s.name) for s in spec.training.symmetries],
+    }
+    record = _plugins_record(reg, trainer.device, trainer.precision, components)
+    record["distributed"] = ctx.describe() if ctx is not None else None
+    atomic_write_json(run.plugins_file, record)
 
 
 # --------------------------------------------------------------------------------------------------

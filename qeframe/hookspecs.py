@@ -57,3 +57,8 @@ def qeframe_register_routers(register: Register) -> None:
 @hookspec
 def qeframe_register_baselines(register: Register) -> None:
     """Register :class:`qeframe.interfaces.Baseline` subclasses (classical criteria as predictors)."""
+
+
+@hookspec
+def qeframe_register_executors(register: Register) -> None:
+    """Register :class:`qeframe.interfaces.Executor` subclasses (run the shards of a dataset build)."""

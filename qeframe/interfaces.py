@@ -1,4 +1,4 @@
-"""The five plugin interfaces of qeframe: StateFamily, Labeler, Symmetry, Backbone, Router.
+"""The plugin interfaces of qeframe: StateFamily, Labeler, Symmetry, Backbone, Router, Baseline, Executor.
 
 Every component is a class with three class attributes — ``name`` (how ``registry.toml`` refers to
 it), ``description`` (one line, shown by ``qeframe plugins``) and ``Params`` (a pydantic model of
@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -326,6 +327,38 @@ class Baseline(Component):
         """Per-cut decisions ``(N, n_cuts)`` int8 for ``rho`` ``(N, 2**n, 2**n)``."""
 
 
+# --------------------------------------------------------------------------------------------------
+# Executor (where independent tasks run: local processes, a Ray cluster, ...)
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+class Executor(Component):
+    """Runs independent tasks somewhere — local processes, a Ray cluster, a batch system — and
+    returns their results in task order.
+
+    qeframe hands it the shards of a dataset build (``qeframe data build NAME --executor NAME
+    --shards N``, :func:`qeframe.shards.build_sharded`): each task is a small picklable
+    :class:`qeframe.shards.ShardTask` and ``fn`` is the top-level function
+    :func:`qeframe.shards.run_shard_task`, which writes one shard store under the task's data folder
+    and returns a JSON-able summary. The contract of :meth:`map`:
+
+    * call ``fn(task)`` exactly once per task, as concurrently as the backend allows; ``fn`` may run
+      in another process or on another machine, which loads plugins from its own installed entry
+      points — so ``fn`` and the tasks must be picklable and the data folder reachable from there;
+    * yield the results in the order of ``tasks`` (not of completion);
+    * re-raise an exception of ``fn`` unchanged where possible (a :class:`qeframe.errors.QeframeError`
+      must stay one, so the command line prints its one line), after which it may cancel the rest.
+    """
+
+    kind: ClassVar[str] = "executor"
+
+    @abc.abstractmethod
+    def map(self, fn: Callable[[_T], _R], tasks: Sequence[_T]) -> Iterator[_R]:
+        """``fn(task)`` for every task, possibly in parallel elsewhere; results in task order."""
+
+
 KINDS: dict[str, type[Component]] = {
     "family": StateFamily,
     "labeler": Labeler,
@@ -333,4 +366,5 @@ KINDS: dict[str, type[Component]] = {
     "backbone": Backbone,
     "router": Router,
     "baseline": Baseline,
+    "executor": Executor,
 }

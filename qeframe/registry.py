@@ -39,6 +39,7 @@ _HOOK_OF_KIND = {
     "backbone": "qeframe_register_backbones",
     "router": "qeframe_register_routers",
     "baseline": "qeframe_register_baselines",
+    "executor": "qeframe_register_executors",
 }
 
 

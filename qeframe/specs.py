@@ -49,17 +49,17 @@ class Frame(BaseModel):
 class ComponentRef(Frame):
     """A plugin by name with its parameters (validated later by the plugin's ``Params``)."""
 
-    name: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(description="plugin name (see `qeframe plugins`)")
+    params: dict[str, Any] = Field(default_factory=dict, description="the plugin's own parameters")
 
 
 class FamilyEntry(Frame):
     """``count`` states from ``family`` with ``params``; ``tag`` names the group in tables."""
 
-    family: str
-    count: int = Field(gt=0)
-    params: dict[str, Any] = Field(default_factory=dict)
-    tag: str | None = None
+    family: str = Field(description="state-family plugin name")
+    count: int = Field(gt=0, description="number of states kept after labelling")
+    params: dict[str, Any] = Field(default_factory=dict, description="the family's parameters (below)")
+    tag: str | None = Field(default=None, description="name of this group in tables (default: the family)")
 
     @property
     def label(self) -> str:
@@ -69,12 +69,12 @@ class FamilyEntry(Frame):
 class DatasetSpec(Frame):
     """One dataset: families and counts, the labeler, the seed; built into ``data/<name>/``."""
 
-    n_qubits: int = Field(default=3, ge=2, le=10)
-    seed: int = Field(ge=0)
-    split: Literal["train", "validation", "test"] = "train"
-    labeler: ComponentRef
-    families: list[FamilyEntry] = Field(min_length=1)
-    description: str = ""
+    n_qubits: int = Field(default=3, ge=2, le=10, description="qubits per state; matrices are 2**n x 2**n")
+    seed: int = Field(ge=0, description="root of the SeedSequence: same spec + seed = same content hash")
+    split: Literal["train", "validation", "test"] = Field(default="train", description="what the set is for")
+    labeler: ComponentRef = Field(description='labeler plugin: `"name"` or `{ name = ..., params = {...} }`')
+    families: list[FamilyEntry] = Field(min_length=1, description="the groups of states, in order")
+    description: str = Field(default="", description="free text shown by `qeframe data list`")
 
     @field_validator("labeler", mode="before")
     @classmethod
@@ -98,36 +98,46 @@ class SymmetryLoss(Frame):
     (the paper: 0 for the first 10 epochs, then 0.5).
     """
 
-    name: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    weight: float = Field(default=0.5, ge=0)
-    weight_before: float = Field(default=0.0, ge=0)
-    start_epoch: int = Field(default=10, ge=0)
+    name: str = Field(description="symmetry plugin name")
+    params: dict[str, Any] = Field(default_factory=dict, description="the symmetry's parameters")
+    weight: float = Field(default=0.5, ge=0, description="weight of the consistency term from `start_epoch` on")
+    weight_before: float = Field(default=0.0, ge=0, description="weight before `start_epoch`")
+    start_epoch: int = Field(default=10, ge=0, description="first (0-based) epoch with `weight`")
 
     def weight_at(self, epoch: int) -> float:
         return self.weight if epoch >= self.start_epoch else self.weight_before
 
 
 class ModelSpec(Frame):
-    backbone: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    """The network: a backbone plugin and its parameters."""
+
+    backbone: str = Field(description="backbone plugin name")
+    params: dict[str, Any] = Field(default_factory=dict, description="the backbone's parameters")
 
 
 class TrainingSpec(Frame):
-    epochs: int = Field(default=20, gt=0)
-    batch_size: int = Field(default=128, gt=0)
-    lr: float = Field(default=1e-3, gt=0)
-    weight_decay: float = Field(default=0.0, ge=0)
-    bce_weight: float = Field(default=1.0, ge=0)
-    symmetries: list[SymmetryLoss] = Field(default_factory=list)
-    seed: int = Field(default=0, ge=0)
-    precision: Literal["auto", "float32", "bf16"] = "auto"
-    select: Literal["best-validation", "last"] = "best-validation"
+    """Optimisation: Adam on masked BCE plus the Siamese consistency terms of ``symmetries``."""
+
+    epochs: int = Field(default=20, gt=0, description="passes over the training set")
+    batch_size: int = Field(default=128, gt=0, description="global batch size")
+    lr: float = Field(default=1e-3, gt=0, description="Adam learning rate")
+    weight_decay: float = Field(default=0.0, ge=0, description="Adam weight decay")
+    bce_weight: float = Field(default=1.0, ge=0, description="l0: weight of the BCE term (unknown labels masked)")
+    symmetries: list[SymmetryLoss] = Field(default_factory=list, description="consistency terms (empty: plain CNN)")
+    seed: int = Field(default=0, ge=0, description="seeds initialisation, shuffling and symmetry sampling")
+    precision: Literal["auto", "float32", "bf16"] = Field(
+        default="auto", description="auto: bf16 autocast on CUDA, float32 on CPU"
+    )
+    select: Literal["best-validation", "last"] = Field(
+        default="best-validation", description="which epoch's weights the run keeps"
+    )
 
 
 class EvaluationSpec(Frame):
-    baselines: list[str] = Field(default_factory=lambda: ["ppt"])
-    threshold: float = Field(default=0.5, gt=0, lt=1)
+    """Test-time settings: the classical baselines shown next to the model (PPT is always shown)."""
+
+    baselines: list[str] = Field(default_factory=lambda: ["ppt"], description="baseline plugin names")
+    threshold: float = Field(default=0.5, gt=0, lt=1, description="P(entangled) above which a cut is entangled")
 
 
 class RouterSpec(Frame):
@@ -135,23 +145,23 @@ class RouterSpec(Frame):
     dataset ``fit_on`` (default: the training set); a domain with fewer than ``min_domain_size``
     training samples is merged into its nearest non-empty neighbour."""
 
-    name: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    fit_on: str | None = None
-    min_domain_size: int = Field(default=256, ge=1)
+    name: str = Field(description="router plugin name")
+    params: dict[str, Any] = Field(default_factory=dict, description="the router's parameters")
+    fit_on: str | None = Field(default=None, description="dataset the router is fitted on (default: `train`)")
+    min_domain_size: int = Field(default=256, ge=1, description="smaller domains merge into a neighbour")
 
 
 class ExperimentSpec(Frame):
     """An experiment: datasets by name, model, training and evaluation."""
 
-    train: str
-    validation: list[str] = Field(default_factory=list)
-    test: list[str] = Field(default_factory=list)
-    model: ModelSpec
-    training: TrainingSpec = Field(default_factory=TrainingSpec)
-    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
-    router: RouterSpec | None = None
-    description: str = ""
+    train: str = Field(description="training dataset name")
+    validation: list[str] = Field(default_factory=list, description="validation dataset names (model selection)")
+    test: list[str] = Field(default_factory=list, description="test dataset names: one column group each")
+    model: ModelSpec = Field(description="`{ backbone = NAME, params = {...} }`")
+    training: TrainingSpec = Field(default_factory=TrainingSpec, description="see below")
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="see below")
+    router: RouterSpec | None = Field(default=None, description="set to train an ensemble routed by this plugin")
+    description: str = Field(default="", description="free text")
 
     @field_validator("validation", "test", mode="before")
     @classmethod

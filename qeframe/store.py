@@ -43,7 +43,8 @@ import re
 import shutil
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor as FuturesExecutor
 from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -72,6 +73,8 @@ from .specs import NAME_PATTERN, DatasetSpec, RegistryFile, validate_dataset_plu
 #: Version of the on-disk layout; a store of another format is rebuilt.
 STORE_FORMAT = 1
 MANIFEST = "manifest.json"
+#: ``manifest["kind"]`` of a shard store (:mod:`qeframe.shards`); a dataset's manifest has no ``kind``.
+SHARD_KIND = "shard"
 BUILD_STATE = "build.json"
 SHARD_INFO = "shard.json"
 _SHARD_RE = re.compile(r"^shard-(\d{5,})$")
@@ -219,6 +222,12 @@ def open_dataset(name: str, *, data_dir: Path = Path("data")) -> Dataset:
             f"run `qeframe data build {name}` to finish it"
         )
     assert manifest is not None
+    if manifest.get("kind") == SHARD_KIND:
+        of = manifest.get("shard", {})
+        raise StoreError(
+            f"{path} is shard {of.get('index')}/{of.get('count')} of dataset {manifest.get('dataset')!r}, "
+            f"not a dataset; merge the shards with `qeframe data merge {manifest.get('dataset')}`"
+        )
     for shard in manifest["shards"]:
         if not (path / shard["name"] / "rho.npy").is_file():
             raise StoreError(f"dataset {name!r} in {path} is damaged: {shard['name']} is missing; rebuild it")
@@ -234,7 +243,7 @@ def store_status(name: str, spec: DatasetSpec | None, *, data_dir: Path = Path("
     """
     path = Path(data_dir) / name
     manifest = read_manifest(path)
-    if _is_complete(manifest):
+    if _is_complete(manifest) and manifest.get("kind") != SHARD_KIND:  # type: ignore[union-attr]
         assert manifest is not None
         if spec is None or _same_build(manifest, spec):
             return "built"
@@ -455,13 +464,14 @@ def _wipe(store: Path) -> None:
         (store / BUILD_STATE).unlink()
 
 
-def _complete_shards(store: Path, counts: list[int], n_qubits: int) -> list[dict[str, Any]]:
+def _complete_shards(store: Path, counts: list[int] | None, n_qubits: int) -> list[dict[str, Any]]:
     """The ``shard.json`` of the consistent prefix ``shard-00000, shard-00001, ...``; later shards and
-    leftover temporary folders are removed."""
+    leftover temporary folders are removed. With ``counts``, a prefix holding more rows of an entry
+    than its count ends there (a shard store of :mod:`qeframe.shards` passes ``None``)."""
     shapes = row_shapes(n_qubits)
     infos: list[dict[str, Any]] = []
     start = 0
-    per_entry = [0] * len(counts)
+    per_entry: dict[int, int] = {}
     while True:
         path = store / _shard_name(len(infos))
         info = _read_json(path / SHARD_INFO)
@@ -469,10 +479,12 @@ def _complete_shards(store: Path, counts: list[int], n_qubits: int) -> list[dict
             break
         try:
             rows = int(info["rows"])
-            ok = rows > 0 and sum(int(s["rows"]) for s in info["sources"]) == rows
+            ok = (rows > 0 or counts is None) and sum(int(s["rows"]) for s in info["sources"]) == rows
             for s in info["sources"]:
-                per_entry[int(s["entry"])] += int(s["rows"])
-            ok = ok and all(r <= c for r, c in zip(per_entry, counts))
+                e = int(s["entry"])
+                per_entry[e] = per_entry.get(e, 0) + int(s["rows"])
+            if counts is not None:
+                ok = ok and all(0 <= e < len(counts) and r <= counts[e] for e, r in per_entry.items())
             for name in ARRAY_DTYPES:
                 array = np.load(path / f"{name}.npy", mmap_mode="r")
                 ok = ok and array.shape == (rows, *shapes[name]) and array.dtype == ARRAY_DTYPES[name]
@@ -535,6 +547,25 @@ def _progress_bar(enabled: bool):  # -> rich Progress or a no-op
     )
 
 
+def generation_context(name: str, spec: DatasetSpec, registry: Registry) -> GenerationContext:
+    """Validate ``spec``'s families and labeler (:func:`qeframe.specs.validate_dataset_plugins`) and
+    construct them: what any process needs to compute any block of dataset ``name``."""
+    validate_dataset_plugins(name, spec, registry)
+    keys = [f"datasets.{name}.families[{i}]" for i in range(len(spec.families))]
+    if len(spec.families) > np.iinfo(np.uint16).max:
+        raise QeframeError(f"datasets.{name}.families: at most {np.iinfo(np.uint16).max} entries")
+    return GenerationContext(
+        families=[
+            registry.create("family", e.family, e.params, key=f"{k}.params")  # type: ignore[misc]
+            for e, k in zip(spec.families, keys)
+        ],
+        labeler=registry.create("labeler", spec.labeler.name, spec.labeler.params),  # type: ignore[arg-type]
+        n_qubits=spec.n_qubits,
+        seed=spec.seed,
+        keys=keys,
+    )
+
+
 def build_dataset(
     name: str,
     spec: DatasetSpec,
@@ -568,20 +599,7 @@ def build_dataset(
     if workers is not None and workers < 1:
         raise QeframeError(f"workers must be at least 1, got {workers}")
     registry = registry if registry is not None else get_registry()
-    validate_dataset_plugins(name, spec, registry)
-    keys = [f"datasets.{name}.families[{i}]" for i in range(len(spec.families))]
-    if len(spec.families) > np.iinfo(np.uint16).max:
-        raise QeframeError(f"datasets.{name}.families: at most {np.iinfo(np.uint16).max} entries")
-    ctx = GenerationContext(
-        families=[
-            registry.create("family", e.family, e.params, key=f"{k}.params")  # type: ignore[misc]
-            for e, k in zip(spec.families, keys)
-        ],
-        labeler=registry.create("labeler", spec.labeler.name, spec.labeler.params),  # type: ignore[arg-type]
-        n_qubits=spec.n_qubits,
-        seed=spec.seed,
-        keys=keys,
-    )
+    ctx = generation_context(name, spec, registry)
     store = Path(data_dir) / name
     try:
         store.mkdir(parents=True, exist_ok=True)
@@ -605,7 +623,13 @@ def _build(
     progress: bool,
     force: bool,
     lock_fd: int | None,
+    *,
+    executor_factory: Callable[[int], FuturesExecutor] | None = None,
+    build_info: Callable[[], dict[str, Any]] | None = None,
 ) -> None:
+    """Write the store. ``executor_factory(n_workers)``, when given, supplies the blocks instead of a
+    process pool (the merge of :mod:`qeframe.shards` serves stored blocks so); ``build_info()`` adds
+    keys to the manifest's ``build`` record."""
     t0 = time.perf_counter()
     block_size = block_size_for(spec.n_qubits)
     counts = [e.count for e in spec.families]
@@ -653,11 +677,12 @@ def _build(
 
     n_workers = workers or default_workers()
     n_workers = max(1, min(n_workers, planned_blocks(counts, block_size)))
-    executor = (
-        make_executor(ctx, n_workers, close_fds=() if lock_fd is None else (lock_fd,))
-        if resumed < total
-        else None
-    )
+    if resumed >= total:
+        executor = None
+    elif executor_factory is not None:
+        executor = executor_factory(n_workers)
+    else:
+        executor = make_executor(ctx, n_workers, close_fds=() if lock_fd is None else (lock_fd,))
     bar = _progress_bar(progress)
     writer: _ShardWriter | None = None
     try:
@@ -726,6 +751,7 @@ def _build(
         "states_per_second": round((total - resumed) / max(seconds, 1e-9), 1),
         "resumed_rows": resumed,
         "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        **(build_info() if build_info is not None else {}),
     }
     manifest["complete"] = True
     _atomic_write_json(store / MANIFEST, manifest)

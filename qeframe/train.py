@@ -28,6 +28,26 @@ the model is built, and two ``torch.Generator`` objects seeded from
 device) for symmetry sampling. Their states go into every checkpoint, so that "train 2 epochs" and
 "train 1 epoch, stop, resume for 1" give the same weights.
 
+Data-parallel training (``torchrun``, :mod:`qeframe.distributed`): with a
+:class:`~qeframe.distributed.DistContext` of ``K`` ranks, every rank holds the whole training set,
+draws the same permutation and cuts it into the same global batches of ``B`` indices; rank ``r``
+trains on its contiguous part ``[lo_r, hi_r)`` (:func:`~qeframe.distributed.shard_bounds`) through
+:class:`~torch.nn.parallel.DistributedDataParallel`. Its loss is its share of the global batch's
+loss — the BCE sum over its known labels divided by the number ``n_known`` of known labels in the
+*global* batch (computed locally: every rank has all labels), the consistency sums divided by
+``B m`` — so the shares add up to ``L``; each rank back-propagates ``K`` times its share and DDP
+averages the gradients, which gives the gradient of ``L``. Symmetry views are drawn for the whole
+global batch from the shared symmetry generator (identical on every rank) and each rank keeps the
+rows of its part, so the transformations are those of the single-process run (each rank spends the
+symmetry transform of the whole global batch; the model runs on its part only). Epoch records sum
+the ranks' shares, counts and accuracies (all-reduce), so ``metrics.jsonl`` holds the global
+values. Hence, for a deterministic backbone, ``K`` processes compute the single-process updates up
+to floating-point rounding (the order of the gradient sums differs). Not bitwise equal by design:
+dropout masks (the global torch RNG is seeded per rank, so ranks draw independent masks) and
+BatchNorm statistics on the CPU (per-rank batches; on CUDA :class:`torch.nn.SyncBatchNorm` uses the
+global batch). Validation is sharded over ranks and the per-cut counts are summed; only rank 0
+writes metrics and checkpoints.
+
 Model selection: after each epoch the model is scored on each validation dataset (mean over cuts of
 the per-cut accuracy on known labels, threshold 0.5 on the probability) and the mean over validation
 datasets is the epoch's score; ``training.select = "best-validation"`` keeps the epoch with the
@@ -49,6 +69,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
+from .distributed import SINGLE, DistContext, broadcast_buffers, prepare_model, wrap_model
 from .errors import QeframeError
 from .quantum.cuts import cut_names
 from .quantum.torch_ops import from_model_input, to_model_input
@@ -205,27 +226,37 @@ def complex_view(x: torch.Tensor) -> torch.Tensor:
 # loss terms and metrics
 
 
-def masked_bce(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def masked_bce(
+    logits: torch.Tensor, labels: torch.Tensor, *, denominator: torch.Tensor | int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Binary cross-entropy with logits averaged over the known labels.
 
     ``logits`` ``(B, m)`` float, ``labels`` ``(B, m)`` int (1/0/-1). Returns ``(loss, n_known)``;
     ``loss = sum_{q_ij != -1} BCE(logit_ij, q_ij) / max(n_known, 1)`` (0 when nothing is known).
+
+    ``denominator`` replaces ``n_known`` in the division: a data-parallel rank passes the number of
+    known labels of the whole global batch, so that the ranks' losses add up to the global one.
     """
     known = labels >= 0
     target = labels.clamp(min=0).to(logits.dtype)
     per = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     n_known = known.sum()
-    loss = (per * known).sum() / n_known.clamp(min=1)
+    denom = n_known if denominator is None else torch.as_tensor(denominator, device=logits.device)
+    loss = (per * known).sum() / denom.clamp(min=1)
     return loss, n_known
 
 
-def consistency_loss(p: torch.Tensor, p_view: torch.Tensor, cut_map: torch.Tensor) -> torch.Tensor:
+def consistency_loss(
+    p: torch.Tensor, p_view: torch.Tensor, cut_map: torch.Tensor, *, denominator: int | None = None
+) -> torch.Tensor:
     """Siamese consistency ``mean_{b, j} |p[b, j] - p_view[b, cut_map[b, j]]|``.
 
     ``p``, ``p_view``: ``(B, m)`` probabilities of the original and transformed states; ``cut_map``:
-    ``(B, m)`` long from :meth:`qeframe.interfaces.Symmetry.apply`.
+    ``(B, m)`` long from :meth:`qeframe.interfaces.Symmetry.apply`. With ``denominator`` the sum is
+    divided by it instead of ``B m`` (a data-parallel rank passes ``B_global m``).
     """
-    return (p - p_view.gather(1, cut_map)).abs().mean()
+    diff = (p - p_view.gather(1, cut_map)).abs()
+    return diff.mean() if denominator is None else diff.sum() / denominator
 
 
 def per_cut_accuracy(pred: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -308,6 +339,13 @@ def _seeds(seed: int) -> tuple[int, int]:
     return tuple(int(c.generate_state(1, np.uint64)[0] >> np.uint64(1)) for c in children)  # type: ignore[return-value]
 
 
+def _rank_seed(seed: int, rank: int, epoch: int) -> int:
+    """Seed of the global torch RNG of data-parallel ``rank`` from epoch ``epoch`` on (independent of
+    the shuffling and symmetry streams, which use spawn keys ``(0,)`` and ``(1,)``)."""
+    child = np.random.SeedSequence(seed, spawn_key=(2, rank, epoch))
+    return int(child.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
 class Trainer:
     """Trains one backbone according to a :class:`~qeframe.specs.TrainingSpec`.
 
@@ -319,6 +357,10 @@ class Trainer:
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or a :class:`torch.device`.
         spec_hash: recorded in checkpoints and checked on resume.
         key: ``registry.toml`` location of the experiment, for error messages.
+        distributed: the data-parallel context (:func:`qeframe.distributed.init_distributed`);
+            ``None`` for a single process. Every rank builds its own trainer with the same
+            arguments and its own ``device``; :attr:`model` is the plain module (checkpoints and
+            inference), :attr:`train_model` the DDP wrapper that training runs through.
     """
 
     def __init__(
@@ -331,6 +373,7 @@ class Trainer:
         device: str | torch.device = "auto",
         spec_hash: str = "",
         key: str = "experiment",
+        distributed: DistContext | None = None,
     ) -> None:
         from .registry import get_registry
 
@@ -350,11 +393,15 @@ class Trainer:
             for i, s in enumerate(training.symmetries)
         ]
         self.term_names = self._term_names()
-        torch.manual_seed(training.seed)
-        self.model = self.backbone.build(n_qubits).to(self.device)
+        self.dist = distributed if distributed is not None else SINGLE
+        torch.manual_seed(training.seed)  # the same initial weights on every rank
+        self.model = prepare_model(self.backbone.build(n_qubits).to(self.device), self.dist, self.device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=training.lr, weight_decay=training.weight_decay
         )
+        self.train_model = wrap_model(self.model, self.dist, self.device)
+        if self.dist.world_size > 1:  # independent dropout masks on the ranks' parts
+            torch.manual_seed(_rank_seed(training.seed, self.dist.rank, 0))
         shuffle_seed, symmetry_seed = _seeds(training.seed)
         self.shuffle_generator = torch.Generator().manual_seed(shuffle_seed)
         self.symmetry_generator = torch.Generator(device=self.device).manual_seed(symmetry_seed)
@@ -385,34 +432,56 @@ class Trainer:
 
     # ------------------------------------------------------------------ one batch
     def batch_loss(
-        self, xb: torch.Tensor, yb: torch.Tensor, epoch_index: int
+        self,
+        xb: torch.Tensor,
+        yb: torch.Tensor,
+        epoch_index: int,
+        *,
+        part: tuple[int, int] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         """Loss of one batch at 0-based ``epoch_index``: ``(total, {term: value}, logits)``.
 
         Terms: ``bce`` and one ``sym:<name>`` per symmetry whose weight is positive this epoch.
+
+        ``part = (lo, hi)``: ``xb``, ``yb`` are a global batch of ``B`` samples of which this
+        data-parallel rank trains rows ``lo:hi``. Symmetry views are still drawn for all ``B``
+        samples (the same random numbers as a single process) and sliced; the model runs on the
+        part only; the returned values are this rank's shares — the BCE normalised by the known
+        labels of the global batch, the consistency terms by ``B m`` — so that their sum over
+        ranks is the loss of the global batch. ``logits`` are those of the part.
         """
         b = xb.shape[0]
+        lo, hi = (0, b) if part is None else part
+        sliced = (lo, hi) != (0, b)
+        xl, yl = (xb[lo:hi], yb[lo:hi]) if sliced else (xb, yb)
+        bl = hi - lo
         views: list[tuple[str, float, torch.Tensor]] = []
-        inputs = [xb]
+        inputs = [xl]
         for name, spec, sym in zip(self.term_names, self.training.symmetries, self.symmetries):
             weight = spec.weight_at(epoch_index)
             if weight <= 0:
                 continue
             rho2, cut_map = sym.apply(complex_view(xb), self.symmetry_generator)
+            if sliced:
+                rho2, cut_map = rho2[lo:hi], cut_map[lo:hi]
             inputs.append(to_model_input(rho2).to(xb.dtype))
             views.append((name, weight, cut_map.to(device=xb.device, dtype=torch.long)))
         with _autocast(xb.device, self.amp_dtype):
-            out = self.model(torch.cat(inputs) if len(inputs) > 1 else xb)
+            out = self.train_model(torch.cat(inputs) if len(inputs) > 1 else xl)
         out = out.float()
-        logits = out[:b]
-        bce, _ = masked_bce(logits, yb)
+        logits = out[:bl]
+        if sliced:
+            bce, _ = masked_bce(logits, yl)
+        else:
+            bce, _ = masked_bce(logits, yl)
         terms = {"bce": bce}
         total = self.training.bce_weight * bce
         if views:
             p = torch.sigmoid(logits)
+            denominator = b * logits.shape[1] if sliced else None
             for k, (name, weight, cut_map) in enumerate(views, start=1):
-                p_view = torch.sigmoid(out[k * b : (k + 1) * b])
-                term = consistency_loss(p, p_view, cut_map)
+                p_view = torch.sigmoid(out[k * bl : (k + 1) * bl])
+                term = consistency_loss(p, p_view, cut_map, denominator=denominator)
                 terms[name] = term
                 total = total + weight * term
         return total, terms, logits
@@ -423,17 +492,21 @@ class Trainer:
     ) -> dict[str, Any]:
         """Train one epoch on resident ``x`` ``(N, 2, d, d)`` and ``y`` ``(N, m)``; returns its record.
 
-        Batches of fewer than 2 samples are skipped (batch statistics need 2).
+        Batches of fewer than 2 samples are skipped (batch statistics need 2). With several
+        data-parallel ranks, every rank trains its part of each global batch and the record holds
+        the global values (losses, accuracy and counts summed over ranks); ``train_time_s`` and
+        ``samples_per_s`` are rank 0's wall time and the global samples per second.
         """
         epoch = self.epochs_done + 1
         n = x.shape[0]
         bs = self.training.batch_size
+        world = self.dist.world_size
         starts = [s for s in range(0, n, bs) if min(bs, n - s) >= 2]
         perm = torch.randperm(n, generator=self.shuffle_generator).to(x.device)
         weights = {name: s.weight_at(epoch - 1) for name, s in zip(self.term_names, self.training.symmetries)}
         if progress is not None:
             progress.epoch_start(epoch, self.training.epochs, len(starts))
-        self.model.train()
+        self.train_model.train()
         zero = torch.zeros((), device=x.device, dtype=torch.float64)
         sums: dict[str, torch.Tensor] = {"total": zero.clone(), "bce": zero.clone()}
         sums.update({name: zero.clone() for name, w in weights.items() if w > 0})
@@ -444,24 +517,32 @@ class Trainer:
         for s in starts:
             idx = perm[s : s + bs]
             xb, yb = x[idx], y[idx]
-            total, terms, logits = self.batch_loss(xb, yb, epoch - 1)
-            self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            self.optimizer.step()
             nb = xb.shape[0]
+            part = self.dist.part(nb) if world > 1 else None
+            total, terms, logits = self.batch_loss(xb, yb, epoch - 1, part=part)
+            self.optimizer.zero_grad(set_to_none=True)
+            # DDP averages the ranks' gradients; K x (share) averages to the gradient of the sum.
+            (total * world if world > 1 else total).backward()
+            self.optimizer.step()
             seen += nb
             with torch.no_grad():
                 sums["total"] += total.detach().double() * nb
                 for name, value in terms.items():
                     sums[name] += value.detach().double() * nb
-                mask = yb >= 0
-                correct += (((logits > 0).to(torch.int8) == yb) & mask).sum().double()
+                yl = yb if part is None else yb[part[0] : part[1]]
+                mask = yl >= 0
+                correct += (((logits > 0).to(torch.int8) == yl) & mask).sum().double()
                 known += mask.sum().double()
             if progress is not None:
                 progress.batch_end()
         if x.device.type == "cuda":
             torch.cuda.synchronize(x.device)
         train_time = time.perf_counter() - t0
+        if world > 1:  # one all-reduce of every per-epoch sum, in a fixed key order
+            keys = list(sums)
+            packed = self.dist.all_reduce_sum(torch.stack([*(sums[k] for k in keys), correct, known]))
+            sums = dict(zip(keys, packed[: len(keys)]))
+            correct, known = packed[-2], packed[-1]
         values = {k: float(v) / max(seen, 1) for k, v in sums.items()}
         self.epochs_done = epoch
         return {
@@ -482,12 +563,30 @@ class Trainer:
     def validate(
         self, validation: Sequence[tuple[str, torch.Tensor, torch.Tensor]]
     ) -> dict[str, float | None]:
-        """Mean per-cut accuracy (known labels, p > 0.5) per validation set ``(name, x, labels)``."""
+        """Mean per-cut accuracy (known labels, p > 0.5) per validation set ``(name, x, labels)``.
+
+        With several data-parallel ranks each rank predicts its contiguous shard of every set and
+        the per-cut counts of correct and known labels are summed over ranks (the result is the
+        single-process one); rank 0's buffers are broadcast first so every shard sees the model
+        that rank 0 checkpoints.
+        """
+        broadcast_buffers(self.model, self.dist)
         scores: dict[str, float | None] = {}
         for name, xv, yv in validation:
-            logits = predict_logits(self.model, xv, amp_dtype=self.amp_dtype)
-            acc, counts = per_cut_accuracy(logits > 0, yv)
-            valid = acc[counts > 0]
+            lo, hi = self.dist.part(xv.shape[0])
+            m = yv.shape[1]
+            correct = torch.zeros(m, dtype=torch.float64, device=yv.device)
+            counts = torch.zeros(m, dtype=torch.float64, device=yv.device)
+            if hi > lo:
+                logits = predict_logits(self.model, xv[lo:hi], amp_dtype=self.amp_dtype)
+                labels = yv[lo:hi].to(torch.int64)
+                mask = labels >= 0
+                correct += (((logits > 0).to(torch.int64) == labels) & mask).sum(0).double()
+                counts += mask.sum(0).double()
+            if self.dist.world_size > 1:
+                packed = self.dist.all_reduce_sum(torch.stack([correct, counts]))
+                correct, counts = packed[0], packed[1]
+            valid = (correct / counts)[counts > 0]
             scores[name] = float(valid.mean()) if valid.numel() else None
         return scores
 
@@ -516,7 +615,12 @@ class Trainer:
         on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
     ) -> TrainResult:
         """Train up to ``training.epochs`` epochs (continuing from :attr:`epochs_done` after
-        :meth:`resume`), checkpoint every epoch into ``run`` and load the selected model at the end."""
+        :meth:`resume`), checkpoint every epoch into ``run`` and load the selected model at the end.
+
+        Data-parallel: every rank calls ``fit`` with the same arrays and the same ``run``; only
+        rank 0 writes into ``run`` (metrics, checkpoints, ``best``), and every rank returns the
+        same selected model after a final barrier.
+        """
         for arrays in (train, *validation):
             if arrays.n_qubits != self.n_qubits:
                 raise QeframeError(
@@ -547,18 +651,20 @@ class Trainer:
             )
             self.history.append(record)
             if run is not None:
-                run.append_metrics(record)
+                if self.dist.is_main:
+                    run.append_metrics(record)
                 self.save_checkpoint(run)
             if progress is not None:
                 progress.epoch_end(record)
             if on_epoch_end is not None:
                 on_epoch_end(record)
-        if run is not None and self.epochs_done > 0:
+        if run is not None and self.epochs_done > 0 and self.dist.is_main:
             from .runs import latest_checkpoint, read_checkpoint_config, write_best
 
             last = latest_checkpoint(run.checkpoints)
             if last is not None:
                 write_best(run, read_checkpoint_config(last))
+        self.dist.barrier()
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         return TrainResult(self.model, self.best_epoch, self.best_score, self.epochs_done, list(self.history))
@@ -585,34 +691,53 @@ class Trainer:
             "select": self.training.select,
             "precision": self.precision,
             "device": str(self.device),
+            "world_size": self.dist.world_size,
             "qeframe_version": __version__,
             "torch_version": torch.__version__,
             "optimizer": {"param_groups": _jsonable(opt["param_groups"]), "scalars": _jsonable(scalars)},
         }
 
+    def _global_rng_states(self) -> dict[str, torch.Tensor]:
+        states = {"rng.torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            states["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        return states
+
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """Optimizer tensors and RNG states, for the ``.state.safetensors`` file."""
+        """Optimizer tensors and RNG states, for the ``.state.safetensors`` file.
+
+        With several data-parallel ranks this is a collective call (every rank must make it): the
+        global torch RNG states of all ranks are gathered as ``rng.torch.rank<r>`` (and
+        ``rng.cuda.rank<r>``), beside rank 0's ``rng.torch``.
+        """
         tensors: dict[str, torch.Tensor] = {}
         for i, st in self.optimizer.state_dict()["state"].items():
             for k, v in st.items():
                 if isinstance(v, torch.Tensor):
                     tensors[f"optimizer.{i}.{k}"] = v
-        tensors["rng.torch"] = torch.get_rng_state()
+        tensors.update(self._global_rng_states())
         tensors["rng.shuffle"] = self.shuffle_generator.get_state()
         tensors["rng.symmetry"] = self.symmetry_generator.get_state()
-        if self.device.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.dist.world_size > 1:
+            for r, states in enumerate(self.dist.all_gather_object(self._global_rng_states())):
+                tensors.update({f"{k}.rank{r}": v for k, v in states.items()})
         return tensors
 
     def save_checkpoint(self, run: RunDir) -> None:
-        """Write the checkpoint of :attr:`epochs_done` into ``run/checkpoints`` (keeping the best epoch)."""
+        """Write the checkpoint of :attr:`epochs_done` into ``run/checkpoints`` (keeping the best epoch).
+
+        Data-parallel: a collective call; rank 0 writes.
+        """
         from .runs import save_checkpoint
 
+        tensors = self.state_tensors()
+        if not self.dist.is_main:
+            return
         save_checkpoint(
             run.checkpoints,
             self.epochs_done,
             model_tensors=self.model.state_dict(),
-            state_tensors=self.state_tensors(),
+            state_tensors=tensors,
             config=self.checkpoint_config(),
             keep=[self.best_epoch],
         )
@@ -624,6 +749,11 @@ class Trainer:
         drops ``metrics.jsonl`` lines of epochs after the checkpoint. Raises :class:`QeframeError`
         when the checkpoint was written for another backbone/params/n_qubits or another spec.
         Without any checkpoint, training starts from scratch (0 is returned).
+
+        Data-parallel: every rank calls it and reads the same checkpoint (the run folder must be on
+        a filesystem all ranks see); rank 0 truncates ``metrics.jsonl``. The checkpoint may come
+        from any number of ranks: each rank restores its own global torch RNG state when the
+        checkpoint was written by as many ranks, and otherwise reseeds it per rank.
         """
         from .runs import (
             check_compatible,
@@ -635,7 +765,9 @@ class Trainer:
 
         path = latest_checkpoint(run.checkpoints)
         if path is None:
-            run.truncate_metrics(0)
+            if self.dist.is_main:
+                run.truncate_metrics(0)
+            self.dist.barrier()
             return 0
         config = read_checkpoint_config(path)
         check_compatible(
@@ -653,20 +785,31 @@ class Trainer:
         self.load_weights(run.checkpoints / config["model_file"])
         state = load_tensors(run.checkpoints / config["state_file"])
         self._load_optimizer(config["optimizer"], state)
-        torch.set_rng_state(state["rng.torch"])
         self.shuffle_generator.set_state(state["rng.shuffle"])
         self.symmetry_generator.set_state(state["rng.symmetry"].cpu())
-        if "rng.cuda" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng.cuda"].cpu(), self.device)
+        self._restore_global_rng(state, int(config.get("world_size") or 1), int(config["epoch"]))
         self.epochs_done = int(config["epoch"])
         self.best_epoch = int(config.get("best_epoch") or self.epochs_done)
         self.best_score = config.get("best_score")
         best_file = run.checkpoints / f"{epoch_stem(self.best_epoch)}.safetensors"
         best = load_tensors(best_file, self.device) if best_file.is_file() else self.model.state_dict()
         self.best_state = {k: v.detach().clone() for k, v in best.items()}
-        run.truncate_metrics(self.epochs_done)
+        if self.dist.is_main:
+            run.truncate_metrics(self.epochs_done)
+        self.dist.barrier()
         self.history = run.read_metrics()
         return self.epochs_done
+
+    def _restore_global_rng(self, state: Mapping[str, torch.Tensor], saved_world: int, epoch: int) -> None:
+        world, rank = self.dist.world_size, self.dist.rank
+        suffix = f".rank{rank}" if world > 1 and saved_world == world else ""
+        if suffix and f"rng.torch{suffix}" not in state:
+            suffix = ""
+        torch.set_rng_state(state[f"rng.torch{suffix}"].cpu())
+        if f"rng.cuda{suffix}" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state[f"rng.cuda{suffix}"].cpu(), self.device)
+        if world > 1 and not suffix:  # written by another number of ranks: fresh per-rank streams
+            torch.manual_seed(_rank_seed(self.training.seed, rank, epoch))
 
     def load_weights(self, path: Any) -> None:
         """Load model weights from a safetensors file (shape mismatches -> :class:`QeframeError`)."""
