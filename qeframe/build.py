@@ -500,8 +500,9 @@ class ShardPlan:
         return self.planned(entry) + p + t * self.owners(entry)
 
     def extras_wanted(self, entry: int, kept: int, generated: int) -> int:
-        """``E_hi``: extra blocks ``entry`` needs at the pessimistic keep rate of ``kept / generated``."""
-        if generated <= 0:
+        """``E_hi``: extra blocks ``entry`` needs at the pessimistic keep rate of ``kept / generated``;
+        0 when nothing was dropped (``kept >= generated``)."""
+        if generated <= 0 or kept >= generated:
             return 0
         r_lo = max(kept - 3.0 * math.sqrt(kept), 1.0) / generated
         if r_lo >= 1.0:
@@ -553,8 +554,6 @@ class ShardSchedule:
         )
 
     def _extra_ok(self, s: _ShardEntry, t: int, kept: int, generated: int) -> bool:
-        if kept >= generated:  # no drop seen: no extras
-            return False
         block = self.plan.extra_block(self.shard, s.entry, t)
         j = block - self.plan.planned(s.entry)
         return j < self.plan.extras_wanted(s.entry, kept, generated) and generated < self.plan.budget(s.entry)

@@ -20,8 +20,8 @@ Shapes and conventions (identical everywhere):
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np

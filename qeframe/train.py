@@ -471,7 +471,7 @@ class Trainer:
         out = out.float()
         logits = out[:bl]
         if sliced:
-            bce, _ = masked_bce(logits, yl)
+            bce, _ = masked_bce(logits, yl, denominator=(yb >= 0).sum())
         else:
             bce, _ = masked_bce(logits, yl)
         terms = {"bce": bce}

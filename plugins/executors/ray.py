@@ -9,9 +9,10 @@ Needs Ray (``pip install 'qeframe[ray]'``, ``ray>=2.9``). The plugin registers w
 * connects to Ray — the session already initialised in this process if there is one, else
   ``ray.init(address=params.address)`` (``None``: ``$RAY_ADDRESS`` or a new local instance), which
   it shuts down again when it is done;
-* submits ``ray.remote(num_cpus=params.num_cpus)(fn)`` once per task (each task reserves
-  ``num_cpus`` CPUs; ``fn`` and the tasks travel by cloudpickle, and every Ray worker imports
-  qeframe and loads the plugins installed on its node);
+* submits one Ray task per task, reserving ``num_cpus`` CPUs each, that calls ``fn(task)``; ``fn``
+  and the tasks travel by cloudpickle — a function is pickled by reference to its module, which the
+  Ray worker imports, so ``fn`` must live in an installed module (every Ray worker imports qeframe
+  and loads the plugins installed on its node);
 * yields ``ray.get`` of each result in task order. A task that raised re-raises its original
   exception (a :class:`~qeframe.errors.QeframeError` stays one); the remaining tasks are cancelled.
 
@@ -71,8 +72,8 @@ class RayExecutor(Executor):
         refs: list[Any] = []
         done = 0
         try:
-            remote = ray.remote(num_cpus=self.params.num_cpus, max_retries=0)(fn)  # type: ignore[attr-defined]
-            refs = [remote.remote(task) for task in tasks]
+            remote = ray.remote(num_cpus=self.params.num_cpus, max_retries=0)(_call)  # type: ignore[attr-defined]
+            refs = [remote.remote(fn, task) for task in tasks]
             for ref in refs:
                 try:
                     result = ray.get(ref)
@@ -87,6 +88,11 @@ class RayExecutor(Executor):
             _cancel_unfinished(ray, refs[done:])
             if started:
                 ray.shutdown()
+
+
+def _call(fn: Callable[[T], R], task: T) -> R:
+    """What a Ray worker runs: ``fn(task)`` (any picklable callable, builtins included)."""
+    return fn(task)
 
 
 def _cancel_unfinished(ray: Any, refs: list[Any]) -> None:
