@@ -16,6 +16,11 @@ Every block's content depends only on ``(seed, e, b, size)`` and the sizes only 
 ``B`` (:func:`block_size_for`), so the rows — and the store's content hash — are the same for any
 number of worker processes and any shard size. Workers compute blocks; the parent consumes them in
 order (:func:`iter_pieces`), so only a few blocks are ever held in memory.
+
+For builds split across machines, :class:`ShardPlan` divides the blocks among ``N`` shards (the exact
+rule is in its docstring and in ``docs/scaling.md``), :class:`ShardSchedule` is the deterministic
+block sequence of one shard and :func:`iter_shard_blocks` computes it; :mod:`qeframe.shards` stores
+and merges the shards.
 """
 
 from __future__ import annotations

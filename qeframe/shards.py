@@ -69,6 +69,7 @@ from .store import (
     _complete_shards,
     _components,
     _is_complete,
+    _progress_bar,
     _read_json,
     _shard_name,
     _ShardWriter,
@@ -189,14 +190,13 @@ def build_shard(
                 assert manifest is not None
                 return manifest
             return _build_shard(
-                name, spec, path, ctx, registry, state, workers, shard_size, progress, force, lock_fd
+                spec, path, ctx, registry, state, workers, shard_size, progress, force, lock_fd
             )
     except OSError as exc:
         raise StoreError(f"cannot write shard store {path}: {exc.strerror or exc}") from None
 
 
 def _build_shard(
-    name: str,
     spec: DatasetSpec,
     path: Path,
     ctx: GenerationContext,
@@ -208,8 +208,6 @@ def _build_shard(
     force: bool,
     lock_fd: int | None,
 ) -> dict[str, Any]:
-    from .store import _progress_bar
-
     t0 = time.perf_counter()
     index, count = state["shard"]["index"], state["shard"]["count"]
     block_size = state["block_size"]
@@ -292,13 +290,13 @@ def _build_shard(
         if bar is not None:
             bar.start()
             task = bar.add_task(path.name, total=expected_rows, completed=row, rate="-")
-        kept_now = 0
         generated_now = 0
         for block in (
-            iter_shard_blocks(ctx, schedule, executor, max_in_flight=2 * n_workers) if executor else ()
+            iter_shard_blocks(ctx, schedule, executor, max_in_flight=2 * n_workers)
+            if executor is not None
+            else ()
         ):
             buffer.append(block)
-            kept_now += len(block)
             generated_now += block.generated
             nbytes = sum(a.nbytes for b in buffer for a in b.arrays.values())
             if sum(len(b) for b in buffer) >= shard_size or nbytes >= FLUSH_BYTES:
@@ -398,7 +396,7 @@ class ShardStore:
         try:
             for arrays in self.iter_files():
                 summary.hash(arrays)
-        except (OSError, ValueError):
+        except (OSError, ValueError, KeyError, TypeError):
             return False
         return summary.array_digests() == self.manifest["array_hashes"]
 
@@ -516,6 +514,18 @@ class _StoredBlocks(FuturesExecutor):
         if self.fallback is not None:
             self.fallback.shutdown(wait=wait, cancel_futures=cancel_futures)
         self._files.clear()
+
+
+@contextlib.contextmanager
+def _lock_if_writable(path: Path) -> Iterator[int | None]:
+    """The lock of a shard folder (:class:`StoreError` while a build holds it); none for a folder
+    that cannot be written (a read-only copy, which nothing can rebuild meanwhile)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            fd = stack.enter_context(_store_lock(path, path.name))
+        except OSError:
+            fd = None
+        yield fd
 
 
 def _check_shards(
@@ -665,18 +675,11 @@ def merge_shards(
         raise StoreError(
             f"no shards of dataset {name!r} in {where}; build them with `qeframe data build {name} --shard i/N`"
         )
-    shards = [open_shard(p) for p in paths]
-    plan, stored = _check_shards(name, spec, shards, registry, where)
-    if verify:
-        for s in shards:
-            if not s.verify():
-                raise StoreError(
-                    f"shard {s.label} in {s.path} is damaged (its array hashes differ); rebuild it"
-                )
-    generate = _needs_generation(plan, stored)
-
     store = Path(data_dir) / name
     holder: dict[str, _StoredBlocks] = {}
+    fds: list[int] = []  # the locks held below; closed in any worker process the merge starts
+    generate = False
+    shards: list[ShardStore] = []
 
     def executor_factory(n_workers: int) -> FuturesExecutor:
         pool = make_executor(ctx, n_workers, close_fds=tuple(fds)) if generate and n_workers > 1 else None
@@ -695,13 +698,22 @@ def merge_shards(
             **(build_info or {}),
         }
 
-    fds: list[int] = []
     try:
         with contextlib.ExitStack() as locks:
-            for s in shards:  # no shard may be rebuilt while it is being merged
-                fd = locks.enter_context(_store_lock(s.path, s.path.name))
+            for p in paths:  # no shard may be (re)built while it is being merged
+                fd = locks.enter_context(_lock_if_writable(p))
                 if fd is not None:
                     fds.append(fd)
+            shards = [open_shard(p) for p in paths]
+            plan, stored = _check_shards(name, spec, shards, registry, where)
+            if verify:
+                for s in shards:
+                    if not s.verify():
+                        raise StoreError(
+                            f"shard {s.label} in {s.path} is damaged (its array hashes differ); rebuild it"
+                        )
+            generate = _needs_generation(plan, stored)
+            # every check passed: only now is anything written
             store.mkdir(parents=True, exist_ok=True)
             lock_fd = locks.enter_context(_store_lock(store, name))
             if lock_fd is not None:

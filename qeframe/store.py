@@ -30,6 +30,11 @@ written, never mixed.
 Content hash: for each array in :data:`qeframe.build.ARRAY_DTYPES` order, the sha256 of the
 concatenated little-endian bytes of all its rows; the content hash is the sha256 of the lines
 ``name:dtype:row_shape:digest``. It does not depend on the shard layout or the number of workers.
+
+Sharded builds (:mod:`qeframe.shards`) write shard stores ``data/<name>.shard-i-of-N/`` with the
+same file layout and a manifest of ``"kind": "shard"``; :func:`open_dataset` refuses them and
+:func:`store_status` does not count them as built. Their merge writes ``data/<name>/`` through
+:func:`_build` with stored blocks in place of computed ones, so it equals a single build.
 """
 
 from __future__ import annotations

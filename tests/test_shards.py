@@ -620,3 +620,31 @@ def test_task_registry_is_restored(tmp_path, reg):
     build_sharded("toy", keeping_spec(), 2, data_dir=tmp_path, registry=reg, progress=False)
     assert shards_module._TASK_REGISTRY is None
     assert Path(tmp_path / "toy" / "manifest.json").is_file()
+
+
+def test_merge_waits_for_no_shard_being_built(tmp_path, reg):
+    spec = keeping_spec()
+    manifests = build_all("toy", spec, 2, tmp_path, reg)
+    with (
+        _store_lock(tmp_path / manifests[0]["name"], "x"),
+        pytest.raises(StoreError, match="another process"),
+    ):
+        merge_shards("toy", spec, data_dir=tmp_path, registry=reg, progress=False)
+    assert not (tmp_path / "toy").exists()
+
+
+def test_read_only_shards_can_be_merged(tmp_path, reg, monkeypatch):
+    """A shard folder whose lock file cannot be created (a read-only copy) is merged without a lock."""
+    spec = keeping_spec()
+    single = build_dataset("toy", spec, data_dir=tmp_path / "one", registry=reg, workers=1, progress=False)
+    build_all("toy", spec, 2, tmp_path / "ro", reg)
+    real_lock = shards_module._store_lock
+
+    def lock(path, label):
+        if ".shard-" in Path(path).name:
+            raise PermissionError(13, "Read-only file system")
+        return real_lock(path, label)
+
+    monkeypatch.setattr(shards_module, "_store_lock", lock)
+    merged = merge_shards("toy", spec, data_dir=tmp_path / "ro", registry=reg, progress=False)
+    assert merged.content_hash == single.content_hash
