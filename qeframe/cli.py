@@ -37,7 +37,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 DEFAULT_REGISTRY = Path("registry.toml")
 
 # typer ships its own copy of click; its ClickException is the base of typer.BadParameter.
-_CLICK_EXCEPTION: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_CLICK_EXCEPTION: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
 
 
 def _version_callback(value: bool) -> None:
@@ -49,7 +51,10 @@ def _version_callback(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."
+        ),
     ] = False,
 ) -> None:
     """qeframe: learn to detect per-bipartition quantum entanglement."""
@@ -82,7 +87,9 @@ def plugins_command(as_json: JsonOption = False) -> None:
         print(
             json.dumps(
                 {
-                    "plugins": [dict(zip(["kind", "name", "distribution", "version", "description"], r)) for r in rows],
+                    "plugins": [
+                        dict(zip(["kind", "name", "distribution", "version", "description"], r)) for r in rows
+                    ],
                     "broken": [dict(zip(["plugin", "distribution", "version", "error"], b)) for b in broken],
                 },
                 indent=2,
@@ -96,7 +103,9 @@ def plugins_command(as_json: JsonOption = False) -> None:
 
 @app.command("reference")
 def reference_command(
-    out: Annotated[Path | None, typer.Option("--out", help="Write the Markdown here instead of printing it.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the Markdown here instead of printing it.")
+    ] = None,
 ) -> None:
     """Print the registry.toml reference generated from the pydantic models of the built-in plugins."""
     from .reference import registry_reference
@@ -134,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     except _CLICK_EXCEPTION as exc:  # usage errors: click prints its own message
         exc.show()
         sys.exit(exc.exit_code)
+
 
 if __name__ == "__main__":  # `python -m qeframe.cli`, `torchrun ... -m qeframe.cli run ...`
     # Run the package's module: the commands register on `qeframe.cli.app`, not on this `__main__` copy.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
-from . import cli_data  # noqa: F401
-from . import cli_run  # noqa: F401
-from . import cli_certify  # noqa: F401
+from . import (
+    cli_certify,  # noqa: F401
+    cli_data,  # noqa: F401
+    cli_run,  # noqa: F401
+)

@@ -83,7 +83,9 @@ def model_table(model: type[BaseModel]) -> str:
     rows = ["| key | type | default | constraints | description |", "|---|---|---|---|---|"]
     for name, info in model.model_fields.items():
         desc = (info.description or "").replace("|", "\\|").replace("\n", " ")
-        rows.append(f"| `{name}` | {_type_name(info.annotation)} | {_default(info)} | {_constraints(info)} | {desc} |")
+        rows.append(
+            f"| `{name}` | {_type_name(info.annotation)} | {_default(info)} | {_constraints(info)} | {desc} |"
+        )
     if len(rows) == 2:
         rows.append("| — | | | | no parameters |")
     return "\n".join(rows)
@@ -94,10 +96,14 @@ def registry_reference(registry: Registry, distribution: str = "qeframe") -> str
     out = [
         "# `registry.toml` reference",
         "",
-        "Generated from the pydantic models by `qeframe reference` — do not edit by hand;"
-        " `tests/test_reference.py` fails when this page is out of date.",
-        "Every table forbids unknown keys; an invalid value is reported with its full key,"
-        " e.g. `datasets.NAME.families[2].params.b`.",
+        (
+            "Generated from the pydantic models by `qeframe reference` — do not edit by hand;"
+            " `tests/test_reference.py` fails when this page is out of date."
+        ),
+        (
+            "Every table forbids unknown keys; an invalid value is reported with its full key,"
+            " e.g. `datasets.NAME.families[2].params.b`."
+        ),
         "",
         "## The frame",
         "",

@@ -111,7 +111,9 @@ class Registry:
         """
         reg = cls()
         if disabled is None:
-            disabled = [s.strip() for s in os.environ.get("QEFRAME_DISABLE_PLUGINS", "").split(",") if s.strip()]
+            disabled = [
+                s.strip() for s in os.environ.get("QEFRAME_DISABLE_PLUGINS", "").split(",") if s.strip()
+            ]
         blocked = set(disabled)
         if os.environ.get("QEFRAME_TRACE_PLUGINS"):
             # Hooks are called one implementation at a time (to isolate broken plugins), so the
@@ -130,7 +132,7 @@ class Registry:
                     continue
                 try:
                     plugin = ep.load()
-                except Exception as exc:  # a broken plugin must not take the others down
+                except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the others down
                     reg.broken.append(BrokenPlugin(ep.name, dist, version, f"{type(exc).__name__}: {exc}"))
                     continue
                 reg._add_plugin(ep.name, plugin, dist, version)
@@ -142,7 +144,7 @@ class Registry:
     def _add_plugin(self, name: str, plugin: Any, dist: str, version: str) -> None:
         try:
             self.pm.register(plugin, name=name)
-        except Exception as exc:  # unknown hook names, duplicate registration, ...
+        except Exception as exc:  # noqa: BLE001 - unknown hook names, duplicate registration, ...
             self.broken.append(BrokenPlugin(name, dist, version, f"{type(exc).__name__}: {exc}"))
             return
         try:
@@ -163,7 +165,9 @@ class Registry:
                     continue
                 dist, version = self._dist_of.get(plugin_name, ("<local>", ""))
 
-                def register(component: type[Component], _k=kind, _p=plugin_name, _d=dist, _v=version) -> None:
+                def register(
+                    component: type[Component], _k=kind, _p=plugin_name, _d=dist, _v=version
+                ) -> None:
                     self._register_component(_k, component, _p, _d, _v)
 
                 if self.tracing:
@@ -172,8 +176,10 @@ class Registry:
                     impl.function(register=register)
                 except PluginConflictError:
                     raise
-                except Exception as exc:
-                    self.broken.append(BrokenPlugin(plugin_name, dist, version, f"{type(exc).__name__}: {exc}"))
+                except Exception as exc:  # noqa: BLE001 - a failing hook is reported, the rest keep working
+                    self.broken.append(
+                        BrokenPlugin(plugin_name, dist, version, f"{type(exc).__name__}: {exc}")
+                    )
                     self._drop_plugin(plugin_name)
                     failed.add(plugin_name)
 
@@ -184,7 +190,9 @@ class Registry:
         self._dist_of.pop(name, None)
         self.pm.unregister(name=name)
 
-    def _register_component(self, kind: str, component: type[Component], plugin: str, dist: str, version: str) -> None:
+    def _register_component(
+        self, kind: str, component: type[Component], plugin: str, dist: str, version: str
+    ) -> None:
         base = KINDS[kind]
         if not (isinstance(component, type) and issubclass(component, base)):
             raise TypeError(f"{component!r} registered as a {kind} is not a subclass of {base.__name__}")
@@ -204,7 +212,11 @@ class Registry:
     def components(self, kind: str | None = None, pattern: str = "*") -> list[ComponentInfo]:
         """Registered components, optionally of one kind and matching a glob ``pattern``."""
         return sorted(
-            (c for (k, n), c in self._components.items() if (kind is None or k == kind) and fnmatch.fnmatch(n, pattern)),
+            (
+                c
+                for (k, n), c in self._components.items()
+                if (kind is None or k == kind) and fnmatch.fnmatch(n, pattern)
+            ),
             key=lambda c: (list(KINDS).index(c.kind), c.name),
         )
 
@@ -224,7 +236,9 @@ class Registry:
         """The component class registered as ``kind``/``name``; the error lists the available names."""
         return self.info(kind, name).cls
 
-    def create(self, kind: str, name: str, params: Mapping[str, Any] | None = None, *, key: str = "") -> Component:
+    def create(
+        self, kind: str, name: str, params: Mapping[str, Any] | None = None, *, key: str = ""
+    ) -> Component:
         """Validate ``params`` with the component's ``Params`` model and construct it.
 
         ``key`` is the ``registry.toml`` location of the params, used to name bad keys in errors.

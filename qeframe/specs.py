@@ -100,7 +100,9 @@ class SymmetryLoss(Frame):
 
     name: str = Field(description="symmetry plugin name")
     params: dict[str, Any] = Field(default_factory=dict, description="the symmetry's parameters")
-    weight: float = Field(default=0.5, ge=0, description="weight of the consistency term from `start_epoch` on")
+    weight: float = Field(
+        default=0.5, ge=0, description="weight of the consistency term from `start_epoch` on"
+    )
     weight_before: float = Field(default=0.0, ge=0, description="weight before `start_epoch`")
     start_epoch: int = Field(default=10, ge=0, description="first (0-based) epoch with `weight`")
 
@@ -122,8 +124,12 @@ class TrainingSpec(Frame):
     batch_size: int = Field(default=128, gt=0, description="global batch size")
     lr: float = Field(default=1e-3, gt=0, description="Adam learning rate")
     weight_decay: float = Field(default=0.0, ge=0, description="Adam weight decay")
-    bce_weight: float = Field(default=1.0, ge=0, description="l0: weight of the BCE term (unknown labels masked)")
-    symmetries: list[SymmetryLoss] = Field(default_factory=list, description="consistency terms (empty: plain CNN)")
+    bce_weight: float = Field(
+        default=1.0, ge=0, description="l0: weight of the BCE term (unknown labels masked)"
+    )
+    symmetries: list[SymmetryLoss] = Field(
+        default_factory=list, description="consistency terms (empty: plain CNN)"
+    )
     seed: int = Field(default=0, ge=0, description="seeds initialisation, shuffling and symmetry sampling")
     precision: Literal["auto", "float32", "bf16"] = Field(
         default="auto", description="auto: bf16 autocast on CUDA, float32 on CPU"
@@ -137,7 +143,9 @@ class EvaluationSpec(Frame):
     """Test-time settings: the classical baselines shown next to the model (PPT is always shown)."""
 
     baselines: list[str] = Field(default_factory=lambda: ["ppt"], description="baseline plugin names")
-    threshold: float = Field(default=0.5, gt=0, lt=1, description="P(entangled) above which a cut is entangled")
+    threshold: float = Field(
+        default=0.5, gt=0, lt=1, description="P(entangled) above which a cut is entangled"
+    )
 
 
 class RouterSpec(Frame):
@@ -155,12 +163,16 @@ class ExperimentSpec(Frame):
     """An experiment: datasets by name, model, training and evaluation."""
 
     train: str = Field(description="training dataset name")
-    validation: list[str] = Field(default_factory=list, description="validation dataset names (model selection)")
+    validation: list[str] = Field(
+        default_factory=list, description="validation dataset names (model selection)"
+    )
     test: list[str] = Field(default_factory=list, description="test dataset names: one column group each")
     model: ModelSpec = Field(description="`{ backbone = NAME, params = {...} }`")
     training: TrainingSpec = Field(default_factory=TrainingSpec, description="see below")
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="see below")
-    router: RouterSpec | None = Field(default=None, description="set to train an ensemble routed by this plugin")
+    router: RouterSpec | None = Field(
+        default=None, description="set to train an ensemble routed by this plugin"
+    )
     description: str = Field(default="", description="free text")
 
     @field_validator("validation", "test", mode="before")
@@ -188,14 +200,18 @@ class RegistryFile(Frame):
             for field, refs in (("train", [exp.train]), ("validation", exp.validation), ("test", exp.test)):
                 for ref in refs:
                     if ref not in self.datasets:
-                        raise ValueError(f"experiments.{name}.{field}: unknown dataset {ref!r}; defined: {known}")
+                        raise ValueError(
+                            f"experiments.{name}.{field}: unknown dataset {ref!r}; defined: {known}"
+                        )
         return self
 
     def dataset(self, name: str) -> DatasetSpec:
         try:
             return self.datasets[name]
         except KeyError:
-            raise SpecError(f"unknown dataset {name!r}; defined: {', '.join(sorted(self.datasets)) or 'none'}") from None
+            raise SpecError(
+                f"unknown dataset {name!r}; defined: {', '.join(sorted(self.datasets)) or 'none'}"
+            ) from None
 
     def experiment(self, name: str) -> ExperimentSpec:
         try:

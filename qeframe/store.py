@@ -71,6 +71,7 @@ from .build import (
 from .errors import QeframeError, StoreError
 from .interfaces import STANDARD_META
 from .labels import PROVENANCE, provenance_names
+from .progress import progress_bar
 from .quantum.cuts import cut_names
 from .registry import Registry, get_registry
 from .specs import NAME_PATTERN, DatasetSpec, RegistryFile, validate_dataset_plugins
@@ -528,28 +529,9 @@ def _resume_cursor(infos: list[dict[str, Any]], counts: list[int]) -> Cursor | N
     return Cursor(entry=e, block=int(last["block"]), skip=end, rows=per_entry[e])
 
 
-def _progress_bar(enabled: bool):  # -> rich Progress or a no-op
-    if not enabled:
-        return None
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]} states/s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-    )
+def _progress_bar(enabled: bool) -> Any:
+    """The build's progress bar (states/s), or ``None`` when progress is off."""
+    return progress_bar(rate_unit="states/s") if enabled else None
 
 
 def generation_context(name: str, spec: DatasetSpec, registry: Registry) -> GenerationContext:

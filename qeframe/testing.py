@@ -23,7 +23,7 @@ def qeframe_registry() -> Iterator[Callable[..., Registry]]:
     previous = None
     try:
         previous = get_registry()
-    except Exception:  # pragma: no cover - a broken environment still gets a fixture
+    except Exception:  # noqa: BLE001  # pragma: no cover - a broken environment still gets a fixture
         previous = None
 
     def make(*plugins: Any, entry_points: bool = True) -> Registry:

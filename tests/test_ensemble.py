@@ -386,7 +386,9 @@ def test_qeframe_run_trains_and_evaluates_an_ensemble(registry, tmp_path, capsys
 
     rho = pure_density(haar_state(2 ** manifest["n_qubits"], 5, np.random.default_rng(3)))
     np.save(tmp_path / "user.npy", rho)
-    code, out, err = _invoke(capsys, "classify", tmp_path / "user.npy", "--run", run, "--device", "cpu", "--json")
+    code, out, err = _invoke(
+        capsys, "classify", tmp_path / "user.npy", "--run", run, "--device", "cpu", "--json"
+    )
     assert code == 0, err
     classified = json.loads(out)
     model, _ = load_ensemble(run, device="cpu")

@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "the README's test command"
 QUICKSTART = "qeframe run quickstart"

@@ -34,7 +34,9 @@ class NegativityLabeler(Labeler):
         npt = lam < -self.params.tol
         pure = purity(batch.rho) > 1.0 - PURE_TOL
         labels = np.where(npt, ENTANGLED, SEPARABLE).astype(np.int8)
-        ppt_code = np.where(pure[:, None], provenance_code("pure-ppt"), provenance_code("ppt-assumed-separable"))
+        ppt_code = np.where(
+            pure[:, None], provenance_code("pure-ppt"), provenance_code("ppt-assumed-separable")
+        )
         provenance = np.where(npt, provenance_code("npt"), ppt_code).astype(np.uint8)
         return LabelBatch(keep=np.ones(len(batch), bool), labels=labels, provenance=provenance, evidence=lam)
 

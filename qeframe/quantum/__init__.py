@@ -21,20 +21,20 @@ from .ppt import PPT_TOL, negativities, npt_mask, pt_min_eigenvalues
 from .validation import DEFAULT_ATOL, validate_density_matrices
 
 __all__ = [
+    "DEFAULT_ATOL",
+    "PPT_TOL",
     "Cut",
+    "batch_kron",
     "bipartitions",
     "cut_index_map",
     "cut_names",
     "n_cuts",
-    "batch_kron",
+    "negativities",
+    "npt_mask",
     "partial_trace",
     "partial_transpose",
     "permute_qubits",
-    "pure_density",
-    "PPT_TOL",
-    "negativities",
-    "npt_mask",
     "pt_min_eigenvalues",
-    "DEFAULT_ATOL",
+    "pure_density",
     "validate_density_matrices",
 ]

@@ -17,7 +17,7 @@ qubit that becomes new qubit ``k``. Such a permutation maps cut ``j`` of the old
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from itertools import combinations
 
 import numpy as np
@@ -42,7 +42,7 @@ def n_cuts(n_qubits: int) -> int:
     return 2 ** (n_qubits - 1) - 1
 
 
-@lru_cache(maxsize=None)
+@cache
 def bipartitions(n_qubits: int) -> tuple[Cut, ...]:
     """The ordered cuts of ``n_qubits`` (>= 2) qubits; see the module docstring for the order."""
     if n_qubits < 2:
@@ -63,7 +63,7 @@ def cut_names(n_qubits: int) -> list[str]:
     return [c.name for c in bipartitions(n_qubits)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _side_to_index(n_qubits: int) -> dict[frozenset[int], int]:
     table: dict[frozenset[int], int] = {}
     for cut in bipartitions(n_qubits):

@@ -45,7 +45,8 @@ def validate_density_matrices(
         raise InvalidDensityMatrixError("shape", f"shape check failed: matrix size {d} is not 2**n")
     if n_qubits is not None and n != n_qubits:
         raise InvalidDensityMatrixError(
-            "shape", f"shape check failed: {d}x{d} matrices are {n} qubits, expected {n_qubits} ({2**n_qubits}x{2**n_qubits})"
+            "shape",
+            f"shape check failed: {d}x{d} matrices are {n} qubits, expected {n_qubits} ({2**n_qubits}x{2**n_qubits})",
         )
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise InvalidDensityMatrixError("shape", f"shape check failed: dtype {arr.dtype} is not numeric")
@@ -53,7 +54,9 @@ def validate_density_matrices(
 
     def fail(check: str, bad: np.ndarray, detail: Callable[[int], str]) -> None:
         index = int(np.flatnonzero(bad)[0])
-        raise InvalidDensityMatrixError(check, f"{check} check failed for matrix {index}: {detail(index)}", index)
+        raise InvalidDensityMatrixError(
+            check, f"{check} check failed for matrix {index}: {detail(index)}", index
+        )
 
     finite = np.isfinite(arr).all(axis=(1, 2))
     if not finite.all():
