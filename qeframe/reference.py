@@ -46,6 +46,7 @@ KIND_TITLES = {
     "backbone": ("Backbones", "experiments.NAME.model.params (with `backbone = NAME`)"),
     "router": ("Routers", "experiments.NAME.router.params"),
     "baseline": ("Baselines", "experiments.NAME.evaluation.baselines (by name)"),
+    "executor": ("Executors", "qeframe data build NAME --shards N --executor NAME --executor-param KEY=VALUE"),
 }
 
 

@@ -15,16 +15,14 @@ from typing import Any
 
 import pytest
 
-from .registry import Registry, get_registry, set_registry
+from .registry import Registry, set_registry
 
 
 @pytest.fixture
 def qeframe_registry() -> Iterator[Callable[..., Registry]]:
-    previous = None
-    try:
-        previous = get_registry()
-    except Exception:  # noqa: BLE001  # pragma: no cover - a broken environment still gets a fixture
-        previous = None
+    from . import registry as registry_module
+
+    previous = registry_module._DEFAULT  # restore exactly what was there, without loading plugins
 
     def make(*plugins: Any, entry_points: bool = True) -> Registry:
         reg = Registry.load(
