@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -68,8 +69,8 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]], as_json: 
     table = Table(title=title)
     for col in columns:
         table.add_column(col)
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+    for row in rows:  # cells are data, not rich markup: "qeframe[ray]" must print as is
+        table.add_row(*("" if v is None else escape(str(v)) for v in row))
     console.print(table)
 
 

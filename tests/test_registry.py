@@ -354,6 +354,26 @@ def test_cli_plugins_table(cli_registry, monkeypatch):
     assert "RuntimeError: boom while registering" in result.output
 
 
+def test_cli_plugins_table_prints_brackets_literally(qeframe_registry, monkeypatch):
+    """Descriptions are data, not rich markup: an install hint like qeframe[ray] survives."""
+    from qeframe import cli, hookimpl
+
+    class Hinted(ToyLabeler):
+        name = "hinted"
+        description = "needs extras: pip install 'qeframe[ray]'"
+
+    class HintedPlugin:
+        @hookimpl
+        def qeframe_register_labelers(self, register):
+            register(Hinted)
+
+    qeframe_registry(HintedPlugin(), entry_points=False)
+    monkeypatch.setattr(cli.console, "width", 250)
+    result = CliRunner().invoke(app, ["plugins"])
+    assert result.exit_code == 0, result.output
+    assert "pip install 'qeframe[ray]'" in result.output
+
+
 def test_cli_plugins_json(cli_registry):
     result = CliRunner().invoke(app, ["plugins", "--json"])
     assert result.exit_code == 0, result.output
