@@ -81,28 +81,34 @@ def plot_training(metrics: Sequence[Mapping[str, Any]], path: str | Path) -> Pat
 
 
 def plot_accuracy(results: Mapping[str, Any], convention: str, path: str | Path) -> Path:
-    """Grouped bar chart of mean accuracies per test dataset / family group for one convention."""
+    """Horizontal grouped bars of mean accuracy per test dataset and family group, one convention.
+
+    Test datasets are listed top to bottom in results order, each followed by its family groups
+    (indented); the figure grows with the number of groups so labels stay readable.
+    """
     path = Path(path)
     groups: list[tuple[str, Mapping[str, Any]]] = []
     for name, block in results.items():
         groups.append((name, block[convention]))
         if len(block["families"]) > 1:
-            groups.extend((f"{name}/{fam}", fb[convention]) for fam, fb in block["families"].items())
+            groups.extend((f"    {fam}", fb[convention]) for fam, fb in block["families"].items())
     rows = list(groups[0][1]) if groups else []
-    fig = _figure(max(6.0, 0.9 * len(groups) * max(1, len(rows)) + 2), 4.5)
+    height = 0.22 * max(1, len(rows)) * len(groups) + 1.5
+    fig = _figure(9.0, max(3.0, height))
     ax = fig.subplots()
-    width = 0.8 / max(1, len(rows))
+    bar = 0.8 / max(1, len(rows))
     for k, row in enumerate(rows):
-        xs = [i + (k - (len(rows) - 1) / 2) * width for i in range(len(groups))]
-        ys = [100.0 * (g[row]["mean"] or 0.0) for _, g in groups]
-        bars = ax.bar(xs, ys, width, label=row)
-        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
-    ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels([g for g, _ in groups], rotation=30, ha="right", fontsize=8)
-    ax.set_ylim(0, 108)
-    ax.set_ylabel("mean per-cut accuracy (%)")
+        ys = [i + (k - (len(rows) - 1) / 2) * bar for i in range(len(groups))]
+        xs = [100.0 * (g[row]["mean"] or 0.0) for _, g in groups]
+        bars = ax.barh(ys, xs, bar, label=row)
+        ax.bar_label(bars, fmt="%.1f", fontsize=6, padding=1)
+    ax.set_yticks(range(len(groups)))
+    ax.set_yticklabels([g for g, _ in groups], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 110)
+    ax.set_xlabel("mean per-cut accuracy (%)")
     ax.set_title(f"test accuracy, convention '{convention}'")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     return path
