@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import QeframeError
+from .labels import PROVENANCE
 from .quantum.ppt import npt_mask
 
 if TYPE_CHECKING:
@@ -99,6 +100,24 @@ def _ordered_unique(values: np.ndarray) -> list[str]:
     return [str(values[i]) for i in sorted(first)]
 
 
+#: Provenances whose label is proved (by the construction, a criterion, or a closed form).
+PROVED_PROVENANCE = ("construction", "npt", "pure-ppt", "rank", "dps2", "analytic")
+
+
+def label_certainty(provenance: np.ndarray) -> dict[str, Any]:
+    """How the test labels are known: the share of (sample, cut) labels that are proved
+    (:data:`PROVED_PROVENANCE`) and the count per provenance name, overall and per cut."""
+    provenance = np.asarray(provenance)
+    proved_codes = [PROVENANCE.index(name) for name in PROVED_PROVENANCE]
+    proved = np.isin(provenance, proved_codes)
+    codes, counts = np.unique(provenance, return_counts=True)
+    return {
+        "proved_share": float(proved.mean()) if proved.size else None,
+        "proved_share_per_cut": [float(x) for x in proved.mean(axis=0)] if proved.size else [],
+        "by_provenance": {PROVENANCE[int(c)]: int(k) for c, k in zip(codes, counts)},
+    }
+
+
 def evaluate_arrays(
     arrays: DatasetArrays, predictions: Mapping[str, np.ndarray], npt: np.ndarray | None = None
 ) -> dict[str, Any]:
@@ -121,6 +140,8 @@ def evaluate_arrays(
             for conv, truth in truths.items()
         }
     block["families"] = families
+    if arrays.provenance is not None:
+        block["label_certainty"] = label_certainty(arrays.provenance)
     for key, mask in (("ppt_cuts", ~npt), ("npt_cuts", npt)):
         block[key] = {
             conv: {row: accuracy_block(pred, truth, mask) for row, pred in predictions.items()}
@@ -281,6 +302,21 @@ def results_tables(results: Mapping[str, Any]) -> list[TableData]:
                 f"Accuracy on PPT cuts and NPT cuts only (%), convention '{conv}'",
                 columns,
                 [cells[r] for r in rows],
+            )
+        )
+    certainty = [
+        (name, results[name]["label_certainty"]) for name in datasets if "label_certainty" in results[name]
+    ]
+    if certainty:
+        names = sorted({p for _, c in certainty for p in c["by_provenance"]}, key=PROVENANCE.index)
+        tables.append(
+            TableData(
+                "How the test labels are known: share proved (%) and labels per provenance",
+                ["test dataset", "proved (%)", *names],
+                [
+                    [name, _pct(c["proved_share"]), *(str(c["by_provenance"].get(p, 0)) for p in names)]
+                    for name, c in certainty
+                ],
             )
         )
     for name in datasets:

@@ -105,6 +105,8 @@ class DatasetArrays:
         family: ``(N,)`` str, the family (tag) of each sample; default the dataset name.
         pptes: ``(N,)`` bool, PPT-entangled in the paper's sense (Horodecki, UPB, Acín); default False.
         cuts: cut names in :func:`~qeframe.quantum.cuts.bipartitions` order; default from ``n``.
+        provenance: ``(N, n_cuts)`` uint8 provenance codes of ``labels`` (:data:`qeframe.labels.PROVENANCE`),
+            or ``None`` when unknown; evaluation reports which share of test labels is proved.
     """
 
     name: str
@@ -114,6 +116,7 @@ class DatasetArrays:
     family: np.ndarray | None = None
     pptes: np.ndarray | None = None
     cuts: list[str] = field(default_factory=list)
+    provenance: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.rho.ndim != 3 or self.rho.shape[1] != self.rho.shape[2]:
@@ -141,6 +144,10 @@ class DatasetArrays:
         self.pptes = np.zeros(n, bool) if self.pptes is None else np.asarray(self.pptes, dtype=bool)
         if self.family.shape != (n,) or self.pptes.shape != (n,):
             raise ValueError(f"dataset {self.name!r}: family and pptes must have shape ({n},)")
+        if self.provenance is not None:
+            self.provenance = np.asarray(self.provenance, dtype=np.uint8)
+            if self.provenance.shape != shape:
+                raise ValueError(f"dataset {self.name!r}: provenance must have shape {shape}")
 
     def __len__(self) -> int:
         return int(self.rho.shape[0])
@@ -156,7 +163,7 @@ class DatasetArrays:
     @classmethod
     def from_dataset(cls, dataset: Any) -> DatasetArrays:
         """Adapter from a store :class:`~qeframe.store.Dataset` (reads ``name``, ``rho``, ``labels``,
-        ``ground_truth``, ``family``, ``meta['pptes']`` and ``cuts``)."""
+        ``ground_truth``, ``family``, ``meta['pptes']``, ``cuts`` and ``provenance``)."""
         meta = getattr(dataset, "meta", {}) or {}
         return cls(
             name=dataset.name,
@@ -166,6 +173,7 @@ class DatasetArrays:
             family=getattr(dataset, "family", None),
             pptes=meta.get("pptes"),
             cuts=list(getattr(dataset, "cuts", []) or []),
+            provenance=getattr(dataset, "provenance", None),
         )
 
 

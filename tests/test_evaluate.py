@@ -163,3 +163,39 @@ def test_ppt_row_always_present_and_tables_print():
     print_results(results, console)
     text = console.export_text()
     assert "Mean per-cut accuracy (%), convention 'paper'" in text and "ppt" in text
+
+
+def test_label_certainty_counts_proved_labels_and_reaches_the_tables():
+    from qeframe.evaluate import evaluate_arrays, label_certainty, results_markdown
+    from qeframe.labels import provenance_code
+
+    codes = np.array(
+        [
+            [provenance_code("npt"), provenance_code("rank"), provenance_code("ppt-assumed-separable")],
+            [provenance_code("construction"), provenance_code("unknown"), provenance_code("dps2")],
+        ],
+        np.uint8,
+    )
+    cert = label_certainty(codes)
+    assert cert["proved_share"] == pytest.approx(4 / 6)
+    assert cert["proved_share_per_cut"] == [1.0, 0.5, 0.5]
+    assert cert["by_provenance"] == {
+        "unknown": 1,
+        "construction": 1,
+        "npt": 1,
+        "ppt-assumed-separable": 1,
+        "rank": 1,
+        "dps2": 1,
+    }
+
+    rho = np.repeat(np.eye(8, dtype=complex)[None] / 8, 2, axis=0)
+    arrays = DatasetArrays("t", rho, np.zeros((2, 3), np.int8), provenance=codes)
+    block = evaluate_arrays(arrays, {"ppt": np.zeros((2, 3), np.int8)})
+    assert block["label_certainty"]["proved_share"] == pytest.approx(4 / 6)
+    text = results_markdown({"t": block})
+    assert "How the test labels are known" in text and "| t | 66.67 |" in text
+    # without provenance (e.g. arrays made in memory) the table is simply absent
+    plain = evaluate_arrays(
+        DatasetArrays("u", rho, np.zeros((2, 3), np.int8)), {"ppt": np.zeros((2, 3), np.int8)}
+    )
+    assert "label_certainty" not in plain
