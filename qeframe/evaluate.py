@@ -67,6 +67,10 @@ def truth_labels(arrays: DatasetArrays, convention: str) -> np.ndarray:
         raise ValueError(f"unknown convention {convention!r}; allowed: {', '.join(CONVENTIONS)}")
     gt = np.asarray(arrays.ground_truth, np.int8)
     truth = np.where(gt != -1, gt, np.asarray(arrays.labels, np.int8)).astype(np.int8)
+    if convention == "correct" and arrays.provenance is not None:
+        # a label that only states the paper's convention (e.g. max-rank reduced states called
+        # entangled) is not a fact: unknown under the correct convention
+        truth[np.asarray(arrays.provenance) == PROVENANCE.index("paper-convention")] = -1
     if convention == "paper":
         truth[np.asarray(arrays.pptes, bool)] = 1
     return truth

@@ -71,6 +71,7 @@ import torch.nn.functional as F
 from . import __version__
 from .distributed import SINGLE, DistContext, broadcast_buffers, prepare_model, wrap_model
 from .errors import QeframeError
+from .labels import PROVENANCE
 from .quantum.cuts import cut_names
 from .quantum.torch_ops import from_model_input, to_model_input
 
@@ -165,11 +166,17 @@ class DatasetArrays:
         """Adapter from a store :class:`~qeframe.store.Dataset` (reads ``name``, ``rho``, ``labels``,
         ``ground_truth``, ``family``, ``meta['pptes']``, ``cuts`` and ``provenance``)."""
         meta = getattr(dataset, "meta", {}) or {}
+        ground_truth = getattr(dataset, "ground_truth", None)
+        gt_provenance = getattr(dataset, "ground_truth_provenance", None)
+        if ground_truth is not None and gt_provenance is not None:
+            # only facts count as construction truth; the paper's convention is not one
+            guess = np.asarray(gt_provenance) == PROVENANCE.index("paper-convention")
+            ground_truth = np.where(guess, -1, np.asarray(ground_truth)).astype(np.int8)
         return cls(
             name=dataset.name,
             rho=dataset.rho,
             labels=dataset.labels,
-            ground_truth=getattr(dataset, "ground_truth", None),
+            ground_truth=ground_truth,
             family=getattr(dataset, "family", None),
             pptes=meta.get("pptes"),
             cuts=list(getattr(dataset, "cuts", []) or []),

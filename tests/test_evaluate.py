@@ -199,3 +199,30 @@ def test_label_certainty_counts_proved_labels_and_reaches_the_tables():
         DatasetArrays("u", rho, np.zeros((2, 3), np.int8)), {"ppt": np.zeros((2, 3), np.int8)}
     )
     assert "label_certainty" not in plain
+
+
+def test_paper_convention_labels_are_not_facts_under_the_correct_convention():
+    """The max-rank reduced states are called entangled by the paper's convention only: the
+    `correct` truth treats such labels as unknown, the `paper` truth keeps them."""
+    from types import SimpleNamespace
+
+    from qeframe.evaluate import truth_labels
+    from qeframe.labels import provenance_code
+
+    guess, npt = provenance_code("paper-convention"), provenance_code("npt")
+    rho = np.repeat(np.eye(8, dtype=complex)[None] / 8, 2, axis=0)
+    store_like = SimpleNamespace(
+        name="t",
+        rho=rho,
+        labels=np.array([[1, 1, 1], [1, 0, 0]], np.int8),
+        provenance=np.array([[guess, guess, npt], [npt, npt, npt]], np.uint8),
+        ground_truth=np.array([[1, 1, 1], [-1, -1, -1]], np.int8),
+        ground_truth_provenance=np.array([[guess, guess, npt], [0, 0, 0]], np.uint8),
+        family=np.array(["max-rank", "other"]),
+        meta={"pptes": np.array([True, False])},
+        cuts=["1|23", "2|13", "3|12"],
+    )
+    arrays = DatasetArrays.from_dataset(store_like)
+    assert arrays.ground_truth.tolist() == [[-1, -1, 1], [-1, -1, -1]]
+    assert truth_labels(arrays, "correct").tolist() == [[-1, -1, 1], [1, 0, 0]]
+    assert truth_labels(arrays, "paper").tolist() == [[1, 1, 1], [1, 0, 0]]
