@@ -16,16 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from qeframe_plugins.executors.local import LocalExecutor
 from qeframe_plugins.labelers import negativity
+from store_plugins import ToyPlugin  # test-only plugins shared by the store and shard tests
 from typer.testing import CliRunner
 
 import qeframe.shards as shards_module
-from qeframe import hookimpl
 from qeframe.build import MAX_OVERSAMPLING, ShardPlan, ShardSchedule, block_rows
 from qeframe.cli import app, main
 from qeframe.errors import QeframeError, SpecError, StoreError
-from qeframe.interfaces import LabelBatch, Labeler, StateBatch, StateFamily
-from qeframe.quantum.ops import batch_kron, pure_density
-from qeframe.quantum.random import haar_state
 from qeframe.registry import Registry
 from qeframe.shards import (
     build_shard,
@@ -38,71 +35,6 @@ from qeframe.shards import (
 )
 from qeframe.specs import DatasetSpec
 from qeframe.store import _store_lock, build_dataset, open_dataset, store_status
-
-# --------------------------------------------------------------------------------------------------
-# Test-only plugins
-
-
-class ToyGinibre(StateFamily):
-    """Full-rank Ginibre mixed states rho = G G^† / tr(G G^†); truth unknown."""
-
-    name = "toy-ginibre"
-    description = "test-only Ginibre states"
-
-    def sample(self, count: int, rng: np.random.Generator, n_qubits: int = 2) -> StateBatch:
-        d = 2**n_qubits
-        g = rng.standard_normal((count, d, d)) + 1j * rng.standard_normal((count, d, d))
-        rho = g @ g.conj().transpose(0, 2, 1)
-        rho /= np.trace(rho, axis1=1, axis2=2).real[:, None, None]
-        return StateBatch.build(rho, -1, "unknown", pure=False)
-
-
-class ToyProduct(StateFamily):
-    """Products of Haar-random single-qubit pure states: separable on every cut."""
-
-    name = "toy-product"
-    description = "test-only product states"
-
-    def sample(self, count: int, rng: np.random.Generator, n_qubits: int = 2) -> StateBatch:
-        psi = batch_kron(*(haar_state(2, count, rng) for _ in range(n_qubits)))
-        return StateBatch.build(pure_density(psi), 0, "construction", pure=True, fully_separable=1)
-
-
-class DropEntangled(Labeler):
-    """Keeps only the states that are PPT on the first cut (about 1/4 of 2-qubit Ginibre states)."""
-
-    name = "toy-drop-entangled"
-    description = "test-only dropping labeler"
-
-    def label(self, batch: StateBatch) -> LabelBatch:
-        inner = negativity.NegativityLabeler().label(batch)
-        keep = inner.labels[:, 0] == 0
-        return LabelBatch(keep=keep, labels=inner.labels[keep], provenance=inner.provenance[keep])
-
-
-class DropAll(Labeler):
-    name = "toy-drop-all"
-    description = "test-only labeler that keeps nothing"
-
-    def label(self, batch: StateBatch) -> LabelBatch:
-        c = batch.ground_truth.shape[1]
-        return LabelBatch(
-            keep=np.zeros(len(batch), bool),
-            labels=np.zeros((0, c), np.int8),
-            provenance=np.zeros((0, c), np.uint8),
-        )
-
-
-class ToyPlugin:
-    @hookimpl
-    def qeframe_register_families(self, register):
-        register(ToyGinibre)
-        register(ToyProduct)
-
-    @hookimpl
-    def qeframe_register_labelers(self, register):
-        register(DropEntangled)
-        register(DropAll)
 
 
 def toy_registry() -> Registry:
