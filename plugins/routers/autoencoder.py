@@ -232,7 +232,7 @@ class AutoencoderRouter(ScoreRouter):
             )
         assert self.n_qubits is not None
         model = self._build(self.n_qubits).to(x.device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=p.lr)
+        optimizer = torch.optim.Adam(model.parameters(), lr=p.lr, fused=x.device.type == "cuda" or None)
         shuffle = torch.Generator().manual_seed(p.seed)
         n = int(x.shape[0])
         history = []
