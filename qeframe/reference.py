@@ -46,7 +46,10 @@ KIND_TITLES = {
     "backbone": ("Backbones", "experiments.NAME.model.params (with `backbone = NAME`)"),
     "router": ("Routers", "experiments.NAME.router.params"),
     "baseline": ("Baselines", "experiments.NAME.evaluation.baselines (by name)"),
-    "executor": ("Executors", "qeframe data build NAME --shards N --executor NAME --executor-param KEY=VALUE"),
+    "executor": (
+        "Executors",
+        "qeframe data build NAME --shards N --executor NAME --executor-param KEY=VALUE",
+    ),
 }
 
 

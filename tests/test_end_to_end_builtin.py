@@ -118,7 +118,9 @@ def test_siamese_cnn_runs_resumes_and_classifies(workdir, device, capsys):
     assert [m["epoch"] for m in metrics] == [1, 2]
     second = metrics[1]
     assert second["weights"]["sym:local_unitary"] == 0.5 and second["weights"]["sym:permutation"] == 0.5
-    assert all(np.isfinite(second["loss"][k]) for k in ("total", "bce", "sym:local_unitary", "sym:permutation"))
+    assert all(
+        np.isfinite(second["loss"][k]) for k in ("total", "bce", "sym:local_unitary", "sym:permutation")
+    )
     plugins = json.loads((run / "plugins.json").read_text())
     assert plugins["device"].startswith(device)
     config = json.loads((run / "checkpoints" / "best.json").read_text())
