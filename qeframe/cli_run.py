@@ -5,7 +5,8 @@ uses, builds missing datasets (:func:`qeframe.store.ensure_dataset`), trains (:m
 with a progress bar, evaluates on the test datasets (:mod:`qeframe.evaluate`) and writes the run
 folder (:mod:`qeframe.runs`): ``spec.json``, ``plugins.json``, ``metrics.jsonl``, ``checkpoints/``,
 ``results.json``, ``results.md``, ``plots/``. ``--resume RUN_DIR`` continues a killed run from its
-last complete checkpoint.
+last complete checkpoint. ``run A B C --jobs N``: several experiments, each in a process of its own
+(:mod:`qeframe.multirun`), after their datasets are built once; a comparison table closes it.
 
 ``classify``: applies a run's selected model to user matrices (``.npy`` ``(N, 2**n, 2**n)`` or
 ``.npz`` with key ``rho``), after validating them, and prints/writes per-cut probabilities.
@@ -134,9 +135,161 @@ def _component_info(registry: Any, kind: str, name: str) -> dict[str, str]:
     return {"name": name, "plugin": info.plugin, "distribution": info.distribution, "version": info.version}
 
 
+def _check_experiment(
+    experiment: str, registry_file: Any, reg: Any, epochs: int | None
+) -> tuple[Any, list[str], int]:
+    """Check every plugin name and parameter an experiment uses, before anything is built.
+
+    Returns ``(spec, dataset names it reads, n_qubits)``; ``epochs`` overrides ``training.epochs``.
+    """
+    from .evaluate import validate_baselines
+    from .specs import validate_dataset_plugins
+    from .train import validate_experiment_plugins
+
+    spec = registry_file.experiment(experiment)
+    if epochs is not None:
+        spec = spec.model_copy(update={"training": spec.training.model_copy(update={"epochs": epochs})})
+    key = f"experiments.{experiment}"
+    validate_experiment_plugins(experiment, spec, reg)
+    validate_baselines(spec.evaluation, reg, key=f"{key}.evaluation.baselines")
+    names = list(dict.fromkeys([spec.train, *spec.validation, *spec.test]))
+    if spec.router is not None:  # ensemble experiment: check the router now; it may need `fit_on`
+        from .ensemble import validate_router
+
+        names += [n for n in validate_router(experiment, spec, registry_file, reg) if n not in names]
+    for name in names:
+        validate_dataset_plugins(name, registry_file.dataset(name), reg)
+    sizes = {name: registry_file.dataset(name).n_qubits for name in names}
+    if len(set(sizes.values())) != 1:
+        raise SpecError(f"{key}: datasets have different numbers of qubits: {sizes}")
+    return spec, names, sizes[spec.train]
+
+
+def _run_several(
+    experiments: list[str],
+    *,
+    registry: Path,
+    data_dir: Path,
+    runs_dir: Path,
+    device: str,
+    epochs: int | None,
+    jobs: int,
+    as_json: bool,
+) -> None:
+    """``qeframe run A B ...``: check all, build their datasets once, run each in a child process
+    (:mod:`qeframe.multirun`), then print and write the comparison of their results."""
+    import datetime as dt
+
+    from .evaluate import comparison_tables, print_tables, tables_markdown
+    from .multirun import Job, child_command, run_jobs
+    from .registry import get_registry
+    from .runs import atomic_write_json, atomic_write_text
+    from .specs import load_registry_file
+    from .store import ensure_dataset
+    from .train import resolve_device
+
+    twice = sorted({e for e in experiments if experiments.count(e) > 1})
+    if twice:
+        raise QeframeError(f"experiment named more than once: {', '.join(twice)}")
+    registry_file = load_registry_file(registry)
+    reg = get_registry()
+    needed: list[str] = []
+    for experiment in experiments:
+        _, names, _ = _check_experiment(experiment, registry_file, reg, epochs)
+        needed += [n for n in names if n not in needed]
+    resolve_device(device)  # `--device cuda` without CUDA fails here, not in every child
+    for name in needed:
+        ensure_dataset(name, registry_file, data_dir=data_dir, registry=reg, progress=not as_json)
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    log_dir = runs_dir / "_logs" / stamp
+    job_list = [
+        Job(
+            e,
+            child_command(
+                e, registry=registry, data_dir=data_dir, runs_dir=runs_dir, device=device, epochs=epochs
+            ),
+            log_dir / f"{e}.log",
+            log_dir / f"{e}.json",
+        )
+        for e in experiments
+    ]
+    parallel = min(jobs, len(job_list))
+    t0 = time.monotonic()
+
+    def report(job: Job) -> None:
+        if as_json:
+            return
+        at = f"[{time.monotonic() - t0:7.1f}s]"
+        if job.status == "running":
+            line = f"{at} started {job.experiment} (log {job.log})"
+        elif job.status == "done":
+            line = f"{at} finished {job.experiment} in {job.wall_s:.1f} s: {job.run}"
+        else:
+            line = f"{at} FAILED {job.experiment} (exit status {job.returncode}): {job.error}"
+        err_console.print(line, markup=False, highlight=False)
+
+    if not as_json:
+        err_console.print(
+            f"{len(job_list)} experiments, {parallel} at a time, logs in {log_dir}",
+            markup=False,
+            highlight=False,
+        )
+    run_jobs(job_list, parallel, on_change=report)
+
+    results = {
+        j.experiment: json.loads((Path(j.run) / "results.json").read_text())
+        for j in job_list
+        if j.status == "done" and j.run is not None
+    }
+    tables = comparison_tables(results) if results else []
+    summary = {
+        "experiments": experiments,
+        "jobs": parallel,
+        "device": device,
+        "wall_s": round(time.monotonic() - t0, 1),
+        "runs": [j.record() for j in job_list],
+    }
+    atomic_write_json(log_dir / "summary.json", summary, sort_keys=False)
+    status = ["| experiment | status | wall (s) | run folder |", "|---|---|---:|---|"]
+    for j in job_list:
+        wall = "—" if j.wall_s is None else f"{j.wall_s:.1f}"
+        status.append(f"| {j.experiment} | {j.status} | {wall} | {j.run or j.error or ''} |")
+    markdown = [f"# Runs started {stamp}", "", f"{parallel} at a time on `{device}`.", "", *status, ""]
+    atomic_write_text(log_dir / "summary.md", "\n".join([*markdown, *tables_markdown(tables)]))
+    if as_json:
+        means = {
+            e: {d: {c: block[c]["model"]["mean"] for c in ("paper", "correct")} for d, block in r.items()}
+            for e, r in results.items()
+        }
+        print(json.dumps({**summary, "log_dir": str(log_dir), "model_mean": means}, indent=2))
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"{len(job_list)} experiments ({parallel} at a time)")
+        for col in ("experiment", "status", "wall (s)", "run folder"):
+            table.add_column(col)
+        for j in job_list:
+            wall = "—" if j.wall_s is None else f"{j.wall_s:.1f}"
+            table.add_row(j.experiment, j.status, wall, j.run or "")
+        console.print(table)
+        print_tables(tables, console)
+        console.print(f"summary: {log_dir / 'summary.md'}", markup=False, highlight=False)
+    failed = [j for j in job_list if j.status != "done"]
+    if failed:
+        detail = "; ".join(f"{j.experiment} (log {j.log})" for j in failed)
+        raise QeframeError(f"{len(failed)} of {len(job_list)} experiments failed: {detail}")
+
+
 @app.command("run")
 def run_command(
-    experiment: Annotated[str, typer.Argument(help="Experiment name in the registry file.")],
+    experiments: Annotated[
+        list[str],
+        typer.Argument(
+            help="Experiment name(s) in the registry file; several run side by side as separate processes (--jobs).",
+            show_default=False,
+        ),
+    ],
     registry: RegistryOption = DEFAULT_REGISTRY,
     data_dir: Annotated[Path, typer.Option("--data-dir", help="Folder of the dataset stores.")] = Path(
         "data"
@@ -156,9 +309,24 @@ def run_command(
             "(torchrun --nproc_per_node=K -m qeframe.cli run ...); automatic when WORLD_SIZE > 1.",
         ),
     ] = False,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="With several experiments: how many run at the same time, one process each "
+            "(on a GPU, several at once are faster: a training step is bound by launch overhead).",
+        ),
+    ] = 1,
     as_json: JsonOption = False,
 ) -> None:
-    """Train and evaluate an experiment; write runs/<experiment>/<run-id>/ and print the tables."""
+    """Train and evaluate experiments; write runs/<experiment>/<run-id>/ and print the tables.
+
+    With several experiments the datasets they read are built first, then each experiment runs in
+    a process of its own, at most --jobs at a time; a comparison table and runs/_logs/<stamp>/
+    (logs, summary.md, summary.json) close the command.
+    """
     from .distributed import (
         NOT_UNDER_TORCHRUN,
         SINGLE,
@@ -168,32 +336,33 @@ def run_command(
         torchrun_env,
         wants_distributed,
     )
-    from .evaluate import validate_baselines
     from .registry import get_registry
     from .runs import RunDir, experiment_spec_hash
-    from .specs import load_registry_file, validate_dataset_plugins
+    from .specs import load_registry_file
     from .store import ensure_dataset
-    from .train import DatasetArrays, resolve_device, validate_experiment_plugins
+    from .train import DatasetArrays, resolve_device
 
+    if len(experiments) > 1:
+        if resume is not None:
+            raise QeframeError("--resume continues one run: give one experiment")
+        if wants_distributed(distributed):
+            raise QeframeError("--distributed trains one experiment: give one experiment")
+        _run_several(
+            experiments,
+            registry=registry,
+            data_dir=data_dir,
+            runs_dir=runs_dir,
+            device=device,
+            epochs=epochs,
+            jobs=jobs,
+            as_json=as_json,
+        )
+        return
+    experiment = experiments[0]
     registry_file = load_registry_file(registry)
-    spec = registry_file.experiment(experiment)
-    if epochs is not None:
-        spec = spec.model_copy(update={"training": spec.training.model_copy(update={"epochs": epochs})})
     reg = get_registry()
     key = f"experiments.{experiment}"
-    validate_experiment_plugins(experiment, spec, reg)
-    validate_baselines(spec.evaluation, reg, key=f"{key}.evaluation.baselines")
-    names = list(dict.fromkeys([spec.train, *spec.validation, *spec.test]))
-    if spec.router is not None:  # ensemble experiment: check the router now; it may need `fit_on`
-        from .ensemble import validate_router
-
-        names += [n for n in validate_router(experiment, spec, registry_file, reg) if n not in names]
-    for name in names:
-        validate_dataset_plugins(name, registry_file.dataset(name), reg)
-    sizes = {name: registry_file.dataset(name).n_qubits for name in names}
-    if len(set(sizes.values())) != 1:
-        raise SpecError(f"{key}: datasets have different numbers of qubits: {sizes}")
-    n_qubits = sizes[spec.train]
+    spec, names, n_qubits = _check_experiment(experiment, registry_file, reg, epochs)
     parallel = wants_distributed(distributed)
     env = torchrun_env() if parallel else None
     if parallel and env is None:

@@ -338,8 +338,68 @@ def results_tables(results: Mapping[str, Any]) -> list[TableData]:
     return tables
 
 
+def comparison_tables(results_by_run: Mapping[str, Mapping[str, Any]]) -> list[TableData]:
+    """One table per convention comparing several runs: a row per run (its model's mean per-cut
+    accuracy on each test dataset), then a row per baseline, columns the union of the test datasets.
+
+    ``results_by_run`` maps a row label (an experiment name) to that run's ``results.json``. A
+    baseline does not depend on the model, so its cell is taken from the first run that evaluated
+    the dataset; a run without a dataset gets "—".
+    """
+    datasets: list[str] = []
+    for results in results_by_run.values():
+        datasets += [name for name in results if name not in datasets]
+    baselines: list[str] = []
+    for results in results_by_run.values():
+        for block in results.values():
+            baselines += [row for row in block[CONVENTIONS[0]] if row != "model" and row not in baselines]
+    tables = []
+    for conv in CONVENTIONS:
+        rows = [
+            [label, *(_pct(r[d][conv]["model"]["mean"]) if d in r else "—" for d in datasets)]
+            for label, r in results_by_run.items()
+        ]
+        for baseline in baselines:
+            cells = []
+            for d in datasets:
+                owner = next((r for r in results_by_run.values() if d in r and baseline in r[d][conv]), None)
+                cells.append(_pct(owner[d][conv][baseline]["mean"]) if owner is not None else "—")
+            rows.append([f"{baseline} (baseline)", *cells])
+        tables.append(
+            TableData(f"Mean per-cut accuracy (%) of each run, convention '{conv}'", ["run", *datasets], rows)
+        )
+    return tables
+
+
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+def tables_markdown(tables: Sequence[TableData]) -> list[str]:
+    """Markdown lines of ``tables``, each under a ``##`` heading with its title."""
+    lines: list[str] = []
+    for table in tables:
+        lines.append(f"## {table.title}")
+        lines.append("")
+        lines.append("| " + " | ".join(_md_cell(c) for c in table.columns) + " |")
+        lines.append("|" + "|".join(["---"] + ["---:"] * (len(table.columns) - 1)) + "|")
+        for row in table.rows:
+            lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
+        lines.append("")
+    return lines
+
+
+def print_tables(tables: Sequence[TableData], console: Console) -> None:
+    """Print ``tables`` with rich."""
+    from rich.table import Table
+
+    for table in tables:
+        t = Table(title=table.title)
+        for i, col in enumerate(table.columns):
+            t.add_column(col, justify="left" if i == 0 else "right")
+        for row in table.rows:
+            t.add_row(*row)
+        console.print(t)
 
 
 def results_markdown(results: Mapping[str, Any], heading: str = "Results") -> str:
@@ -350,27 +410,11 @@ def results_markdown(results: Mapping[str, Any], heading: str = "Results") -> st
         "`paper` — the same, but every cut of a PPT-entangled state (Horodecki, UPB, Acín) counts as entangled."
     )
     lines.append("")
-    for table in results_tables(results):
-        lines.append(f"## {table.title}")
-        lines.append("")
-        lines.append("| " + " | ".join(_md_cell(c) for c in table.columns) + " |")
-        lines.append("|" + "|".join(["---"] + ["---:"] * (len(table.columns) - 1)) + "|")
-        for row in table.rows:
-            lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
-        lines.append("")
+    lines += tables_markdown(results_tables(results))
     return "\n".join(lines)
 
 
 def print_results(results: Mapping[str, Any], console: Console, *, per_cut: bool = True) -> None:
     """Print the tables of :func:`results_tables` with rich (per-cut tables only when ``per_cut``)."""
-    from rich.table import Table
-
-    for table in results_tables(results):
-        if not per_cut and table.title.startswith("Per-cut"):
-            continue
-        t = Table(title=table.title)
-        for i, col in enumerate(table.columns):
-            t.add_column(col, justify="left" if i == 0 else "right")
-        for row in table.rows:
-            t.add_row(*row)
-        console.print(t)
+    tables = results_tables(results)
+    print_tables([t for t in tables if per_cut or not t.title.startswith("Per-cut")], console)
