@@ -12,7 +12,6 @@ import train_plugins
 from qeframe_plugins.labelers import negativity
 from train_plugins import synthetic_arrays
 
-from qeframe.cli import main
 from qeframe.runs import RunDir
 from qeframe.specs import ModelSpec, TrainingSpec
 from qeframe.train import Trainer
@@ -77,17 +76,6 @@ start_epoch = 1
 """
 
 
-def _invoke(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture
 def registry(qeframe_registry):
     return qeframe_registry(train_plugins, negativity, entry_points=False)
@@ -108,12 +96,12 @@ def trained_run(registry, tmp_path) -> Path:
     return run.path
 
 
-def test_run_end_to_end_resume_and_classify(registry, tmp_path, capsys):
+def test_run_end_to_end_resume_and_classify(registry, tmp_path, qeframe_cli):
     reg_file = tmp_path / "registry.toml"
     reg_file.write_text(REGISTRY_TOML.format(backbone="test-mlp"))
     data, runs = tmp_path / "data", tmp_path / "runs"
     common = ["--registry", reg_file, "--data-dir", data, "--runs-dir", runs, "--device", "cpu"]
-    code, out, err = _invoke(capsys, "run", "toy", *common)
+    code, out, err = qeframe_cli("run", "toy", *common)
     assert code == 0, err
     assert "Mean per-cut accuracy (%), convention 'paper'" in out
     (run,) = list((runs / "toy").iterdir())
@@ -142,7 +130,7 @@ def test_run_end_to_end_resume_and_classify(registry, tmp_path, capsys):
     assert "convention 'correct'" in (run / "results.md").read_text()
 
     # resume with more epochs continues the same run
-    code, out, err = _invoke(capsys, "run", "toy", *common, "--resume", run, "--epochs", "3", "--json")
+    code, out, err = qeframe_cli("run", "toy", *common, "--resume", run, "--epochs", "3", "--json")
     assert code == 0, err
     payload = json.loads(out)
     assert payload["run"] == str(run) and "toy-test" in payload["results"]
@@ -154,8 +142,8 @@ def test_run_end_to_end_resume_and_classify(registry, tmp_path, capsys):
     rho = train_plugins.toy_batch("ghz", 4, rng).rho
     np.save(tmp_path / "states.npy", rho)
     out_csv = tmp_path / "p.csv"
-    code, out, err = _invoke(
-        capsys, "classify", tmp_path / "states.npy", "--run", run, "--out", out_csv, "--json"
+    code, out, err = qeframe_cli(
+        "classify", tmp_path / "states.npy", "--run", run, "--out", out_csv, "--json"
     )
     assert code == 0, err
     payload = json.loads(out)
@@ -163,16 +151,15 @@ def test_run_end_to_end_resume_and_classify(registry, tmp_path, capsys):
     rows = list(csv.reader(out_csv.open()))
     assert rows[0] == ["index", "1|23", "2|13", "3|12"] and len(rows) == 5
     np.savez(tmp_path / "states.npz", rho=rho)
-    code, out, err = _invoke(capsys, "classify", tmp_path / "states.npz", "--run", run)
+    code, out, err = qeframe_cli("classify", tmp_path / "states.npz", "--run", run)
     assert code == 0, err
     assert "P(entangled)" in out
 
 
-def test_run_rejects_unknown_backbone_before_building_data(registry, tmp_path, capsys):
+def test_run_rejects_unknown_backbone_before_building_data(registry, tmp_path, qeframe_cli):
     reg_file = tmp_path / "registry.toml"
     reg_file.write_text(REGISTRY_TOML.format(backbone="no-such-net"))
-    code, _out, err = _invoke(
-        capsys,
+    code, _out, err = qeframe_cli(
         "run",
         "toy",
         "--registry",
@@ -188,19 +175,19 @@ def test_run_rejects_unknown_backbone_before_building_data(registry, tmp_path, c
     assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
 
 
-def test_run_unknown_experiment(registry, tmp_path, capsys):
+def test_run_unknown_experiment(registry, tmp_path, qeframe_cli):
     reg_file = tmp_path / "registry.toml"
     reg_file.write_text(REGISTRY_TOML.format(backbone="test-mlp"))
-    code, _, err = _invoke(capsys, "run", "nope", "--registry", reg_file)
+    code, _, err = qeframe_cli("run", "nope", "--registry", reg_file)
     assert code == 2 and "unknown experiment 'nope'; defined: toy" in err
 
 
-def test_classify_errors(trained_run, tmp_path, capsys):
+def test_classify_errors(trained_run, tmp_path, qeframe_cli):
     good = tmp_path / "good.npy"
     np.save(good, np.eye(8)[None] / 8)
 
     def error(*args):
-        code, out, err = _invoke(capsys, "classify", *args)
+        code, out, err = qeframe_cli("classify", *args)
         assert code == 2, (out, err)
         assert len(err.strip().splitlines()) == 1, err
         return err
@@ -227,10 +214,10 @@ def test_classify_errors(trained_run, tmp_path, capsys):
     assert "expected .json or .csv" in error(good, "--run", trained_run, "--out", tmp_path / "o.xlsx")
 
 
-def test_classify_missing_checkpoint_file(trained_run, tmp_path, capsys):
+def test_classify_missing_checkpoint_file(trained_run, tmp_path, qeframe_cli):
     for p in (trained_run / "checkpoints").glob("*.safetensors"):
         p.unlink()
     good = tmp_path / "good.npy"
     np.save(good, np.eye(8)[None] / 8)
-    code, _, err = _invoke(capsys, "classify", good, "--run", trained_run)
+    code, _, err = qeframe_cli("classify", good, "--run", trained_run)
     assert code == 2 and ("missing" in err or "no checkpoint" in err)

@@ -28,7 +28,6 @@ from qeframe_plugins.labelers import negativity
 from test_cli_run import REGISTRY_TOML
 from train_plugins import synthetic_arrays
 
-from qeframe.cli import main
 from qeframe.distributed import (
     distributed_device,
     init_distributed,
@@ -168,17 +167,6 @@ def test_environment_detection_and_errors(monkeypatch):
             distributed_device("cuda", 0)
 
 
-def _invoke(capsys, *args) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture
 def toy_registry(qeframe_registry, tmp_path) -> Path:
     qeframe_registry(train_plugins, negativity, entry_points=False)
@@ -187,11 +175,13 @@ def toy_registry(qeframe_registry, tmp_path) -> Path:
     return path
 
 
-def test_run_distributed_outside_torchrun_is_a_one_line_error(toy_registry, tmp_path, capsys, monkeypatch):
+def test_run_distributed_outside_torchrun_is_a_one_line_error(
+    toy_registry, tmp_path, qeframe_cli, monkeypatch
+):
     for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         monkeypatch.delenv(key, raising=False)
-    code, _, err = _invoke(
-        capsys, "run", "toy", "--registry", toy_registry, "--runs-dir", tmp_path / "runs", "--distributed"
+    code, _, err = qeframe_cli(
+        "run", "toy", "--registry", toy_registry, "--runs-dir", tmp_path / "runs", "--distributed"
     )
     assert code == 2 and "torchrun --nproc_per_node=K" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
@@ -237,16 +227,16 @@ def _assert_same_run(single: Path, parallel: Path, world: int) -> None:
     assert json.loads((single / "plugins.json").read_text())["distributed"] is None
 
 
-def test_run_distributed_group_of_one_writes_the_same_run(toy_registry, tmp_path, capsys, monkeypatch):
+def test_run_distributed_group_of_one_writes_the_same_run(toy_registry, tmp_path, qeframe_cli, monkeypatch):
     """``--distributed`` in a gloo group of one process (the whole DDP code path, in this process)."""
     data = tmp_path / "data"
     common = ["--registry", toy_registry, "--data-dir", data, "--device", "cpu", "--json"]
-    code, _, err = _invoke(capsys, "run", "toy", *common, "--runs-dir", tmp_path / "single")
+    code, _, err = qeframe_cli("run", "toy", *common, "--runs-dir", tmp_path / "single")
     assert code == 0, err
     env = {"WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}
     for k, v in {**env, "MASTER_PORT": str(_free_port())}.items():
         monkeypatch.setenv(k, v)
-    code, out, err = _invoke(capsys, "run", "toy", *common, "--runs-dir", tmp_path / "ddp", "--distributed")
+    code, out, err = qeframe_cli("run", "toy", *common, "--runs-dir", tmp_path / "ddp", "--distributed")
     assert code == 0, err
     assert not torch.distributed.is_initialized()  # the group is left at the end
     assert json.loads(out)["run"] == str(_only_run(tmp_path / "ddp"))

@@ -15,8 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-from qeframe.cli import main
-
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
 
@@ -78,17 +76,6 @@ symmetries = [{ name = "local_unitary", weight = 0.5, start_epoch = 1 }]
 """
 
 
-def _invoke(capsys, *args) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     """One registry and one data folder for every case (the datasets are built once)."""
@@ -107,12 +94,12 @@ def _common(workdir: Path, device: str) -> list:
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_siamese_cnn_runs_resumes_and_classifies(workdir, device, capsys):
+def test_siamese_cnn_runs_resumes_and_classifies(workdir, device, qeframe_cli):
     common = _common(workdir, device)
-    code, out, err = _invoke(capsys, "run", "e2e-siamese", *common, "--epochs", "1", "--json")
+    code, out, err = qeframe_cli("run", "e2e-siamese", *common, "--epochs", "1", "--json")
     assert code == 0, err
     run = Path(json.loads(out)["run"])
-    code, out, err = _invoke(capsys, "run", "e2e-siamese", *common, "--resume", run, "--json")
+    code, out, err = qeframe_cli("run", "e2e-siamese", *common, "--resume", run, "--json")
     assert code == 0, err
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2]
@@ -132,8 +119,8 @@ def test_siamese_cnn_runs_resumes_and_classifies(workdir, device, capsys):
 
     rho = np.load(workdir / "data" / "e2e-test" / "shard-00000" / "rho.npy", mmap_mode="r")[:5]
     np.save(workdir / f"states-{device}.npy", np.asarray(rho))
-    code, out, err = _invoke(
-        capsys, "classify", workdir / f"states-{device}.npy", "--run", run, "--device", device, "--json"
+    code, out, err = qeframe_cli(
+        "classify", workdir / f"states-{device}.npy", "--run", run, "--device", device, "--json"
     )
     assert code == 0, err
     probabilities = np.asarray(json.loads(out)["probabilities"])
@@ -141,8 +128,8 @@ def test_siamese_cnn_runs_resumes_and_classifies(workdir, device, capsys):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_autoencoder_ensemble_runs(workdir, device, capsys):
-    code, out, err = _invoke(capsys, "run", "e2e-ensemble", *_common(workdir, device), "--json")
+def test_autoencoder_ensemble_runs(workdir, device, qeframe_cli):
+    code, out, err = qeframe_cli("run", "e2e-ensemble", *_common(workdir, device), "--json")
     assert code == 0, err
     run = Path(json.loads(out)["run"])
     plan = json.loads((run / "ensemble" / "plan.json").read_text())

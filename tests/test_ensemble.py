@@ -18,7 +18,6 @@ from qeframe_plugins.routers.autoencoder import AutoencoderRouter
 from qeframe_plugins.routers.pt_spectrum import PtSpectrumRouter
 from train_plugins import synthetic_arrays
 
-from qeframe.cli import main
 from qeframe.ensemble import (
     EnsembleModel,
     load_ensemble,
@@ -336,24 +335,13 @@ router = { name = "autoencoder", min_domain_size = 24, params = { terms = 2, fc_
 """
 
 
-def _invoke(capsys, *args) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.mark.slow
-def test_qeframe_run_trains_and_evaluates_an_ensemble(registry, tmp_path, capsys):
+def test_qeframe_run_trains_and_evaluates_an_ensemble(registry, tmp_path, qeframe_cli):
     reg_file = tmp_path / "registry.toml"
     reg_file.write_text(REGISTRY_TOML)
     data, runs = tmp_path / "data", tmp_path / "runs"
     common = ["--registry", reg_file, "--data-dir", data, "--runs-dir", runs, "--device", "cpu"]
-    code, out, err = _invoke(capsys, "run", "toy-ensemble", *common)
+    code, out, err = qeframe_cli("run", "toy-ensemble", *common)
     assert code == 0, err
     assert "ensemble of" in out and "Mean per-cut accuracy (%), convention 'paper'" in out
     assert "fitting router 'autoencoder'" in err and "member 1/" in err
@@ -373,7 +361,7 @@ def test_qeframe_run_trains_and_evaluates_an_ensemble(registry, tmp_path, capsys
     assert "ensemble of" in (run / "results.md").read_text()
 
     # resume reuses everything and reports the same results
-    code, out, err = _invoke(capsys, "run", "toy-ensemble", *common, "--resume", run, "--json")
+    code, out, err = qeframe_cli("run", "toy-ensemble", *common, "--resume", run, "--json")
     assert code == 0, err
     payload = json.loads(out)
     assert payload["run"] == str(run) and len(payload["members"]) == n_members
@@ -386,9 +374,7 @@ def test_qeframe_run_trains_and_evaluates_an_ensemble(registry, tmp_path, capsys
 
     rho = pure_density(haar_state(2 ** manifest["n_qubits"], 5, np.random.default_rng(3)))
     np.save(tmp_path / "user.npy", rho)
-    code, out, err = _invoke(
-        capsys, "classify", tmp_path / "user.npy", "--run", run, "--device", "cpu", "--json"
-    )
+    code, out, err = qeframe_cli("classify", tmp_path / "user.npy", "--run", run, "--device", "cpu", "--json")
     assert code == 0, err
     classified = json.loads(out)
     model, _ = load_ensemble(run, device="cpu")
@@ -398,7 +384,7 @@ def test_qeframe_run_trains_and_evaluates_an_ensemble(registry, tmp_path, capsys
 
     # a bad router parameter fails before any dataset is built, naming the key
     reg_file.write_text(REGISTRY_TOML.replace("terms = 2", "terms = 0"))
-    code, out, err = _invoke(capsys, "run", "toy-ensemble", *common)
+    code, out, err = qeframe_cli("run", "toy-ensemble", *common)
     assert code != 0 and "experiments.toy-ensemble.router.params.terms" in err
 
 

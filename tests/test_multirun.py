@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import test_end_to_end_builtin as e2e
 
-from qeframe.cli import main
 from qeframe.evaluate import comparison_tables
 from qeframe.multirun import Job, child_environment, run_jobs
 
@@ -24,17 +23,6 @@ evaluation = { baselines = ["ppt", "ccnr"] }
 epochs = 1
 batch_size = 64
 """
-
-
-def _invoke(capsys, *args) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -52,9 +40,9 @@ def _common(workdir: Path) -> list:
     ]  # fmt: skip
 
 
-def test_two_experiments_run_side_by_side_and_are_compared(workdir, capsys):
-    code, out, err = _invoke(
-        capsys, "run", "e2e-siamese", "e2e-tn", *_common(workdir), "--epochs", "1", "--jobs", "2", "--json"
+def test_two_experiments_run_side_by_side_and_are_compared(workdir, qeframe_cli):
+    code, out, err = qeframe_cli(
+        "run", "e2e-siamese", "e2e-tn", *_common(workdir), "--epochs", "1", "--jobs", "2", "--json"
     )
     assert code == 0, err
     payload = json.loads(out)
@@ -78,8 +66,8 @@ def test_two_experiments_run_side_by_side_and_are_compared(workdir, capsys):
     assert json.loads((log_dir / "summary.json").read_text())["runs"] == payload["runs"]
 
 
-def test_several_experiments_print_a_comparison_table(workdir, capsys):
-    code, out, err = _invoke(capsys, "run", "e2e-tn", "e2e-siamese", *_common(workdir), "--epochs", "1")
+def test_several_experiments_print_a_comparison_table(workdir, qeframe_cli):
+    code, out, err = qeframe_cli("run", "e2e-tn", "e2e-siamese", *_common(workdir), "--epochs", "1")
     assert code == 0, err
     flat = " ".join(out.split())  # rich wraps long titles in a narrow terminal
     assert "(baseline)" in flat and "e2e-tn" in flat and "convention" in flat
@@ -93,15 +81,15 @@ def test_several_experiments_print_a_comparison_table(workdir, capsys):
         (["--distributed"], "--distributed trains one experiment"),
     ],
 )
-def test_one_run_options_refuse_several_experiments(workdir, capsys, extra, message):
-    code, _, err = _invoke(capsys, "run", "e2e-tn", "e2e-siamese", *_common(workdir), *extra)
+def test_one_run_options_refuse_several_experiments(workdir, qeframe_cli, extra, message):
+    code, _, err = qeframe_cli("run", "e2e-tn", "e2e-siamese", *_common(workdir), *extra)
     assert code != 0 and message in err and "Traceback" not in err
 
 
-def test_bad_experiment_lists_fail_before_anything_is_built(workdir, capsys):
-    code, _, err = _invoke(capsys, "run", "e2e-tn", "e2e-tn", *_common(workdir))
+def test_bad_experiment_lists_fail_before_anything_is_built(workdir, qeframe_cli):
+    code, _, err = qeframe_cli("run", "e2e-tn", "e2e-tn", *_common(workdir))
     assert code != 0 and "named more than once: e2e-tn" in err
-    code, _, err = _invoke(capsys, "run", "e2e-tn", "no-such-experiment", *_common(workdir))
+    code, _, err = qeframe_cli("run", "e2e-tn", "no-such-experiment", *_common(workdir))
     assert code != 0 and "no-such-experiment" in err and "Traceback" not in err
     assert not (workdir / "data").exists() and not (workdir / "runs").exists()
 
