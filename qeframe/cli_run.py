@@ -319,6 +319,14 @@ def run_command(
             "(on a GPU, several at once are faster: a training step is bound by launch overhead).",
         ),
     ] = 1,
+    show_progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress bar and one line per epoch on stderr (default: on, off with --json).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train and evaluate experiments; write runs/<experiment>/<run-id>/ and print the tables.
@@ -373,7 +381,7 @@ def run_command(
             "run them in one process (without torchrun/--distributed)"
         )
     main_rank = env is None or env[0] == 0
-    quiet = as_json or not main_rank  # only rank 0 prints
+    chatty = main_rank and (not as_json if show_progress is None else show_progress)  # stderr progress
     torch_device = distributed_device(device, env[2]) if env is not None else resolve_device(device)
     spec_hash = experiment_spec_hash(spec, registry_file.datasets)
 
@@ -391,7 +399,7 @@ def run_command(
         names = list(dict.fromkeys([spec.train, *spec.validation]))
     datasets = {}
     for name in names:
-        ds = ensure_dataset(name, registry_file, data_dir=data_dir, registry=reg, progress=not quiet)
+        ds = ensure_dataset(name, registry_file, data_dir=data_dir, registry=reg, progress=chatty)
         datasets[name] = DatasetArrays.from_dataset(ds)
 
     ctx = SINGLE
@@ -415,6 +423,7 @@ def run_command(
             resume=resume is not None,
             ctx=ctx if parallel else None,
             as_json=as_json,
+            chatty=chatty,
         )
     finally:
         shutdown(ctx)
@@ -438,11 +447,13 @@ def _train_and_evaluate(
     resume: bool,
     ctx: Any,
     as_json: bool,
+    chatty: bool,
 ) -> None:
     """The part of ``qeframe run`` after the datasets are loaded: train, evaluate, write, print.
 
     ``ctx`` is the data-parallel :class:`~qeframe.distributed.DistContext` (``None`` in one
-    process); only its rank 0 writes the run folder, evaluates and prints.
+    process); only its rank 0 writes the run folder, evaluates and prints. ``chatty``: progress
+    bar and per-epoch lines on stderr (``--progress``); ``as_json``: stdout is one JSON document.
     """
     from .evaluate import evaluate, print_results, results_markdown
     from .plots import write_plots
@@ -450,7 +461,6 @@ def _train_and_evaluate(
     from .train import Trainer
 
     main_rank = ctx is None or ctx.is_main
-    quiet = as_json or not main_rank
     if run is None:  # created only now, so that a failed or interrupted dataset build leaves no empty run
         run = RunDir.create(runs_dir, experiment, spec_hash) if main_rank else None
         if ctx is not None:  # the other ranks use rank 0's folder
@@ -473,9 +483,9 @@ def _train_and_evaluate(
     if spec.router is not None:  # ensemble of per-domain models: qeframe.ensemble trains, evaluates, writes
         from .ensemble import run_ensemble
 
-        if not as_json:
+        if chatty:
             err_console.print(f"{'resuming' if resume else 'run folder'} {run.path}", markup=False)
-        with _RichTrainProgress(enabled=not as_json) as progress:
+        with _RichTrainProgress(enabled=chatty) as progress:
 
             def log(message: str) -> None:
                 progress.progress.console.print(message, markup=False, highlight=False)
@@ -491,7 +501,7 @@ def _train_and_evaluate(
                 spec_hash=spec_hash,
                 resume=resume,
                 progress=progress,
-                log=None if as_json else log,
+                log=log if chatty else None,
             )
         if as_json:
             members = [m.summary() for m in outcome.result.members]
@@ -504,11 +514,11 @@ def _train_and_evaluate(
         return
     if resume:
         done = trainer.resume(run)
-        if not quiet:
+        if chatty:
             err_console.print(f"resuming {run.path} after epoch {done}", markup=False, highlight=False)
-    elif not quiet:
+    elif chatty:
         err_console.print(f"run folder {run.path}", markup=False, highlight=False)
-    if not quiet and ctx is not None:
+    if chatty and ctx is not None:
         err_console.print(
             f"data-parallel: {ctx.world_size} processes ({ctx.backend}), global batch "
             f"{spec.training.batch_size} split into parts of about {spec.training.batch_size // ctx.world_size}",
@@ -516,7 +526,7 @@ def _train_and_evaluate(
             highlight=False,
         )
 
-    with _RichTrainProgress(enabled=not quiet) as progress:
+    with _RichTrainProgress(enabled=chatty) as progress:
         result = trainer.fit(
             datasets[spec.train], [datasets[n] for n in spec.validation], run=run, progress=progress
         )

@@ -9,8 +9,8 @@ time, one process each. This module does that:
 * the parent has already checked every experiment and built every dataset they read (once, with
   all cores), so the children only load stores;
 * :func:`run_jobs` starts at most ``jobs`` children ``python -m qeframe.cli run EXPERIMENT --json
-  ...`` at a time, in the order given, and starts the next one when one ends;
-* each child writes its progress (stderr) to ``<log_dir>/<experiment>.log`` and its JSON result
+  --progress ...`` at a time, in the order given, and starts the next one when one ends;
+* each child writes its progress (stderr: one line per epoch) to ``<log_dir>/<experiment>.log`` and its JSON result
   (stdout) to ``<log_dir>/<experiment>.json``; the run folder it created is read from that JSON;
 * a failing child does not stop the others; its status says ``failed`` with the last line of its log.
 
@@ -97,7 +97,7 @@ def child_command(
         "--data-dir", str(data_dir),
         "--runs-dir", str(runs_dir),
         "--device", device,
-        "--json",
+        "--json", "--progress",
     ]  # fmt: skip
     if epochs is not None:
         command += ["--epochs", str(epochs)]

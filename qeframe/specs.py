@@ -70,7 +70,10 @@ class DatasetSpec(Frame):
     """One dataset: families and counts, the labeler, the seed; built into ``data/<name>/``."""
 
     n_qubits: int = Field(default=3, ge=2, le=10, description="qubits per state; matrices are 2**n x 2**n")
-    seed: int = Field(ge=0, description="root of the SeedSequence: same spec + seed = same content hash (with the same numpy build and CPU kind)")
+    seed: int = Field(
+        ge=0,
+        description="root of the SeedSequence: same spec + seed = same content hash (with the same numpy build and CPU kind)",
+    )
     split: Literal["train", "validation", "test"] = Field(default="train", description="what the set is for")
     labeler: ComponentRef = Field(description='labeler plugin: `"name"` or `{ name = ..., params = {...} }`')
     families: list[FamilyEntry] = Field(min_length=1, description="the groups of states, in order")

@@ -60,6 +60,9 @@ def test_two_experiments_run_side_by_side_and_are_compared(workdir, qeframe_cli)
     assert {p.name for p in log_dir.iterdir()} == {
         "e2e-siamese.log", "e2e-siamese.json", "e2e-tn.log", "e2e-tn.json", "summary.json", "summary.md",
     }  # fmt: skip
+    # the children's logs carry one line per epoch (--progress), their stdout the JSON result
+    assert "epoch 1:" in (log_dir / "e2e-tn.log").read_text()
+    assert json.loads((log_dir / "e2e-tn.json").read_text())["run"] == payload["runs"][1]["run"]
     summary = (log_dir / "summary.md").read_text()
     assert "convention 'paper'" in summary and "convention 'correct'" in summary
     assert "| ppt (baseline) |" in summary and "| ccnr (baseline) |" in summary
