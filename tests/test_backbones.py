@@ -90,6 +90,27 @@ def test_gradients_reach_every_parameter(registry, name):
         assert p.grad.abs().sum() > 0, pname
 
 
+@pytest.mark.parametrize("name", BACKBONES)
+def test_models_stack_under_vmap(registry, name):
+    """Several members evaluated at once with torch.func (stacked weights), as an ensemble may be."""
+    from torch.func import functional_call, stack_module_state, vmap
+
+    backbone = registry.create("backbone", name, {})
+    torch.manual_seed(0)
+    models = [backbone.build(3) for _ in range(2)]
+    params, buffers = stack_module_state(models)
+    xs = torch.stack(  # each member its own batch, as when members train together
+        [to_model_input(torch.from_numpy(random_mixed(3, 4, seed=s)), dtype=torch.float32) for s in (2, 3)]
+    )
+
+    def member(p, b, inputs):
+        return functional_call(models[0], (p, b), (inputs,))
+
+    stacked = vmap(member)(params, buffers, xs)
+    for k, model in enumerate(models):
+        torch.testing.assert_close(stacked[k], model(xs[k]), atol=1e-5, rtol=1e-5)
+
+
 # -------------------------------------------------------------------------- cnn
 
 

@@ -167,8 +167,10 @@ def _model_class() -> Any:
                     f"cnn: expected input (B, 2, {self.dim}, {self.dim}) for {self.n_qubits} qubits, "
                     f"got {tuple(x.shape)}"
                 )
-            if x.device.type == "cpu":  # oneDNN's 2x2 convolutions run faster on NHWC (same values)
-                x = x.contiguous(memory_format=torch.channels_last)
+            if x.device.type == "cpu":  # oneDNN's 2x2 convolutions run faster on NHWC (same values);
+                # channels-last strides by permutation, which unlike .contiguous(memory_format=...)
+                # also works under torch.func.vmap (stacked ensembles)
+                x = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
             return self.head(self.classifier(torch.flatten(self.features(x), 1)))
 
     CNNModel.__module__, CNNModel.__qualname__ = __name__, "CNNModel"
