@@ -29,15 +29,15 @@ shared machine other processes change the numbers a lot.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import device_name, load_average, report_header, write_report
 
 HERE = Path(__file__).resolve().parent
 
@@ -102,9 +102,7 @@ def worker(args: argparse.Namespace) -> None:
                 "world_size": ctx.world_size,
                 "backend": ctx.backend,
                 "device": str(device),
-                "device_name": torch.cuda.get_device_name(device)
-                if device.type == "cuda"
-                else platform.processor() or "cpu",
+                "device_name": device_name(device),
                 "torch_threads": torch.get_num_threads(),
                 "results": rows,
             }
@@ -141,7 +139,7 @@ def _job(k: int, args: argparse.Namespace, passthrough: list[str]) -> dict:
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
             env.pop(key, None)
-        load_before = os.getloadavg()[0]
+        load_before = os.getloadavg()
         t0 = time.perf_counter()
         done = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True)
         if done.returncode != 0:
@@ -149,7 +147,7 @@ def _job(k: int, args: argparse.Namespace, passthrough: list[str]) -> dict:
             raise SystemExit(f"job with {k} processes failed (exit {done.returncode})")
         info = json.loads(out.read_text())
     info["job_wall_s"] = round(time.perf_counter() - t0, 2)
-    info["load_average_1min"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
+    info["load_average_1min"] = load_average(load_before)
     return info
 
 
@@ -181,10 +179,6 @@ def main(argv: list[str] | None = None) -> int:
         worker(args)
         return 0
 
-    import torch
-
-    from qeframe import __version__
-
     passthrough = [
         "--backbone", args.backbone, "--params", args.params, "--n-qubits", str(args.n_qubits),
         "--samples", str(args.samples), "--batch-size", str(args.batch_size), "--epochs", str(args.epochs),
@@ -204,13 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                 row["efficiency"] = round(speedup / int(k), 3)
     first = next(iter(jobs.values()))
     report = {
-        "benchmark": "ddp",
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "qeframe": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
+        **report_header("ddp"),
         "device": first["device"].split(":")[0],
         "device_name": first["device_name"],
         "backbone": args.backbone,
@@ -222,10 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         "symmetries": [s for s in args.symmetries.split(",") if s],
         "jobs": jobs,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, args.out)
+    write_report(args.out, report)
     summary = {
         k: {
             n: {"samples_per_s": r["samples_per_s"], "speedup": r.get("speedup")}

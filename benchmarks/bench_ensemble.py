@@ -36,13 +36,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime as dt
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
+
+from _common import device_name, load_average, report_header, write_report
 
 
 def _data(n: int, seed: int, registry):
@@ -158,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from qeframe import __version__
     from qeframe.ensemble import route_arrays, train_ensemble
     from qeframe.registry import Registry
     from qeframe.specs import ModelSpec, TrainingSpec
@@ -255,29 +254,18 @@ def main(argv: list[str] | None = None) -> int:
     log(f"batched step: {rows['batched_step']}")
 
     report = {
-        "benchmark": "ensemble",
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "qeframe": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "load_average_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
+        **report_header("ensemble"),
+        "load_average_1min": load_average(load_before),
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or "cpu",
+        "device_name": device_name(device),
         "backbone": args.backbone,
         "params": model_spec.params,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "results": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, args.out)
+    write_report(args.out, report)
     print(json.dumps(report["results"], indent=2))
     return 0
 

@@ -24,14 +24,14 @@ before and after is recorded: on a shared machine, other processes change the nu
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import importlib
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
+
+from _common import device_name, load_average, report_header, write_report
 
 
 def _synthetic(n: int, n_qubits: int, seed: int, unknown: float):
@@ -124,7 +124,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from qeframe import __version__
     from qeframe.registry import Registry
     from qeframe.specs import ModelSpec, SymmetryLoss, TrainingSpec
     from qeframe.train import resolve_device
@@ -153,19 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     rows["inference"] = _time_inference(registry, model_spec, args.n_qubits, data, device)
     print(f"{'inference':10s} {rows['inference']['samples_per_s']:>12.1f} samples/s", file=sys.stderr)
     report = {
-        "benchmark": "train",
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "qeframe": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "load_average_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
+        **report_header("train"),
+        "load_average_1min": load_average(load_before),
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or "cpu",
+        "device_name": device_name(device),
         "backbone": args.backbone,
         "params": model_spec.params,
         "n_qubits": args.n_qubits,
@@ -174,10 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         "symmetries": [s.name for s in symmetries],
         "results": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, args.out)
+    write_report(args.out, report)
     print(json.dumps(report["results"], indent=2))
     return 0
 

@@ -1,0 +1,48 @@
+"""What the training benchmarks (``bench_train``, ``bench_ensemble``, ``bench_ddp``) share: the
+machine/software header of their JSON report and its atomic write."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+
+def device_name(device: Any) -> str:
+    """The CUDA device's name, else the processor's (``"cpu"`` when the platform does not say)."""
+    import torch
+
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+
+
+def report_header(benchmark: str) -> dict[str, Any]:
+    """``benchmark``, ``date`` (UTC), qeframe/torch/python versions, machine and CPU count."""
+    import torch
+
+    from qeframe import __version__
+
+    return {
+        "benchmark": benchmark,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "qeframe": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def load_average(before: tuple[float, ...]) -> dict[str, float]:
+    """The 1-minute load average before (``os.getloadavg()`` taken then) and now."""
+    return {"before": round(before[0], 2), "after": round(os.getloadavg()[0], 2)}
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    """Write ``report`` as indented JSON to ``path`` through a temporary file (no torn file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, path)
