@@ -1,8 +1,9 @@
-"""Test-only plugins for the dataset-store tests (``test_store.py``, ``test_shards.py``).
+"""Test-only plugins and helpers for the dataset-store tests (``test_store.py``, ``test_shards.py``,
+``test_cli_data.py``).
 
 A Ginibre family (truth unknown; ``$TOY_DELAY`` slows it down so a build can be killed mid-way),
 product states (separable by construction), a labeler that keeps only states PPT on the first cut
-and one that keeps nothing.
+and one that keeps nothing; :func:`fails` runs a command that must fail with a one-line error.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import os
 import time
 
 import numpy as np
+import pytest
 from pydantic import Field
 from qeframe_plugins.labelers import negativity
 
 from qeframe import hookimpl
+from qeframe.cli import main
 from qeframe.interfaces import FamilyParams, LabelBatch, Labeler, StateBatch, StateFamily
 from qeframe.quantum.ops import batch_kron, pure_density
 from qeframe.quantum.random import haar_state
@@ -91,3 +94,14 @@ class ToyPlugin:
     def qeframe_register_labelers(self, register):
         register(DropEntangled)
         register(DropAll)
+
+
+def fails(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """Run ``qeframe ARGS`` through ``qeframe.cli.main`` (as the script does); expect exit status 2
+    and one line ``error: ...`` on stderr, which is returned."""
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err, err
+    return err

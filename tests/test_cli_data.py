@@ -9,24 +9,12 @@ import sys
 import numpy as np
 import pytest
 from qeframe_plugins.labelers import negativity
+from store_plugins import ToyProduct, fails  # shared with the store and shard tests
 from typer.testing import CliRunner
 
 from qeframe import hookimpl
 from qeframe.cli import app, main
 from qeframe.interfaces import StateBatch, StateFamily
-from qeframe.quantum.ops import batch_kron, pure_density
-from qeframe.quantum.random import haar_state
-
-
-class ToyProduct(StateFamily):
-    """Products of Haar-random single-qubit pure states (separable by construction)."""
-
-    name = "toy-product"
-    description = "test-only product states"
-
-    def sample(self, count: int, rng: np.random.Generator, n_qubits: int = 3) -> StateBatch:
-        psi = batch_kron(*(haar_state(2, count, rng) for _ in range(n_qubits)))
-        return StateBatch.build(pure_density(psi), 0, "construction", pure=True, fully_separable=1)
 
 
 class ToyMixed(StateFamily):
@@ -94,16 +82,6 @@ def invoke(*args: str):
     result = CliRunner().invoke(app, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result
-
-
-def fails(capsys, *args: str) -> str:
-    """Run through ``qeframe.cli.main`` (as the script does); expect exit 2 and one line on stderr."""
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    assert info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err, err
-    return err
 
 
 def test_build_list_info_export(env):

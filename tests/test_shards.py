@@ -16,12 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from qeframe_plugins.executors.local import LocalExecutor
 from qeframe_plugins.labelers import negativity
-from store_plugins import ToyPlugin  # test-only plugins shared by the store and shard tests
+from store_plugins import ToyPlugin, fails  # test-only plugins and helpers shared by the store tests
 from typer.testing import CliRunner
 
 import qeframe.shards as shards_module
 from qeframe.build import MAX_OVERSAMPLING, ShardPlan, ShardSchedule, block_rows
-from qeframe.cli import app, main
+from qeframe.cli import app
 from qeframe.errors import QeframeError, SpecError, StoreError
 from qeframe.registry import Registry
 from qeframe.shards import (
@@ -448,15 +448,6 @@ def invoke(*args: str):
     result = CliRunner().invoke(app, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout) if "--json" in args else result
-
-
-def fails(capsys, *args: str) -> str:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    assert info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err, err
-    return err
 
 
 def test_cli_shards_then_merge_equals_a_single_build(env, tmp_path_factory):
