@@ -180,7 +180,7 @@ def _run_several(
     (:mod:`qeframe.multirun`), then print and write the comparison of their results."""
     import datetime as dt
 
-    from .evaluate import comparison_tables, print_tables, tables_markdown
+    from .evaluate import CONVENTIONS, TableData, comparison_tables, print_tables, tables_markdown
     from .multirun import Job, child_command, run_jobs
     from .registry import get_registry
     from .runs import atomic_write_json, atomic_write_text
@@ -251,29 +251,24 @@ def _run_several(
         "runs": [j.record() for j in job_list],
     }
     atomic_write_json(log_dir / "summary.json", summary, sort_keys=False)
-    status = ["| experiment | status | wall (s) | run folder |", "|---|---|---:|---|"]
-    for j in job_list:
-        wall = "—" if j.wall_s is None else f"{j.wall_s:.1f}"
-        status.append(f"| {j.experiment} | {j.status} | {wall} | {j.run or j.error or ''} |")
-    markdown = [f"# Runs started {stamp}", "", f"{parallel} at a time on `{device}`.", "", *status, ""]
-    atomic_write_text(log_dir / "summary.md", "\n".join([*markdown, *tables_markdown(tables)]))
+    status = TableData(
+        f"{len(job_list)} experiments ({parallel} at a time on {device})",
+        ["experiment", "status", "wall (s)", "run folder"],
+        [
+            [j.experiment, j.status, "—" if j.wall_s is None else f"{j.wall_s:.1f}", j.run or j.error or ""]
+            for j in job_list
+        ],
+    )
+    markdown = [f"# Runs started {stamp}", "", *tables_markdown([status, *tables])]
+    atomic_write_text(log_dir / "summary.md", "\n".join(markdown))
     if as_json:
         means = {
-            e: {d: {c: block[c]["model"]["mean"] for c in ("paper", "correct")} for d, block in r.items()}
+            e: {d: {c: block[c]["model"]["mean"] for c in CONVENTIONS} for d, block in r.items()}
             for e, r in results.items()
         }
         print(json.dumps({**summary, "log_dir": str(log_dir), "model_mean": means}, indent=2))
     else:
-        from rich.table import Table
-
-        table = Table(title=f"{len(job_list)} experiments ({parallel} at a time)")
-        for col in ("experiment", "status", "wall (s)", "run folder"):
-            table.add_column(col)
-        for j in job_list:
-            wall = "—" if j.wall_s is None else f"{j.wall_s:.1f}"
-            table.add_row(j.experiment, j.status, wall, j.run or "")
-        console.print(table)
-        print_tables(tables, console)
+        print_tables([status, *tables], console)
         console.print(f"summary: {log_dir / 'summary.md'}", markup=False, highlight=False)
     failed = [j for j in job_list if j.status != "done"]
     if failed:
