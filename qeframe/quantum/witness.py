@@ -23,7 +23,8 @@ every unit ``w``, so ``conv{u_i / cos(alpha)}`` contains the unit ball. Therefor
     min_{|n| = 1} f(n)  >=  min_i f(u_i / cos alpha)  -  (rounding slack)          (lower bound)
     min_{|n| = 1} f(n)  <=  min_i f(u_i)                                            (upper bound)
 
-with no Lipschitz constant: the lower bound loses only ``O(alpha^2 ||A||)``. If the lower bound is
+with no Lipschitz constant: the lower bound loses only ``O(alpha^2 ||A||)`` (so an operator whose
+product minimum is exactly 0, such as the flip, can be refuted never and verified never). If the lower bound is
 ``>= 0`` the operator is block-positive (:func:`verify_block_positive` returns a certificate); if the
 upper bound is ``< 0`` the grid point is an explicit product vector with ``<e,f|W|e,f> < 0`` (a
 refutation). The rounding slack bounds the backward error of the symmetric eigensolver
@@ -55,7 +56,7 @@ Example::
     >>> import numpy as np
     >>> from qeframe.quantum.witness import verify_block_positive
     >>> flip = np.eye(4)[[0, 2, 1, 3]]  # SWAP = 2 |Phi+><Phi+|^{T_A}: block-positive, not PSD
-    >>> verify_block_positive(flip, dims=(2, 2)).verified
+    >>> verify_block_positive(flip + 0.01 * np.eye(4), dims=(2, 2)).verified  # product minimum 0.01
     True
     >>> verify_block_positive(-flip, dims=(2, 2)).refuted  # <e,e| -F |e,e> = -1
     True
@@ -269,4 +270,67 @@ def absolute_separability_margin(eigenvalues: np.ndarray, dims: tuple[int, int])
     if dims[0] != 2 or lam.shape[-1] != 2 * dims[1] or dims[1] < 2:
         raise ValueError(f"expected 2N eigenvalues of a 2 x N state (N >= 2), got {lam.shape[-1]} for {dims}")
     # ascending a[0] <= ... <= a[2N-1]:  lambda_1 = a[-1], lambda_{2N-1} = a[1], lambda_{2N-2} = a[2], lambda_{2N} = a[0]
-    return lam[..., -1] - lam[..., 1] - 2.0 * np.sqrt(np.clip(lam[..., 2], 0, None) * np.clip(lam[..., 0], 0, None))
+    return (
+        lam[..., -1]
+        - lam[..., 1]
+        - 2.0 * np.sqrt(np.clip(lam[..., 2], 0, None) * np.clip(lam[..., 0], 0, None))
+    )
+
+
+# ------------------------------------------------------------------------------ witness library
+
+#: ``b`` values of the built-in ``horodecki`` witness set.
+HORODECKI_LIBRARY_B = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+
+@cache
+def _builtin_witnesses(name: str, n_qubits: int) -> np.ndarray:
+    if name != "horodecki":
+        raise ValueError(f"unknown witness set {name!r}; allowed: horodecki")
+    d, half = 2**n_qubits, 2 ** (n_qubits - 1)
+    out = []
+    for b in HORODECKI_LIBRARY_B:  # P. Horodecki's 2 x D state (see qeframe_plugins.families.horodecki)
+        rho = np.zeros((d, d))
+        i = np.arange(half - 1)
+        rho[i, i] = rho[half + i + 1, half + i + 1] = rho[i, half + i + 1] = rho[half + i + 1, i] = b
+        rho[half - 1, half - 1] = b
+        rho[half, half] += (1 + b) / 2
+        rho[d - 1, d - 1] += (1 - b) / 2
+        rho[half, d - 1] = rho[d - 1, half] = np.sqrt(1 - b * b) / 2
+        out.append(lkch_witness(rho / np.trace(rho)).matrix)
+    lib = np.stack(out)
+    lib.setflags(write=False)
+    return lib
+
+
+@cache
+def _file_witnesses(path: str, n_qubits: int) -> np.ndarray:
+    d = 2**n_qubits
+    with np.load(path) as data:
+        mats = np.asarray(data["witnesses"], dtype=np.complex128)
+    if mats.ndim != 3 or mats.shape[1:] != (d, d):
+        raise ValueError(f"{path}: `witnesses` must be (K, {d}, {d}), got {mats.shape}")
+    for k, w in enumerate(mats):
+        cert = verify_block_positive(w, (2, d // 2))
+        if not cert.verified:
+            raise ValueError(
+                f"{path}: witness {k} is not verified block-positive (lower bound {cert.lower_bound:.3g})"
+            )
+    mats.setflags(write=False)
+    return mats
+
+
+def load_witness_library(names: tuple[str, ...], path: str | None, n_qubits: int) -> np.ndarray:
+    """Verified witnesses ``(K, 2**n, 2**n)`` for the cut ``1 | rest`` (qubit-first order).
+
+    ``names``: built-in sets (``"horodecki"``: LKCH witnesses of P. Horodecki's ``2 x 2**(n-1)``
+    state at ``b`` in :data:`HORODECKI_LIBRARY_B`, built and verified on first use); ``path``: an
+    ``.npz`` whose array ``witnesses`` is verified matrix by matrix with
+    :func:`verify_block_positive` on load — an unverified matrix is an error, never used.
+    Cached per process.
+    """
+    parts = [_builtin_witnesses(name, n_qubits) for name in names]
+    if path is not None:
+        parts.append(_file_witnesses(str(path), n_qubits))
+    d = 2**n_qubits
+    return np.concatenate(parts) if parts else np.zeros((0, d, d), dtype=np.complex128)
