@@ -253,3 +253,33 @@ def test_qubit_first_moves_the_cut():
     for cut in bipartitions(3):
         moved = qubit_first(rho, cut.side_a[0])
         assert np.allclose(moved, permute_qubits(rho, [cut.side_a[0]] + list(cut.side_b)))
+
+
+# ------------------------------------------------------------------------------ proposing witnesses
+
+
+def test_proposed_witness_certifies_a_rotated_noisy_horodecki_state():
+    from qeframe.quantum.ops import apply_local_unitaries
+    from qeframe.quantum.witness import propose_witness
+
+    rng = np.random.default_rng(11)
+    rho = 0.999 * horodecki_states([0.3])[0] + 0.001 * np.eye(8) / 8
+    rho = apply_local_unitaries(rho[None], haar_unitary(2, 3, rng)[None])[0]
+    moved = permute_qubits(rho, [2, 0, 1])  # the 2 x 4 cut is now 2|13 (qubit index 1)
+    found = propose_witness(moved, qubit=1, ranks=((3, 3), (2, 2)))
+    assert found.certified and found.value < 0 and found.witness.certificate.verified
+    assert np.isclose(witness_values(found.witness.matrix, qubit_first(moved, 1)[None])[0], found.value)
+
+
+def test_proposals_never_certify_separable_ppt_states():
+    from qeframe_plugins.families.boundary_separable import BoundarySeparableFamily
+    from qeframe_plugins.families.filtered_separable import FilteredSeparableFamily
+
+    from qeframe.quantum.witness import propose_witness
+
+    rng = np.random.default_rng(12)
+    upb = FilteredSeparableFamily(FilteredSeparableFamily.Params(kappa=3.0)).generate(3, rng).rho
+    edge = BoundarySeparableFamily(BoundarySeparableFamily.Params(cut="1|23")).generate(3, rng).rho
+    for rho in np.concatenate([upb, edge]):
+        found = propose_witness(rho, qubit=0, ranks=((1, 1), (3, 3), (4, 4)), resolution=48)
+        assert not found.certified
