@@ -283,3 +283,20 @@ def test_proposals_never_certify_separable_ppt_states():
     for rho in np.concatenate([upb, edge]):
         found = propose_witness(rho, qubit=0, ranks=((1, 1), (3, 3), (4, 4)), resolution=48)
         assert not found.certified
+
+
+def test_docstring_examples_of_the_new_modules():
+    import doctest
+    import importlib
+
+    for name in (
+        "qeframe.quantum.witness",
+        "qeframe_plugins.families.filtered_horodecki",
+        "qeframe_plugins.families.witnessed_horodecki",
+        "qeframe_plugins.families.filtered_separable",
+        "qeframe_plugins.families.product_lowrank",
+        "qeframe_plugins.families.cut_separable",
+        "qeframe_plugins.families.spectrum_separable",
+        "qeframe_plugins.families.boundary_separable",
+    ):
+        assert doctest.testmod(importlib.import_module(name)).failed == 0, name

@@ -181,8 +181,8 @@ def verify_block_positive(
     phi = np.arctan2(points[k, 1], points[k, 0])
     e = np.array([np.cos(theta / 2), np.exp(1j * phi) * np.sin(theta / 2)])
     return BlockPositivityCertificate(
-        verified=lower >= 0.0,
-        refuted=upper < -slack,
+        verified=bool(lower >= 0.0),
+        refuted=bool(upper < -slack),
         lower_bound=lower,
         upper_bound=upper,
         covering_angle=alpha,
@@ -409,6 +409,6 @@ def propose_witness(
         value = float(witness_values(w, moved[None])[0])
         if cert.lower_bound >= 0 and value < best.value:
             best = WitnessProposal(
-                value < -margin, value, Witness(w, cert, f"lkch-near-kernel-{k_rho}-{k_pt}")
+                bool(value < -margin), value, Witness(w, cert, f"lkch-near-kernel-{k_rho}-{k_pt}")
             )
     return best
