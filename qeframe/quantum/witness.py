@@ -187,7 +187,8 @@ def refined_lower_bound(
     cone's part of the unit ball lies in ``conv{0, v_a/cos r, v_b/cos r, v_c/cos r}`` and, ``f`` being
     concave, ``f >= min(f(0), f(v_i / cos r))`` there. Starting from the icosahedron, triangles
     whose bound is below ``target`` are split in four (edge midpoints), up to ``max_levels``; the
-    result is ``min(f(0), bounds of all leaves)`` (rounding slack not included). ``blocks`` as
+    result is ``min(f(0), bounds of all leaves)`` (rounding slack not included; the caller subtracts
+    twice the grid slack, since the scaled vertices have norms up to ``1/cos(37.4 deg) < 1.3``). ``blocks`` as
     returned by :func:`bloch_blocks`.
     """
     f0 = float(np.linalg.eigvalsh(0.5 * blocks[0])[0])
@@ -248,9 +249,9 @@ def verify_block_positive(
     k = int(np.argmin(inner))
     upper = float(inner[k])
     if tighten and upper - lower > _TIGHTEN_REL * abs(upper) + 4 * slack:
-        lower = max(lower, refined_lower_bound(blocks, upper - _TIGHTEN_REL * abs(upper)) - slack)
+        lower = max(lower, refined_lower_bound(blocks, upper - _TIGHTEN_REL * abs(upper)) - 2 * slack)
     elif refine and lower < 0 <= upper - 2 * slack:
-        lower = max(lower, refined_lower_bound(blocks, 2 * slack) - slack)  # enough to prove >= 0
+        lower = max(lower, refined_lower_bound(blocks, 4 * slack) - 2 * slack)  # enough to prove >= 0
     theta = np.arccos(np.clip(points[k, 2], -1.0, 1.0))
     phi = np.arctan2(points[k, 1], points[k, 0])
     e = np.array([np.cos(theta / 2), np.exp(1j * phi) * np.sin(theta / 2)])
