@@ -109,6 +109,38 @@ def separable_noise(kind: str, count: int, n: int, rng: np.random.Generator) -> 
     return mix_vectors(product_vectors(int(k.sum()), n, rng), weights, k)
 
 
+def witnessed_mixtures(
+    count: int, p: WitnessedHorodeckiParams, n_qubits: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``count`` unfiltered states ``(1 - q) rho_{b0} + q sigma`` ``(count, d, d)``, each with
+    ``tr(W_{b0} rho) <= -margin_rel * eps`` for the verified LKCH witness ``W_{b0}`` of the cut ``1|2..n``.
+
+    ``b0`` uniform over ``p.b_values``, noise ``sigma`` of kind ``p.noise`` and weight ``q`` as in the
+    module docstring; raises :class:`QeframeError` if a state escaped its witness (internal error).
+    """
+    d = 2**n_qubits
+    which = rng.integers(len(p.b_values), size=count)
+    rho = np.empty((count, d, d), dtype=np.complex128)
+    value = np.empty(count)
+    sigma = separable_noise(p.noise, count, n_qubits, rng)
+    u = 1.0 - rng.random(count)  # (0, 1]
+    for k, b0 in enumerate(p.b_values):  # loop over the few witnesses, batched over states
+        idx = np.flatnonzero(which == k)
+        if idx.size == 0:
+            continue
+        wit = horodecki_witness(float(b0), n_qubits, p.resolution)
+        rho0 = horodecki_states([b0], n_qubits)[0]
+        eps = -float(witness_values(wit.matrix, rho0[None])[0])
+        w_sigma = np.maximum(witness_values(wit.matrix, sigma[idx]), 0.0)
+        margin = p.margin_rel * eps
+        q = p.reach * u[idx] * (eps - margin) / (eps + w_sigma)
+        rho[idx] = (1.0 - q)[:, None, None] * rho0 + q[:, None, None] * sigma[idx]
+        value[idx] = witness_values(wit.matrix, rho[idx]) / margin
+    if not (value <= -1.0 + 1e-9).all():
+        raise QeframeError("witnessed-horodecki: a state escaped its witness (internal error)")
+    return rho
+
+
 class WitnessedHorodeckiFamily(StateFamily):
     """Horodecki states + separable noise + local filters, PPT-entangled on 1|rest by a verified witness."""
 
@@ -122,26 +154,7 @@ class WitnessedHorodeckiFamily(StateFamily):
 
     def sample(self, count: int, rng: np.random.Generator, n_qubits: int = 3) -> StateBatch:
         p = self.params
-        d = 2**n_qubits
-        which = rng.integers(len(p.b_values), size=count)
-        rho = np.empty((count, d, d), dtype=np.complex128)
-        value = np.empty(count)
-        sigma = separable_noise(p.noise, count, n_qubits, rng)
-        u = 1.0 - rng.random(count)  # (0, 1]
-        for k, b0 in enumerate(p.b_values):  # loop over the few witnesses, batched over states
-            idx = np.flatnonzero(which == k)
-            if idx.size == 0:
-                continue
-            wit = horodecki_witness(float(b0), n_qubits, p.resolution)
-            rho0 = horodecki_states([b0], n_qubits)[0]
-            eps = -float(witness_values(wit.matrix, rho0[None])[0])
-            w_sigma = np.maximum(witness_values(wit.matrix, sigma[idx]), 0.0)
-            margin = p.margin_rel * eps
-            q = p.reach * u[idx] * (eps - margin) / (eps + w_sigma)
-            rho[idx] = (1.0 - q)[:, None, None] * rho0 + q[:, None, None] * sigma[idx]
-            value[idx] = witness_values(wit.matrix, rho[idx]) / margin
-        if not (value <= -1.0 + 1e-9).all():
-            raise QeframeError("witnessed-horodecki: a state escaped its witness (internal error)")
+        rho = witnessed_mixtures(count, p, n_qubits, rng)
         npt = npt_mask(rho, workers=1)
         truth = np.where(npt, ENTANGLED, UNKNOWN).astype(np.int8)
         prov = np.where(npt, provenance_code("npt"), provenance_code("unknown")).astype(np.uint8)
