@@ -335,6 +335,32 @@ def test_cut_filtered_witness_transports_to_a_verified_block_positive_witness(tr
         assert np.allclose(back / np.trace(back), rho0[i], atol=1e-10)
 
 
+@pytest.mark.slow
+def test_cut_filtered_horodecki_entanglement_is_confirmed_independently_by_dps2():
+    """Without the family's ground truth, the DPS-2 SDP (no 2-copy PPT symmetric extension; Doherty,
+    Parrilo, Spedalieri, PRA 69, 022308 (2004)) proves the construction cut entangled for every
+    variant, and the other cuts are NPT: the labeler's own decisions equal the ground truth."""
+    pytest.importorskip("cvxpy")
+    batches = [
+        CutFilteredHorodeckiFamily(
+            CutFilteredHorodeckiFamily.Params(
+                noise=noise, transpose=transpose, b_values=(0.35, 0.6), local_randomize=True
+            )
+        ).generate(1, np.random.default_rng(seed))
+        for seed, (noise, transpose) in enumerate(
+            [(noise, t) for noise in ("none", "white", "separable") for t in (0.0, 1.0)]
+        )
+    ]
+    rho = np.concatenate([b.rho for b in batches])
+    truth = np.concatenate([b.ground_truth for b in batches])
+    proof = np.concatenate([b.ground_truth_provenance for b in batches])
+    cert = labeler(sdp=True, use_ground_truth=False, workers=1).certify(rho)
+    np.testing.assert_array_equal(cert.labels, truth)
+    construction_cut = np.isin(proof, [provenance_code("construction"), WITNESS])
+    assert (cert.provenance[construction_cut] == provenance_code("dps2")).all()
+    assert (cert.evidence[construction_cut] < 1 - 1e-3).all()
+
+
 # ------------------------------------------------------------------------------ labelling at scale, datasets
 
 
