@@ -270,9 +270,10 @@ def test_boundary_separable_target_cut_is_ppt_next_to_the_threshold(seed):
     noise=st.sampled_from(["none", "white", "product", "separable"]),
     transpose=st.sampled_from([0.0, 1.0]),
     kappa_rest=st.floats(1.0, 10.0),
+    n_qubits=st.sampled_from([3, 3, 4]),
 )
 def test_cut_filtered_horodecki_is_ppt_on_its_cut_and_npt_labels_are_exact(
-    seed, noise, transpose, kappa_rest
+    seed, noise, transpose, kappa_rest, n_qubits
 ):
     fam = CutFilteredHorodeckiFamily(
         CutFilteredHorodeckiFamily.Params(
@@ -283,10 +284,10 @@ def test_cut_filtered_horodecki_is_ppt_on_its_cut_and_npt_labels_are_exact(
             b_values=(0.35, 0.6),
         )
     )
-    batch = fam.generate(64, np.random.default_rng(seed))
+    batch = fam.generate(32, np.random.default_rng(seed), n_qubits)
     validate_density_matrices(batch.rho)
     lm = pt_min_eigenvalues(batch.rho)
-    assert (lm[:, 0] > -1e-12).all()  # the construction cut is PPT
+    assert (lm[:, 0] > -1e-12).all()  # the construction cut 1|2..n is PPT
     assert (batch.ground_truth[:, 0] == ENTANGLED).all()
     proof = "construction" if noise == "none" else "witness"
     assert (batch.ground_truth_provenance[:, 0] == provenance_code(proof)).all()
@@ -294,7 +295,9 @@ def test_cut_filtered_horodecki_is_ppt_on_its_cut_and_npt_labels_are_exact(
     assert (batch.ground_truth[:, 1:][npt] == ENTANGLED).all()
     assert (batch.ground_truth[:, 1:][~npt] == UNKNOWN).all()
     if noise == "none":  # congruence keeps the edge-state ranks of rho_b (and of rho_b^{T_1})
-        assert (ranks(batch.rho) == 5).all() and (ranks(partial_transpose(batch.rho, [0])) == 5).all()
+        edge = 2 ** (n_qubits - 1) + 1
+        assert (ranks(batch.rho) == edge).all()
+        assert (ranks(partial_transpose(batch.rho, [0])) == edge).all()
 
 
 def test_cut_filtered_horodecki_filter_is_not_a_product_of_qubit_filters():
