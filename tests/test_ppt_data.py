@@ -97,7 +97,7 @@ def test_filtered_horodecki_with_unit_kappa_is_a_local_unitary_orbit():
 
 
 @settings(max_examples=6, deadline=None)
-@given(seed=SEEDS, noise=st.sampled_from(["white", "product", "separable"]))
+@given(seed=SEEDS, noise=st.sampled_from(["white", "product", "separable", "range-product"]))
 def test_witnessed_horodecki_states_are_ppt_on_the_witness_cut(seed, noise):
     fam = WitnessedHorodeckiFamily(
         WitnessedHorodeckiFamily.Params(noise=noise, b_values=(0.3, 0.5), local_randomize=True)
@@ -267,7 +267,7 @@ def test_boundary_separable_target_cut_is_ppt_next_to_the_threshold(seed):
 @settings(max_examples=8, deadline=None)
 @given(
     seed=SEEDS,
-    noise=st.sampled_from(["none", "white", "product", "separable"]),
+    noise=st.sampled_from(["none", "white", "product", "separable", "range-product"]),
     transpose=st.sampled_from([0.0, 1.0]),
     kappa_rest=st.floats(1.0, 10.0),
     n_qubits=st.sampled_from([3, 3, 4]),
@@ -298,6 +298,30 @@ def test_cut_filtered_horodecki_is_ppt_on_its_cut_and_npt_labels_are_exact(
         edge = 2 ** (n_qubits - 1) + 1
         assert (ranks(batch.rho) == edge).all()
         assert (ranks(partial_transpose(batch.rho, [0])) == edge).all()
+
+
+@pytest.mark.parametrize("n_qubits", [3, 4])
+def test_range_product_noise_lies_in_the_range_and_gives_birank_d_plus_1_d_plus_2(n_qubits):
+    """range-product noise: |e,f> in the range of rho_b0, so rank rho = D + 1 while rank rho^{T_1}
+    = D + 2 (edge state: |e*,f> is not in the range of rho_b0^{T_1}); the transpose swaps them.
+    The tolerated noise weight reaches far beyond white noise's ~1 %."""
+    d_half = 2 ** (n_qubits - 1)
+    rng = np.random.default_rng(4)
+    params = WitnessedHorodeckiParams(b_values=(0.35,), noise="range-product")
+    rho = witnessed_mixtures(200, params, n_qubits, rng)
+    rho0 = horodecki_states([0.35], n_qubits)[0]
+    distance = 0.5 * np.abs(np.linalg.eigvalsh(rho - rho0)).sum(axis=-1)  # trace distance to rho_b0
+    assert (ranks(rho) == d_half + 1).all()
+    assert (ranks(partial_transpose(rho, [0])) == d_half + 2).all()
+    assert (pt_min_eigenvalues(rho)[:, 0] > -1e-12).all()
+    assert np.quantile(distance, 0.9) > 0.02  # white noise: distance <= q <= ~1.2 %
+    fam = CutFilteredHorodeckiFamily(
+        CutFilteredHorodeckiFamily.Params(noise="range-product", transpose=1.0, b_values=(0.35,))
+    )
+    batch = fam.generate(50, rng, n_qubits)
+    assert (ranks(batch.rho) == d_half + 2).all()
+    assert (ranks(partial_transpose(batch.rho, [0])) == d_half + 1).all()
+    assert (batch.ground_truth_provenance[:, 0] == WITNESS).all()
 
 
 def test_cut_filtered_horodecki_filter_is_not_a_product_of_qubit_filters():
@@ -351,7 +375,7 @@ def test_cut_filtered_horodecki_entanglement_is_confirmed_independently_by_dps2(
             )
         ).generate(1, np.random.default_rng(seed))
         for seed, (noise, transpose) in enumerate(
-            [(noise, t) for noise in ("none", "white", "separable") for t in (0.0, 1.0)]
+            [(noise, t) for noise in ("none", "white", "separable", "range-product") for t in (0.0, 1.0)]
         )
     ]
     rho = np.concatenate([b.rho for b in batches])

@@ -3,8 +3,9 @@
 Definition. Start from ``rho0``, P. Horodecki's ``2 x 2**(n-1)`` PPT entangled state ``rho_b``
 (:mod:`.horodecki`; P. Horodecki, Phys. Lett. A 232, 333 (1997)), ``b`` uniform on the open
 ``b_range`` (``noise = "none"``), or a witnessed noisy mixture ``(1 - q) rho_{b0} + q sigma``
-(``noise`` = ``white`` / ``product`` / ``separable``, ``b0`` from ``b_values``; exactly the
-construction of :mod:`.witnessed_horodecki`, :func:`~.witnessed_horodecki.witnessed_mixtures`).
+(``noise`` = ``white`` / ``product`` / ``separable`` / ``range-product``, ``b0`` from ``b_values``;
+exactly the construction of :mod:`.witnessed_horodecki`, :func:`~.witnessed_horodecki.witnessed_mixtures`;
+``range-product`` gives birank ``(5, 6)`` for three qubits, ``(6, 5)`` after the transpose).
 With probability ``transpose`` replace it by its partial transpose ``rho0^{T_1}``. Then
 
     rho = M rho0 M^† / tr(M rho0 M^†),   M = F ⊗ G,
@@ -77,7 +78,7 @@ class CutFilteredHorodeckiParams(FilterParams):
     transpose: float = Field(
         default=0.5, ge=0.0, le=1.0, description="Probability of using the partial transpose rho0^{T_1}."
     )
-    noise: Literal["none", "white", "product", "separable"] = Field(
+    noise: Literal["none", "white", "product", "separable", "range-product"] = Field(
         default="none",
         description="none: Horodecki edge states (b from b_range); else witnessed mixtures (b0 from b_values).",
     )
