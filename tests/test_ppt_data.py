@@ -402,6 +402,9 @@ FAMILIES = [
     BoundarySeparableFamily(BoundarySeparableFamily.Params(local_randomize=True)),
     CutFilteredHorodeckiFamily(CutFilteredHorodeckiFamily.Params(local_randomize=True)),
     CutFilteredHorodeckiFamily(CutFilteredHorodeckiFamily.Params(noise="separable", local_randomize=True)),
+    CutFilteredHorodeckiFamily(
+        CutFilteredHorodeckiFamily.Params(noise="range-product", local_randomize=True)
+    ),
 ]
 
 
