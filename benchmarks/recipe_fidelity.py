@@ -180,6 +180,9 @@ def main() -> None:
         "ppt_tol": PPT_TOL,
         "datasets": {},
     }
+    if args.authors is not None and (args.authors / "provenance.json").exists():
+        # how the authors' matrices were made (commit, fractions, environment), written by that run
+        report["authors_provenance"] = json.loads((args.authors / "provenance.json").read_text())
     for name in args.datasets:
         entry: dict[str, Any] = {"ours": ours(name, args.ratio, args.min_count, args.block)}
         if args.authors is not None and (args.authors / DATASETS[name] / "groups.json").exists():
