@@ -110,9 +110,9 @@ def test_authors_upb_state_unnormalised_is_a_projector():
 
 
 def test_locally_randomised_sets_have_the_same_orbit():
-    """The paper randomises with local unitaries and qubit permutations; a qubit permutation of
-    the authors' state is again a local unitary image of ours (the Shifts set is cyclic and
-    (XH)^3 is permutation invariant), so both sets are samples of one local-unitary orbit."""
+    """The paper randomises with local unitaries and qubit permutations; ``(XH)^{⊗3}`` commutes
+    with qubit permutations, so a permuted authors' state is ``(XH)^{⊗3}`` of the permuted Shifts
+    state: both test sets are samples of one orbit under local unitaries and permutations."""
     rho = authors_state(AUTHORS_BENNET_VECTORS)
     for perm in [(1, 2, 0), (2, 0, 1), (0, 2, 1)]:
         mine = XH3 @ permute_qubits(upb_state(), perm) @ XH3.conj().T
