@@ -128,7 +128,7 @@ def _overlapping() -> np.ndarray:
 
 def _sign_flipped() -> np.ndarray:
     v = AUTHORS_BENNET_VECTORS.copy()
-    v[2, 2] = 0.5  # [0, 0, .5, .5, 0, 0, -.5, .5]: no longer orthogonal to v4
+    v[2, 2] = 0.5  # [0, 0, .5, .5, 0, 0, -.5, .5]: still orthonormal, but no longer a product vector
     return v
 
 
