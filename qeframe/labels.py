@@ -25,6 +25,8 @@ PROVENANCE: tuple[str, ...] = (
     "dps2",  # 6: no k=2 symmetric extension -> entangled (Doherty-Parrilo-Spedalieri)
     "analytic",  # 7: a closed-form result for this family
     "paper-convention",  # 8: the paper's convention (e.g. max-rank reduced states called entangled)
+    "witness",  # 9: tr(W rho) < 0 for a verified block-positive witness W -> entangled (exact)
+    "spectrum",  # 10: separable from the spectrum alone (Johnston, PRA 88, 062330 (2013), 2 x N cuts)
 )
 
 PROVENANCE_CODE: dict[str, int] = {name: i for i, name in enumerate(PROVENANCE)}

@@ -71,7 +71,7 @@ from qeframe.quantum.ops import batch_kron, num_qubits, partial_trace, partial_t
 from qeframe.quantum.ppt import PPT_TOL, npt_mask
 
 #: Ground-truth provenances the labeler accepts as proofs (never ``paper-convention`` or guesses).
-DEFAULT_TRUSTED = ("construction", "analytic", "npt", "pure-ppt", "rank", "dps2")
+DEFAULT_TRUSTED = ("construction", "analytic", "npt", "pure-ppt", "rank", "dps2", "witness", "spectrum")
 
 _P_UNKNOWN = provenance_code("unknown")
 #: The separable ball is used strictly inside its radius (rounding of tr(rho^2) is ~1e-16).

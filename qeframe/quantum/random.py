@@ -37,6 +37,40 @@ def random_permutations(size: int, n: int, rng: np.random.Generator) -> np.ndarr
     return np.argsort(rng.random((size, n)), axis=1)
 
 
+def random_local_filters(size: int, n: int, kappa: float, rng: np.random.Generator) -> np.ndarray:
+    """``size`` x ``n`` random invertible single-qubit filters ``(size, n, 2, 2)`` complex128.
+
+    ``F = U diag(1, s) V`` with ``U, V`` Haar-random and ``s`` log-uniform in ``[1/kappa, 1]``, so
+    every filter has spectral norm 1 and condition number ``<= kappa`` (``kappa = 1``: unitaries).
+    Used as SLOCC operations ``rho -> F rho F^† / tr(.)`` with ``F = F_1 ⊗ ... ⊗ F_n``
+    (see :func:`apply_local_filters`).
+    """
+    if kappa < 1:
+        raise ValueError(f"kappa must be >= 1, got {kappa}")
+    u = haar_unitary(2, size * n, rng)
+    v = haar_unitary(2, size * n, rng)
+    s = np.exp(rng.uniform(-np.log(kappa), 0.0, size * n))
+    f = (u * np.stack([np.ones_like(s), s], axis=-1)[:, None, :]) @ v
+    return f.reshape(size, n, 2, 2)
+
+
+def apply_local_filters(rho: np.ndarray, filters: np.ndarray) -> np.ndarray:
+    """``F rho F^† / tr(F rho F^†)`` with ``F = filters[:, 0] ⊗ ... ⊗ filters[:, n-1]``, per sample.
+
+    ``rho`` ``(N, 2**n, 2**n)``, ``filters`` ``(N, n, 2, 2)`` invertible. For every cut ``A|B``,
+    ``F = F_A ⊗ F_B`` is local, so the map preserves separability and entanglement across the cut
+    (it and its inverse map product decompositions to product decompositions), and
+    ``(F rho F^†)^{T_A} = (F_A^* ⊗ F_B) rho^{T_A} (F_A^* ⊗ F_B)^†`` is a congruence of ``rho^{T_A}``:
+    by Sylvester's law of inertia the numbers of positive, zero and negative eigenvalues of every
+    partial transpose — hence PPT/NPT and all ranks — are unchanged (Dür, Vidal, Cirac, PRA 62,
+    062314 (2000) for SLOCC; Horn & Johnson, *Matrix Analysis*, Thm. 4.5.8). Hermitian, trace 1.
+    """
+    out = apply_local_unitaries(rho, filters)
+    out = 0.5 * (out + out.conj().transpose(0, 2, 1))
+    tr = np.einsum("nii->n", out).real
+    return out / tr[:, None, None]
+
+
 def locally_randomize(batch: StateBatch, rng: np.random.Generator) -> StateBatch:
     """Random local unitaries on every qubit, then a random qubit permutation, per sample.
 
