@@ -316,7 +316,7 @@ class PredictionConfig:
         return cls(
             gate=gate,
             calibration=Calibration.identity(n_cuts),
-            t_separable=float(np.nextafter(threshold, -np.inf)) if threshold > 0 else threshold,
+            t_separable=float(threshold),  # p <= threshold: separable, p > threshold: entangled
             t_entangled=float(np.nextafter(threshold, np.inf)),
             calibrated=False,
             note=note,
