@@ -440,46 +440,38 @@ def results_tables(results: Mapping[str, Any]) -> list[TableData]:
     return tables
 
 
-def _detection_cells(det: Mapping[str, Any] | None) -> list[str]:
-    if det is None:
-        return ["—", "—", "—"]
-    return [_pct(det["recall"]), _pct(det["fpr"]), _pct(det["abstention"])]
+#: The three numbers of ``ppt_detection``: key, the count it is a share of, table title.
+DETECTION_NUMBERS: tuple[tuple[str, str, str], ...] = (
+    ("recall", "n_ppt_entangled", "Recall on PPT-entangled cuts with proved labels (%)"),
+    ("fpr", "n_ppt_separable", "False positives on separable PPT cuts with proved labels (%)"),
+    ("abstention", "n_ppt", "Abstention (answer unknown) on all PPT cuts (%)"),
+)
 
 
-def _detection_columns(name: str, det_rows: Mapping[str, Any]) -> list[str]:
-    first = next(iter(det_rows.values()))
-    return [
-        f"{name}: recall PPT-ent. (n={first['n_ppt_entangled']})",
-        f"{name}: FPR sep. PPT (n={first['n_ppt_separable']})",
-        f"{name}: abstain (n={first['n_ppt']})",
-    ]
+def _detection_table(
+    title: str, key: str, count: str, datasets: Sequence[str], rows: Sequence[tuple[str, Any]]
+) -> TableData:
+    """One of the three numbers: ``rows`` are ``(label, {dataset: ppt_detection row or None})``."""
+    body = [[label, *(_pct(d[n][key]) if d.get(n) else "—" for n in datasets)] for label, d in rows]
+    counts = []
+    for n in datasets:
+        found = next((d[n][count] for _, d in rows if d.get(n)), None)
+        counts.append("—" if found is None else str(found))
+    body.append(["(n)", *counts])
+    return TableData(title, ["predictor", *datasets], body)
 
 
-def detection_tables(
-    results: Mapping[str, Any], row_labels: Mapping[str, str] | None = None
-) -> list[TableData]:
-    """The three numbers per predictor and test dataset (``ppt_detection``) as one table; empty
-    when no test dataset says how its labels are known."""
+def detection_tables(results: Mapping[str, Any]) -> list[TableData]:
+    """The three numbers per predictor (rows) and test dataset (columns), one table each
+    (``ppt_detection``); empty when no test dataset says how its labels are known."""
     names = [name for name, block in results.items() if "ppt_detection" in block]
     if not names:
         return []
-    rows: list[str] = []
+    labels: list[str] = []
     for name in names:
-        rows += [r for r in results[name]["ppt_detection"] if r not in rows]
-    columns = ["predictor"]
-    cells: dict[str, list[str]] = {r: [(row_labels or {}).get(r, r)] for r in rows}
-    for name in names:
-        det = results[name]["ppt_detection"]
-        columns += _detection_columns(name, det)
-        for r in rows:
-            cells[r] += _detection_cells(det.get(r))
-    return [
-        TableData(
-            "PPT cuts with proved labels (%): recall on PPT-entangled, false positives on separable, abstention on all PPT cuts",
-            columns,
-            [cells[r] for r in rows],
-        )
-    ]
+        labels += [r for r in results[name]["ppt_detection"] if r not in labels]
+    rows = [(r, {n: results[n]["ppt_detection"].get(r) for n in names}) for r in labels]
+    return [_detection_table(title, key, count, names, rows) for key, count, title in DETECTION_NUMBERS]
 
 
 def comparison_tables(results_by_run: Mapping[str, Mapping[str, Any]]) -> list[TableData]:
@@ -526,21 +518,14 @@ def comparison_tables(results_by_run: Mapping[str, Mapping[str, Any]]) -> list[T
         d for d in datasets if any(d in r and "ppt_detection" in r[d] for r in results_by_run.values())
     ]
     if det_sets:
-        columns = ["run"]
-        for d in det_sets:
-            owner = next(r for r in results_by_run.values() if d in r and "ppt_detection" in r[d])
-            columns += _detection_columns(d, owner[d]["ppt_detection"])
-        rows = []
+        det_rows: list[tuple[str, Any]] = []
         for label, r in results_by_run.items():
             for row, shown in ((MODEL_ROW, label), (GATED_ROW, f"{label} (gated)")):
-                if row == GATED_ROW and not any(GATED_ROW in r[d].get("ppt_detection", {}) for d in r):
-                    continue
-                cells = [shown]
-                for d in det_sets:
-                    cells += _detection_cells(r[d].get("ppt_detection", {}).get(row) if d in r else None)
-                rows.append(cells)
+                cells = {d: r[d].get("ppt_detection", {}).get(row) if d in r else None for d in det_sets}
+                if row == MODEL_ROW or any(cells.values()):
+                    det_rows.append((shown, cells))
         for baseline in baselines:
-            cells = [f"{baseline} (baseline)"]
+            cells = {}
             for d in det_sets:
                 owner = next(
                     (
@@ -550,15 +535,10 @@ def comparison_tables(results_by_run: Mapping[str, Mapping[str, Any]]) -> list[T
                     ),
                     None,
                 )
-                cells += _detection_cells(owner[d]["ppt_detection"][baseline] if owner is not None else None)
-            rows.append(cells)
-        tables.append(
-            TableData(
-                "PPT cuts with proved labels (%) of each run: recall on PPT-entangled, false positives on separable, abstention",
-                columns,
-                rows,
-            )
-        )
+                cells[d] = owner[d]["ppt_detection"][baseline] if owner is not None else None
+            det_rows.append((f"{baseline} (baseline)", cells))
+        for key, count, title in DETECTION_NUMBERS:
+            tables.append(_detection_table(f"{title} of each run", key, count, det_sets, det_rows))
     return tables
 
 

@@ -153,8 +153,9 @@ class EvaluationSpec(Frame):
 
 
 class PredictionSpec(Frame):
-    """How a trained model answers per cut (:mod:`qeframe.prediction`): the PPT gate, the
-    calibration of P(entangled) on PPT cuts and the abstention thresholds.
+    """How the trained model answers per cut: PPT gate, calibration on PPT cuts, abstention thresholds.
+
+    See :mod:`qeframe.prediction` and docs/beyond-ppt.md.
 
     ``gate = "ppt"``: a cut whose partial transpose has ``lambda_min < -tol``
     (:func:`qeframe.quantum.ppt.npt_tolerance`) is entangled with proof ``npt``; the model decides

@@ -361,12 +361,18 @@ def test_results_and_comparison_tables_carry_the_gated_row_and_the_three_numbers
     block = evaluate_arrays(arrays, pred)
     assert set(block["ppt_detection"]) == {"model", GATED_ROW, "ppt"}
     md = results_markdown({"toy": block})
-    assert "PPT cuts with proved labels" in md and "| gated |" in md
+    for title in ("Recall on PPT-entangled cuts", "False positives on separable PPT cuts", "Abstention"):
+        assert title in md
+    assert "| gated |" in md and "| (n) |" in md
     tables = comparison_tables({"A": {"toy": block}, "B": {"toy": block}})
     titles = [t.title for t in tables]
-    assert any("PPT cuts with proved labels (%) of each run" in t for t in titles)
+    assert (
+        sum("of each run" in t and ("Recall" in t or "False" in t or "Abstention" in t) for t in titles) == 3
+    )
     first = tables[0]
     assert [r[0] for r in first.rows] == ["A", "A (gated)", "B", "B (gated)", "ppt (baseline)"]
+    recall = next(t for t in tables if t.title.startswith("Recall"))
+    assert [r[0] for r in recall.rows] == ["A", "A (gated)", "B", "B (gated)", "ppt (baseline)", "(n)"]
 
 
 # ------------------------------------------------------------------------------------- classify
