@@ -268,7 +268,26 @@ def _run_several(
             e: {d: {c: block[c]["model"]["mean"] for c in CONVENTIONS} for d, block in r.items()}
             for e, r in results.items()
         }
-        print(json.dumps({**summary, "log_dir": str(log_dir), "model_mean": means}, indent=2))
+        gated = {
+            e: {
+                d: {c: block[c]["gated"]["mean"] for c in CONVENTIONS if "gated" in block[c]}
+                for d, block in r.items()
+            }
+            for e, r in results.items()
+        }
+        detection = {e: {d: block.get("ppt_detection") for d, block in r.items()} for e, r in results.items()}
+        print(
+            json.dumps(
+                {
+                    **summary,
+                    "log_dir": str(log_dir),
+                    "model_mean": means,
+                    "gated_mean": gated,
+                    "ppt_detection": detection,
+                },
+                indent=2,
+            )
+        )
     else:
         print_tables([status, *tables], console)
         console.print(f"summary: {log_dir / 'summary.md'}", markup=False, highlight=False)
