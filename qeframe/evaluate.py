@@ -157,6 +157,17 @@ def ppt_detection(
     proved = certified_mask(labels, provenance) & ppt
     labels = np.asarray(labels)
     ent, sep = proved & (labels == 1), proved & (labels == 0)
+    by_provenance: dict[str, dict[str, Any]] = {}
+    if proved.any():
+        codes = np.asarray(provenance)
+        for code in np.unique(codes[proved]):
+            for truth, name in ((1, "entangled"), (0, "separable")):
+                cell = proved & (codes == code) & (labels == truth)
+                if cell.any():
+                    by_provenance.setdefault(PROVENANCE[int(code)], {})[name] = {
+                        "n": int(cell.sum()),
+                        **{f"answered_{a}": _rate(pred == v, cell) for v, a in ANSWERS},
+                    }
     return {
         "recall": _rate(pred == 1, ent),
         "fpr": _rate(pred == 1, sep),
@@ -164,7 +175,32 @@ def ppt_detection(
         "n_ppt_entangled": int(ent.sum()),
         "n_ppt_separable": int(sep.sum()),
         "n_ppt": int(ppt.sum()),
+        "by_provenance": by_provenance,
     }
+
+
+#: Answer codes and names (as in :mod:`qeframe.labels`).
+ANSWERS: tuple[tuple[int, str], ...] = ((1, "entangled"), (0, "separable"), (-1, "unknown"))
+
+
+def provenance_table(results: Mapping[str, Any], row: str = GATED_ROW) -> TableData | None:
+    """How predictor ``row`` answers the proved PPT cuts of each test set, by the proof behind the
+    label (``ppt_detection[row].by_provenance``); ``None`` when there is nothing to show."""
+    body = []
+    for name, block in results.items():
+        det = block.get("ppt_detection", {}).get(row)
+        for prov, by_truth in (det or {}).get("by_provenance", {}).items():
+            for truth, cell in by_truth.items():
+                body.append(
+                    [name, prov, truth, str(cell["n"]), *(_pct(cell[f"answered_{a}"]) for _, a in ANSWERS)]
+                )
+    if not body:
+        return None
+    return TableData(
+        f"Answers of '{row}' on PPT cuts with proved labels, by the proof behind the label (%)",
+        ["test dataset", "label proved by", "truth", "n", "answered entangled", "separable", "unknown"],
+        body,
+    )
 
 
 def evaluate_arrays(
@@ -398,6 +434,9 @@ def results_tables(results: Mapping[str, Any]) -> list[TableData]:
             )
         )
     tables += detection_tables({name: results[name] for name in datasets})
+    by_proof = provenance_table(results, GATED_ROW if GATED_ROW in rows else rows[0])
+    if by_proof is not None:
+        tables.append(by_proof)
     calibrated = [(name, results[name]["calibration"]) for name in datasets if "calibration" in results[name]]
     if calibrated:
         tables.append(

@@ -341,6 +341,23 @@ def test_ppt_detection_numbers_by_hand():
     npt[1, 2] = True  # an NPT cut is not a PPT cut
     pred = np.array([[1, 1, -1], [-1, 0, 1], [1, 0, -1]], np.int8)
     out = ppt_detection(pred, labels, prov, npt)
+    by_provenance = out.pop("by_provenance")
+    assert by_provenance == {
+        "construction": {
+            "entangled": {
+                "n": 2,
+                "answered_entangled": 0.5,
+                "answered_separable": 0.0,
+                "answered_unknown": 0.5,
+            },
+            "separable": {
+                "n": 4,
+                "answered_entangled": 0.25,
+                "answered_separable": 0.5,
+                "answered_unknown": 0.25,
+            },
+        }
+    }
     # proved PPT-entangled: (0,0), (1,0) -> answered 1 once; proved separable PPT: (0,1) (0,2) (1,1) (2,1)
     assert out == {
         "recall": 0.5,
@@ -364,6 +381,7 @@ def test_results_and_comparison_tables_carry_the_gated_row_and_the_three_numbers
     for title in ("Recall on PPT-entangled cuts", "False positives on separable PPT cuts", "Abstention"):
         assert title in md
     assert "| gated |" in md and "| (n) |" in md
+    assert "by the proof behind the label" in md and "| toy | construction | separable |" in md
     tables = comparison_tables({"A": {"toy": block}, "B": {"toy": block}})
     titles = [t.title for t in tables]
     assert (
