@@ -714,7 +714,7 @@ def classify_command(
         "cuts": cuts,
         "calibrated": gate.calibrated,
         "prediction": gate.describe(),
-        "thresholds": {"separable": gate.t_separable, "entangled": gate.t_entangled},
+        "thresholds": gate.to_dict()["thresholds"],  # JSON-safe: an infinite threshold is "inf"
         "threshold": threshold,
         "probabilities": [[float(p) for p in row] for row in prediction.probability],
         "model_probabilities": [[float(p) for p in row] for row in prediction.raw],

@@ -470,6 +470,23 @@ def test_classify_json_schema_calibrated_and_old(trained_run, tmp_path, qeframe_
     assert payload["entangled"] == [[int(a == "entangled") for a in row] for row in payload["answers"]]
     code, out, err = qeframe_cli("classify", path, "--run", trained_run, "--device", "cpu")
     assert code == 0 and "E npt" in out and "Answer and P(entangled)" in out
+    # calibration data without separable PPT cuts: "never entangled" on PPT cuts, still valid JSON
+    write_prediction(
+        trained_run,
+        PredictionConfig(
+            "ppt", Calibration("platt", [1.0] * 3, [0.0] * 3, [True] * 3), 0.3, np.inf, True, 0.01, 0.05
+        ),
+    )
+    code, out, err = qeframe_cli("classify", path, "--run", trained_run, "--device", "cpu", "--json")
+    assert code == 0, err
+    payload = json.loads(out)
+    assert payload["thresholds"]["entangled"] == "inf"
+    assert all(
+        a != "entangled"
+        for row, proofs in zip(payload["answers"], payload["proof"])
+        for a, pr in zip(row, proofs)
+        if not pr
+    )
 
 
 def test_classify_bad_input_one_line_and_nothing_written(trained_run, tmp_path, qeframe_cli):
