@@ -31,11 +31,12 @@ The prediction layer wraps *any* model — a single backbone or an
    on all cuts pooled. Parameters minimise the mean negative log-likelihood (Newton's method with a
    tiny ridge, so a separable class split stays finite).
 3. **Thresholds** (calibrated methods only), chosen on the same proved PPT cuts, pooled over cuts:
-   ``t_entangled`` is the smallest value ``>= 0.5`` with at most ``target_fpr`` of the proved
-   *separable* PPT cuts at ``p >= t_entangled``; ``t_separable`` is the largest value ``<= 0.5``
-   (and below ``t_entangled``) with at most ``target_fnr`` of the proved *entangled* PPT cuts at
-   ``p <= t_separable``. Both targets are rates within a class, so they do not depend on how many
-   PPT-entangled cuts the validation data happen to hold. Answer: entangled (1) if
+   ``t_entangled`` is the smallest value with at most ``target_fpr`` of the proved *separable* PPT
+   cuts at ``p >= t_entangled``; ``t_separable`` is the largest value below ``t_entangled`` with
+   at most ``target_fnr`` of the proved *entangled* PPT cuts at ``p <= t_separable`` (two
+   Neyman-Pearson tests). Both targets are rates within a class, so they do not depend on how many
+   PPT-entangled cuts the validation data happen to hold; a fixed cut at ``p = 0.5`` would (the
+   calibrated ``p`` carries the class mix of the calibration data), so none is imposed. Answer: entangled (1) if
    ``p >= t_entangled``, separable (0) if ``p <= t_separable``, else unknown (-1). The targets
    hold on the data they were fitted on (a test checks it); on new data they hold up to sampling
    error, which the evaluation measures (``ppt_detection`` in ``results.json``).
@@ -254,10 +255,10 @@ def choose_thresholds(
 ) -> tuple[float, float]:
     """``(t_separable, t_entangled)`` from calibrated ``p`` and truth ``y`` (1-D, proved PPT cuts).
 
-    ``t_entangled``: the smallest value ``>= 0.5`` such that at most ``floor(target_fpr * n_sep)``
-    separable ``p`` are ``>= t_entangled``. ``t_separable``: the largest value ``<= 0.5`` and
-    ``< t_entangled`` such that at most ``floor(target_fnr * n_ent)`` entangled ``p`` are
-    ``<= t_separable``. A class with no cut leaves its threshold at the safe end: no separable cut
+    ``t_entangled``: the smallest value such that at most ``floor(target_fpr * n_sep)``
+    separable ``p`` are ``>= t_entangled``. ``t_separable``: the largest value ``< t_entangled``
+    such that at most ``floor(target_fnr * n_ent)`` entangled ``p`` are ``<= t_separable``
+    (where both would claim a value, "entangled" wins: that only lowers the FNR). A class with no cut leaves its threshold at the safe end: no separable cut
     -> ``t_entangled = inf`` (never entangled: no FPR can be certified); no entangled cut ->
     ``t_separable = -inf`` (never separable).
     """
@@ -269,13 +270,13 @@ def choose_thresholds(
         t_ent = float("inf")
     else:
         k = int(np.floor(target_fpr * sep.size))  # false positives allowed
-        t_ent = 0.5 if k >= sep.size else max(0.5, float(np.nextafter(sep[k], np.inf)))
+        t_ent = 0.0 if k >= sep.size else float(np.nextafter(sep[k], np.inf))
         # p >= t_ent counts exactly the sep values > sep[k]: at most k of them
     if ent.size == 0:
         t_sep = float("-inf")
     else:
         k = int(np.floor(target_fnr * ent.size))
-        t_sep = 0.5 if k >= ent.size else min(0.5, float(np.nextafter(ent[k], -np.inf)))
+        t_sep = 1.0 if k >= ent.size else float(np.nextafter(ent[k], -np.inf))
     if t_sep >= t_ent:
         t_sep = float(np.nextafter(t_ent, -np.inf))
     return t_sep, t_ent
