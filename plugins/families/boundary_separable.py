@@ -50,7 +50,9 @@ from ._ppt import FilterParams, filter_batch
 class BoundarySeparableParams(FilterParams):
     """Parameters of ``boundary-separable`` (plus ``kappa`` and ``local_randomize``)."""
 
-    cut: str | None = Field(default=None, description="The cut put on its PPT boundary; None: random per state.")
+    cut: str | None = Field(
+        default=None, description="The cut put on its PPT boundary; None: random per state."
+    )
     gap_range: tuple[float, float] = Field(
         default=(1e-6, 1e-2), description="Relative gap g below the threshold, log-uniform in (low, high)."
     )

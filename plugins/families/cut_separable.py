@@ -54,7 +54,9 @@ class CutSeparableParams(FamilyParams):
     """Parameters of ``cut-separable`` (plus ``local_randomize``)."""
 
     terms: tuple[int, int] = Field(default=(2, 8), description="Inclusive range of the number k of terms.")
-    cut: str | None = Field(default=None, description="The separable cut, e.g. '1|23'; None: random per state.")
+    cut: str | None = Field(
+        default=None, description="The separable cut, e.g. '1|23'; None: random per state."
+    )
 
     @field_validator("terms")
     @classmethod

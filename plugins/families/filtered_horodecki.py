@@ -73,7 +73,12 @@ class FilteredHorodeckiFamily(StateFamily):
     def sample(self, count: int, rng: np.random.Generator, n_qubits: int = 3) -> StateBatch:
         b = open_uniform(*self.params.b_range, count, rng)
         batch = StateBatch.build(
-            horodecki_states(b, n_qubits), ENTANGLED, "construction", pure=False, fully_separable=0, pptes=True
+            horodecki_states(b, n_qubits),
+            ENTANGLED,
+            "construction",
+            pure=False,
+            fully_separable=0,
+            pptes=True,
         )
         return filter_batch(batch, self.params.kappa, rng)
 

@@ -38,7 +38,9 @@ from ._ppt import product_vectors
 class ProductLowRankParams(FamilyParams):
     """Parameters of ``product-lowrank`` (plus ``local_randomize``)."""
 
-    terms: tuple[int, int] = Field(default=(2, 4), description="Inclusive range of the number k of product terms.")
+    terms: tuple[int, int] = Field(
+        default=(2, 4), description="Inclusive range of the number k of product terms."
+    )
 
     @field_validator("terms")
     @classmethod

@@ -72,7 +72,9 @@ class SpectrumSeparableFamily(StateFamily):
     """Random eigenbasis, spectrum just inside Johnston's absolutely separable set: separable on 1|rest cuts."""
 
     name = "spectrum-separable"
-    description = "absolutely separable spectra near the boundary, random eigenbasis: separable on every 1|rest cut"
+    description = (
+        "absolutely separable spectra near the boundary, random eigenbasis: separable on every 1|rest cut"
+    )
     Params = SpectrumSeparableParams
 
     def sample(self, count: int, rng: np.random.Generator, n_qubits: int = 3) -> StateBatch:
@@ -91,8 +93,12 @@ class SpectrumSeparableFamily(StateFamily):
         truth = np.where(single, SEPARABLE, UNKNOWN).astype(np.int8)
         prov = np.where(single, provenance_code("spectrum"), provenance_code("unknown")).astype(np.uint8)
         return StateBatch.build(
-            rho, np.broadcast_to(truth, (count, truth.size)), np.broadcast_to(prov, (count, prov.size)),
-            pure=False, fully_separable=-1, pptes=False,
+            rho,
+            np.broadcast_to(truth, (count, truth.size)),
+            np.broadcast_to(prov, (count, prov.size)),
+            pure=False,
+            fully_separable=-1,
+            pptes=False,
         )
 
 

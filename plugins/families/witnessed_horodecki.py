@@ -65,19 +65,28 @@ class WitnessedHorodeckiParams(FilterParams):
     """Parameters of ``witnessed-horodecki`` (plus ``kappa`` and ``local_randomize``)."""
 
     b_values: tuple[float, ...] = Field(
-        default=(0.2, 0.3, 0.4, 0.5), min_length=1, description="The b0 of the Horodecki states (one witness each)."
+        default=(0.2, 0.3, 0.4, 0.5),
+        min_length=1,
+        description="The b0 of the Horodecki states (one witness each).",
     )
     noise: Literal["white", "product", "separable"] = Field(
-        default="white", description="Separable noise: white (1/d), one pure product state, or a product mixture."
+        default="white",
+        description="Separable noise: white (1/d), one pure product state, or a product mixture.",
     )
     reach: float = Field(
-        default=1.0, gt=0, le=1, description="Noise weight uniform in (0, reach * q_max); 1 = up to the witness limit."
+        default=1.0,
+        gt=0,
+        le=1,
+        description="Noise weight uniform in (0, reach * q_max); 1 = up to the witness limit.",
     )
     margin_rel: float = Field(
         default=0.01, gt=0, lt=1, description="Required tr(W rho) <= -margin_rel * eps (safety margin)."
     )
     resolution: int = Field(
-        default=DEFAULT_RESOLUTION, ge=16, le=1024, description="Bloch-grid rings of the witness verification."
+        default=DEFAULT_RESOLUTION,
+        ge=16,
+        le=1024,
+        description="Bloch-grid rings of the witness verification.",
     )
 
     @field_validator("b_values")

@@ -16,9 +16,19 @@ provenance      label  condition (in this order)                                
 ``analytic``    0      ``max |rho - rho_A ⊗ rho_B| <= product_tol`` (product)          that maximum
 ``analytic``    0      ``tr rho^2 <= 1/(d - 1)``: inside the largest separable ball    ``tr rho^2``
                        around ``I/d`` (Gurvits, Barnum, PRA 66, 062311 (2002))
+``spectrum``    0      a ``1 | rest`` (``2 x N``) cut and the spectrum is absolutely   the margin (``<= 0``)
+                       separable: ``l_1 <= l_{2N-1} + 2 sqrt(l_{2N-2} l_{2N})`` with
+                       eigenvalue error bars ``eig_tol`` (Johnston, PRA 88, 062330
+                       (2013); ``spectrum = true``)
 (family)        0/1    the family's ``ground_truth`` where its provenance is in        NaN
                        ``trusted_provenance`` (``construction``, ``analytic``, ...;
                        never ``paper-convention``): e.g. UPB, Acín, Horodecki states
+``witness``     1      a ``1 | rest`` cut and ``tr(W rho) < -witness_margin`` for a    ``tr(W rho)``
+                       witness ``W`` of the library (``witnesses``), each verified
+                       block-positive on load (:mod:`qeframe.quantum.witness`): the
+                       built-in ``horodecki`` set holds LKCH witnesses of Horodecki
+                       states (Lewenstein et al., PRA 62, 052310 (2000)); a
+                       ``witness_file`` adds stored ones
 ``dps2``        1      the visibility SDP gives ``p* < 1 - margin``: ``rho`` has no    ``p*``
                        PPT symmetric extension to 2 copies of ``A`` even with
                        ``margin`` white noise (Doherty, Parrilo, Spedalieri)
@@ -69,6 +79,12 @@ from qeframe.labels import ENTANGLED, PROVENANCE, SEPARABLE, UNKNOWN, provenance
 from qeframe.quantum.cuts import bipartitions, cut_names, n_cuts
 from qeframe.quantum.ops import batch_kron, num_qubits, partial_trace, partial_transpose
 from qeframe.quantum.ppt import PPT_TOL, npt_mask
+from qeframe.quantum.witness import (
+    absolute_separability_margin,
+    load_witness_library,
+    qubit_first,
+    witness_values,
+)
 
 #: Ground-truth provenances the labeler accepts as proofs (never ``paper-convention`` or guesses).
 DEFAULT_TRUSTED = ("construction", "analytic", "npt", "pure-ppt", "rank", "dps2", "witness", "spectrum")
@@ -86,6 +102,21 @@ class CertifiedParams(Params):
     )
     product_tol: float = Field(
         default=1e-12, ge=0, description="Separable when max|rho - rho_A ⊗ rho_B| <= product_tol."
+    )
+    spectrum: bool = Field(
+        default=True, description="Separable from the spectrum on 1|rest cuts (Johnston's 2 x N condition)."
+    )
+    eig_tol: float = Field(
+        default=1e-13, ge=0, description="Error bar on each eigenvalue of rho in the spectrum stage."
+    )
+    witnesses: tuple[Literal["horodecki"], ...] = Field(
+        default=("horodecki",), description="Built-in witness sets of the witness stage (empty: none)."
+    )
+    witness_file: str | None = Field(
+        default=None, description=".npz with `witnesses` (K, 2**n, 2**n), qubit first; verified on load."
+    )
+    witness_margin: float = Field(
+        default=1e-9, gt=0, description="Entangled when tr(W rho) < -witness_margin."
     )
     sdp: bool = Field(default=True, description="Run the DPS-2 SDP on PPT cuts that no exact stage decides.")
     solver: Literal["SCS", "CLARABEL"] = "SCS"
@@ -239,7 +270,11 @@ class CertifiedLabeler(Labeler):
             self._ground_truth_stage(ground_truth, ground_truth_provenance, open_, labels, prov, reasons)
             open_ = labels == UNKNOWN
 
-        # 4. DPS-2 visibility SDP on the PPT cuts still open.
+        # 4. Verified witnesses on the 1|rest cuts still open.
+        self._witness_stage(rho, open_, labels, prov, evidence)
+        open_ = labels == UNKNOWN
+
+        # 5. DPS-2 visibility SDP on the PPT cuts still open.
         self._dps_stage(rho, open_, labels, prov, evidence, reasons)
         still = (labels == UNKNOWN) & (reasons == "")
         reasons[still] = "PPT; no certificate (SDP stage disabled)"
@@ -304,6 +339,54 @@ class CertifiedLabeler(Labeler):
             reasons[target[ball], cut.index] = (
                 f"tr(rho^2) <= 1/(d-1) = {ball_bound:.6g} (Gurvits-Barnum separable ball)"
             )
+            if not p.spectrum or len(cut.side_a) != 1:
+                continue
+            rest2 = rest & ~product & ~ball
+            # eigenvalue error bars: upper end for lambda_1, lower ends for the others
+            e = eig[sel]
+            margin = absolute_separability_margin(
+                np.concatenate([e[:, :-1] - p.eig_tol, e[:, -1:] + p.eig_tol], axis=1), (2, d // 2)
+            )
+            spec = rest2 & (margin <= 0)
+            labels[target[spec], cut.index] = SEPARABLE
+            prov[target[spec], cut.index] = provenance_code("spectrum")
+            evidence[target[spec], cut.index] = margin[spec]
+            reasons[target[spec], cut.index] = (
+                "absolutely separable spectrum (Johnston, PRA 88, 062330 (2013))"
+            )
+
+    def _witness_matrices(self, dim: int) -> np.ndarray:
+        """The verified witness library for ``dim = 2**n``: ``(K, dim, dim)`` (qubit-first order)."""
+        p = self.params
+        return load_witness_library(p.witnesses, p.witness_file, num_qubits(dim))
+
+    def _witness_stage(
+        self,
+        rho: np.ndarray,
+        open_: np.ndarray,
+        labels: np.ndarray,
+        prov: np.ndarray,
+        evidence: np.ndarray,
+    ) -> None:
+        p = self.params
+        if not (p.witnesses or p.witness_file) or not open_.any():
+            return
+        n = num_qubits(rho.shape[-1])
+        library = self._witness_matrices(rho.shape[-1])
+        if library.shape[0] == 0:
+            return
+        for cut in bipartitions(n):  # loop over cuts and the (few) witnesses, batched over states
+            if len(cut.side_a) != 1:
+                continue
+            rows = np.flatnonzero(open_[:, cut.index])
+            if rows.size == 0:
+                continue
+            moved = qubit_first(rho[rows], cut.side_a[0])
+            values = np.stack([witness_values(w, moved) for w in library], axis=1).min(axis=1)
+            hit = values < -p.witness_margin
+            labels[rows[hit], cut.index] = ENTANGLED
+            prov[rows[hit], cut.index] = provenance_code("witness")
+            evidence[rows[hit], cut.index] = values[hit]
 
     def _ground_truth_stage(
         self,
