@@ -679,7 +679,7 @@ def classify_command(
     calibrated and with the abstention thresholds of the run's prediction.json (a run without one
     answers with the raw model probability, marked uncalibrated).
     """
-    from .prediction import ANSWER_NAMES, load_prediction, model_logits, predict
+    from .prediction import load_prediction, model_logits, predict
     from .quantum.validation import validate_density_matrices
     from .registry import get_registry
     from .runs import RunDir, load_tensors, selected_model
@@ -738,7 +738,7 @@ def classify_command(
     table.add_column("index", justify="right")
     for cut in cuts:
         table.add_column(cut, justify="right")
-    short = {name: name[0].upper() if name != ANSWER_NAMES[-1] else "?" for name in ANSWER_NAMES.values()}
+    short = {"entangled": "E", "separable": "S", "unknown": "?"}
     names, proofs = prediction.answer_names(), prediction.proof()
     for i in range(min(len(rho), _CLASSIFY_PRINT_ROWS)):
         table.add_row(
