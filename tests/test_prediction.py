@@ -523,3 +523,20 @@ def test_prediction_spec_is_validated_with_the_key_in_the_error():
     base["experiments"]["e"]["prediction"] = {"calibrate_on": "nope"}
     with pytest.raises(SpecError, match=r"experiments\.e\.prediction\.calibrate_on: unknown dataset 'nope'"):
         parse_registry(base)
+
+
+def test_run_with_a_bad_prediction_spec_fails_in_one_line_and_writes_nothing(registry, tmp_path, qeframe_cli):
+    from test_cli_run import REGISTRY_TOML
+
+    reg_file = tmp_path / "registry.toml"
+    text = REGISTRY_TOML.format(backbone="test-mlp").replace(
+        'test = ["toy-test"]', 'test = ["toy-test"]\nprediction = {{ calibration = "platt", target_fpr = 0 }}'
+    )
+    reg_file.write_text(text.replace("{{", "{").replace("}}", "}"))
+    data, runs = tmp_path / "data", tmp_path / "runs"
+    code, _out, err = qeframe_cli(
+        "run", "toy", "--registry", reg_file, "--data-dir", data, "--runs-dir", runs
+    )
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "experiments.toy.prediction.target_fpr" in err
+    assert not data.exists() and not runs.exists()
