@@ -48,6 +48,19 @@ classify`` reuses it. A run folder without it (trained before this layer existed
 Expected calibration error (:func:`expected_calibration_error`): with ``B = 15`` equal-width bins
 of ``p``, ``ECE = sum_b (n_b / n) |mean(y in b) - mean(p in b)|`` (Naeini, Cooper, Hauskrecht,
 AAAI 2015; Guo et al. 2017).
+
+Example: a model that says "separable" on every cut cannot overrule the gate::
+
+    >>> import numpy as np
+    >>> from qeframe.prediction import PredictionConfig, predict
+    >>> ghz = np.zeros(8); ghz[[0, 7]] = 2 ** -0.5
+    >>> rho = np.stack([np.outer(ghz, ghz), np.eye(8) / 8]).astype(complex)
+    >>> logits = np.full((2, 3), -30.0)
+    >>> out = predict(PredictionConfig.uncalibrated(3), logits, rho)
+    >>> out.answer_names()[0], out.proof()[0]
+    (['entangled', 'entangled', 'entangled'], ['npt', 'npt', 'npt'])
+    >>> out.answer_names()[1], out.proof()[1]
+    (['separable', 'separable', 'separable'], [None, None, None])
 """
 
 from __future__ import annotations

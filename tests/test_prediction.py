@@ -540,3 +540,11 @@ def test_run_with_a_bad_prediction_spec_fails_in_one_line_and_writes_nothing(reg
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "experiments.toy.prediction.target_fpr" in err
     assert not data.exists() and not runs.exists()
+
+
+def test_module_docstring_example():
+    import doctest
+
+    from qeframe import prediction
+
+    assert doctest.testmod(prediction).failed == 0
