@@ -119,9 +119,31 @@ def test_lkch_operator_shifted_past_its_product_minimum_is_not_verified():
     assert 0 < base.lower_bound <= base.upper_bound
     over = verify_block_positive(x - (base.upper_bound + 1e-3) * np.eye(8))
     assert over.refuted and not over.verified
-    # between the bounds the grid cannot decide; it must never claim a proof there
-    mid = verify_block_positive(x - 0.5 * (base.lower_bound + base.upper_bound) * np.eye(8), resolution=16)
-    assert not mid.verified
+    # between the bounds of a coarse grid: without refinement undecided; the refined lower bound must
+    # stay below every product expectation (a sound bound), whatever it decides
+    shifted = x - 0.5 * (base.lower_bound + base.upper_bound) * np.eye(8)
+    coarse = verify_block_positive(shifted, resolution=16, refine=False)
+    assert not coarse.verified and not coarse.refuted
+    fine = verify_block_positive(shifted, resolution=16)
+    sampled = product_expectations(shifted, 200000, np.random.default_rng(5)).min()
+    assert coarse.lower_bound <= fine.lower_bound <= sampled + 1e-12
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=SEEDS)
+def test_refined_lower_bound_is_sound_and_tighter(seed):
+    """Random Hermitian W shifted so that its product minimum is near 0: the refined bound is never
+    above the sampled minimum and never below the grid bound."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(8, 8)) + 1j * rng.normal(size=(8, 8))
+    w = w + w.conj().T
+    grid = verify_block_positive(w, resolution=16, refine=False)
+    w = w - (grid.upper_bound - 1e-3) * np.eye(8)
+    coarse = verify_block_positive(w, resolution=16, refine=False)
+    fine = verify_block_positive(w, resolution=16, tighten=True)
+    sampled = product_expectations(w, 100000, rng).min()
+    assert coarse.lower_bound - 1e-12 <= fine.lower_bound <= sampled + 1e-12
+    assert not fine.refuted or sampled < 0
 
 
 def test_verifier_rejects_bad_input():

@@ -74,6 +74,8 @@ from .ops import num_qubits, partial_transpose, permute_qubits
 #: Default number of polar rings of :func:`bloch_grid` (covering angle ``pi / resolution``).
 DEFAULT_RESOLUTION = 128
 _UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
+#: Relative gap between the bounds that ``tighten=True`` aims for.
+_TIGHTEN_REL = 1e-3
 
 
 @dataclass(frozen=True)
@@ -148,8 +150,73 @@ def _lambda_min_on(blocks: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, 
     return vals[:, 0], vecs[:, :, 0], np.linalg.norm(m, axis=(1, 2))
 
 
+@cache
+def _icosahedron() -> np.ndarray:
+    """The 20 faces of the regular icosahedron as unit vertex triples: ``(20, 3, 3)``."""
+    g = (1 + 5**0.5) / 2
+    v = np.array(
+        [[-1, g, 0], [1, g, 0], [-1, -g, 0], [1, -g, 0], [0, -1, g], [0, 1, g],
+         [0, -1, -g], [0, 1, -g], [g, 0, -1], [g, 0, 1], [-g, 0, -1], [-g, 0, 1]], dtype=float,
+    )  # fmt: skip
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    f = [[0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11], [1, 5, 9], [5, 11, 4], [11, 10, 2],
+         [10, 7, 6], [7, 1, 8], [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8], [3, 8, 9], [4, 9, 5],
+         [2, 4, 11], [6, 2, 10], [8, 6, 7], [9, 8, 1]]  # fmt: skip
+    out = v[np.array(f)]
+    out.setflags(write=False)
+    return out
+
+
+def _circumradius(tri: np.ndarray) -> np.ndarray:
+    """Angular circumradius of spherical triangles ``(T, 3, 3)`` (unit vertices): ``(T,)``."""
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+    center = np.cross(b - a, c - a)
+    center /= np.linalg.norm(center, axis=1, keepdims=True)
+    cos_r = np.abs(np.einsum("tk,tk->t", center, a))
+    return np.arccos(np.clip(cos_r, -1.0, 1.0))
+
+
+def refined_lower_bound(
+    blocks: np.ndarray, target: float, max_levels: int = 14, max_triangles: int = 20000
+) -> float:
+    """A lower bound of ``min_n lambda_min(M(n))`` by adaptive refinement of a spherical triangulation.
+
+    Let a spherical triangle ``T`` have circumcentre ``c`` and angular circumradius ``r < pi/2``.
+    Its three vertices scaled by ``1/cos r`` lie on the plane ``<x, c> = 1``, and every unit ``n`` in
+    the cone over ``T`` is ``t y`` with ``y`` in that flat triangle and ``t = <n, c> in (0, 1]``. So the
+    cone's part of the unit ball lies in ``conv{0, v_a/cos r, v_b/cos r, v_c/cos r}`` and, ``f`` being
+    concave, ``f >= min(f(0), f(v_i / cos r))`` there. Starting from the icosahedron, triangles
+    whose bound is below ``target`` are split in four (edge midpoints), up to ``max_levels``; the
+    result is ``min(f(0), bounds of all leaves)`` (rounding slack not included; the caller subtracts
+    twice the grid slack, since the scaled vertices have norms up to ``1/cos(37.4 deg) < 1.3``). ``blocks`` as
+    returned by :func:`bloch_blocks`.
+    """
+    f0 = float(np.linalg.eigvalsh(0.5 * blocks[0])[0])
+    tri = np.array(_icosahedron())
+    lowest = f0
+    for level in range(max_levels + 1):
+        r = _circumradius(tri)
+        scaled = (tri / np.cos(r)[:, None, None]).reshape(-1, 3)
+        bound = _lambda_min_on(blocks, scaled)[0].reshape(-1, 3).min(axis=1)
+        split = bound < target
+        if level == max_levels or not split.any() or 4 * int(split.sum()) > max_triangles:
+            return min(lowest, float(bound.min()))
+        lowest = min(lowest, float(bound[~split].min(initial=np.inf)))
+        t = tri[split]
+        a, b, c = t[:, 0], t[:, 1], t[:, 2]
+        ab, bc, ca = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (a + b, b + c, c + a))
+        tri = np.concatenate(
+            [np.stack(v, axis=1) for v in ((a, ab, ca), (ab, b, bc), (ca, bc, c), (ab, bc, ca))]
+        )
+    return lowest
+
+
 def verify_block_positive(
-    w: np.ndarray, dims: tuple[int, int] | None = None, resolution: int = DEFAULT_RESOLUTION
+    w: np.ndarray,
+    dims: tuple[int, int] | None = None,
+    resolution: int = DEFAULT_RESOLUTION,
+    refine: bool = True,
+    tighten: bool = False,
 ) -> BlockPositivityCertificate:
     """Prove or refute block-positivity of a Hermitian ``W`` on ``C^2 ⊗ C^N`` (see the module docstring).
 
@@ -158,6 +225,10 @@ def verify_block_positive(
         dims: ``(2, N)``; default ``(2, dim/2)``.
         resolution: polar rings ``m`` of :func:`bloch_grid`; ``(m+1) 2m`` eigenproblems of size
             ``N``, covering angle ``pi/m`` (the lower bound loses about ``(pi/m)^2 / 2 * ||A||``).
+        refine: when the grid is inconclusive (lower bound < 0 <= upper bound), tighten the lower
+            bound with :func:`refined_lower_bound` (refining only near the minimum).
+        tighten: refine until the lower bound is within ``1e-3 |upper|`` of the upper bound where it
+            can (for the best lower bound, e.g. the ``eps`` of an LKCH witness).
 
     Returns:
         A :class:`BlockPositivityCertificate`. Neither ``verified`` nor ``refuted`` means the grid
@@ -177,6 +248,10 @@ def verify_block_positive(
     inner, vecs, _ = _lambda_min_on(blocks, points)
     k = int(np.argmin(inner))
     upper = float(inner[k])
+    if tighten and upper - lower > _TIGHTEN_REL * abs(upper) + 4 * slack:
+        lower = max(lower, refined_lower_bound(blocks, upper - _TIGHTEN_REL * abs(upper)) - 2 * slack)
+    elif refine and lower < 0 <= upper - 2 * slack:
+        lower = max(lower, refined_lower_bound(blocks, 4 * slack) - 2 * slack)  # enough to prove >= 0
     theta = np.arccos(np.clip(points[k, 2], -1.0, 1.0))
     phi = np.arctan2(points[k, 1], points[k, 0])
     e = np.array([np.cos(theta / 2), np.exp(1j * phi) * np.sin(theta / 2)])
@@ -189,6 +264,23 @@ def verify_block_positive(
         n_points=int(points.shape[0]),
         dims=(int(dims[0]), int(dims[1])),
         refuting_vector=(e, vecs[k]),
+    )
+
+
+def shifted_certificate(cert: BlockPositivityCertificate, shift: float) -> BlockPositivityCertificate:
+    """The certificate of ``W - shift 1`` from that of ``W``: every product expectation moves by
+    exactly ``-shift``, so both bounds do (minus ``1e-15 |shift|`` for rounding ``W - shift 1``)."""
+    lower = cert.lower_bound - shift - 1e-15 * abs(shift)
+    upper = cert.upper_bound - shift
+    return BlockPositivityCertificate(
+        verified=bool(lower >= 0.0),
+        refuted=bool(upper < -1e-12 * (abs(cert.upper_bound) + abs(shift))),
+        lower_bound=lower,
+        upper_bound=upper,
+        covering_angle=cert.covering_angle,
+        n_points=cert.n_points,
+        dims=cert.dims,
+        refuting_vector=cert.refuting_vector,
     )
 
 
@@ -232,14 +324,14 @@ def lkch_witness(rho: np.ndarray, resolution: int = DEFAULT_RESOLUTION, shrink: 
     q = kernel_projector(partial_transpose(rho, [0]))
     x = p + partial_transpose(q, [0])
     x = 0.5 * (x + x.conj().T)
-    base = verify_block_positive(x, (2, d // 2), resolution)
+    base = verify_block_positive(x, (2, d // 2), resolution, tighten=True)
     if base.lower_bound <= 0:
         raise ValueError(
             f"LKCH: no positive product minimum (certified lower bound {base.lower_bound:.3g}); "
             "not an edge state or resolution too low"
         )
     w = x - shrink * base.lower_bound * np.eye(d)
-    cert = verify_block_positive(w, (2, d // 2), resolution)
+    cert = shifted_certificate(base, shrink * base.lower_bound)  # exact: M_W(n) = M_X(n) - eps 1
     if not cert.verified:
         raise ValueError(f"LKCH: the witness failed verification (lower bound {cert.lower_bound:.3g})")
     return Witness(matrix=w, certificate=cert, name="lkch")
@@ -381,7 +473,7 @@ def propose_witness(
     PRA 62, 052310 (2000), applied to the near-kernels of a noisy or filtered state). Each candidate
     is screened on a coarse grid by its best possible value ``tr(X rho) - (upper bound of the product
     minimum)``; the ``keep`` best are verified at ``resolution``: ``W = X - lb 1`` with ``lb`` the
-    certified lower bound. The most negative verified ``tr(W rho)`` is returned. Every certificate
+    certified lower bound (times 0.999). The most negative verified ``tr(W rho)`` is returned. Every certificate
     comes from :func:`verify_block_positive`, so a bad proposal can only fail to certify — never
     certify a separable state. This is the verifier a learned proposer (issue 13, item 6) plugs
     into: pass a model's projectors through :func:`verify_block_positive` the same way.
@@ -401,11 +493,11 @@ def propose_witness(
     scored.sort(key=lambda item: item[0])
     best = WitnessProposal(False, np.inf, None)
     for _, x, k_rho, k_pt in scored[:keep]:
-        base = verify_block_positive(x, (2, half), resolution)
+        base = verify_block_positive(x, (2, half), resolution, tighten=True)
         if base.lower_bound <= 0:
             continue
-        w = x - base.lower_bound * np.eye(d)
-        cert = verify_block_positive(w, (2, half), resolution)
+        w = x - 0.999 * base.lower_bound * np.eye(d)
+        cert = shifted_certificate(base, 0.999 * base.lower_bound)
         value = float(witness_values(w, moved[None])[0])
         if cert.lower_bound >= 0 and value < best.value:
             best = WitnessProposal(
