@@ -152,7 +152,9 @@ def _check_experiment(
     key = f"experiments.{experiment}"
     validate_experiment_plugins(experiment, spec, reg)
     validate_baselines(spec.evaluation, reg, key=f"{key}.evaluation.baselines")
-    names = list(dict.fromkeys([spec.train, *spec.validation, *spec.test]))
+    names = list(
+        dict.fromkeys([spec.train, *spec.validation, *spec.test, *(spec.prediction.calibrate_on or [])])
+    )
     if spec.router is not None:  # ensemble experiment: check the router now; it may need `fit_on`
         from .ensemble import validate_router
 
@@ -266,7 +268,26 @@ def _run_several(
             e: {d: {c: block[c]["model"]["mean"] for c in CONVENTIONS} for d, block in r.items()}
             for e, r in results.items()
         }
-        print(json.dumps({**summary, "log_dir": str(log_dir), "model_mean": means}, indent=2))
+        gated = {
+            e: {
+                d: {c: block[c]["gated"]["mean"] for c in CONVENTIONS if "gated" in block[c]}
+                for d, block in r.items()
+            }
+            for e, r in results.items()
+        }
+        detection = {e: {d: block.get("ppt_detection") for d, block in r.items()} for e, r in results.items()}
+        print(
+            json.dumps(
+                {
+                    **summary,
+                    "log_dir": str(log_dir),
+                    "model_mean": means,
+                    "gated_mean": gated,
+                    "ppt_detection": detection,
+                },
+                indent=2,
+            )
+        )
     else:
         print_tables([status, *tables], console)
         console.print(f"summary: {log_dir / 'summary.md'}", markup=False, highlight=False)
@@ -452,6 +473,7 @@ def _train_and_evaluate(
     """
     from .evaluate import evaluate, print_results, results_markdown
     from .plots import write_plots
+    from .prediction import fit_for_run
     from .runs import RunDir, atomic_write_json, atomic_write_text
     from .train import Trainer
 
@@ -527,6 +549,9 @@ def _train_and_evaluate(
         )
     if not main_rank:  # rank 0 alone evaluates and writes the tables
         return
+    prediction = fit_for_run(
+        run, result.model, spec, datasets, device=torch_device, amp_dtype=trainer.amp_dtype
+    )
     tests = [datasets[n] for n in spec.test]
     results = evaluate(
         tests,
@@ -535,11 +560,15 @@ def _train_and_evaluate(
         amp_dtype=trainer.amp_dtype,
         evaluation=spec.evaluation,
         registry=reg,
+        prediction=prediction,
     )
     atomic_write_json(run.results_json, results, sort_keys=False)
-    heading = f"Results of {experiment} — run {run.run_id} (epoch {result.best_epoch} selected by {spec.training.select})"
+    heading = (
+        f"Results of {experiment} — run {run.run_id} (epoch {result.best_epoch} selected by "
+        f"{spec.training.select}; gated: {prediction.describe()})"
+    )
     atomic_write_text(run.results_md, results_markdown(results, heading))
-    write_plots(run.plots, run.read_metrics(), results)
+    write_plots(run.plots, run.read_metrics(), results, prediction.fit if prediction.calibrated else None)
     if as_json:
         print(
             json.dumps(
@@ -618,7 +647,8 @@ def load_matrices(path: Path) -> np.ndarray:
     raise QeframeError(f"{path}: unsupported file type {suffix or '(none)'!r}; expected .npy or .npz")
 
 
-def _write_probabilities(out: Path, cuts: list[str], probs: np.ndarray, payload: dict[str, Any]) -> None:
+def _write_probabilities(out: Path, cuts: list[str], prediction: Any, payload: dict[str, Any]) -> None:
+    """``--out``: the JSON payload, or a CSV with per cut P(entangled), the answer and its proof."""
     from .runs import atomic_write_json, atomic_write_text
 
     if out.suffix.lower() == ".json":
@@ -626,9 +656,10 @@ def _write_probabilities(out: Path, cuts: list[str], probs: np.ndarray, payload:
     else:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["index", *cuts])
-        for i, row in enumerate(probs):
-            writer.writerow([i, *(f"{p:.6f}" for p in row)])
+        writer.writerow(["index", *cuts, *(f"answer {c}" for c in cuts), *(f"proof {c}" for c in cuts)])
+        names, proofs = prediction.answer_names(), prediction.proof()
+        for i, row in enumerate(prediction.probability):
+            writer.writerow([i, *(f"{p:.6f}" for p in row), *names[i], *(proof or "" for proof in proofs[i])])
         atomic_write_text(out, buf.getvalue())
 
 
@@ -642,8 +673,13 @@ def classify_command(
     device: DeviceOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
-    """Per-cut entanglement probabilities of density matrices, from a trained run's selected model."""
-    from .evaluate import model_probabilities
+    """Per-cut answers (entangled / separable / unknown) and P(entangled) of density matrices.
+
+    NPT cuts are entangled with proof `npt` (the PPT gate); the run's model decides the PPT cuts,
+    calibrated and with the abstention thresholds of the run's prediction.json (a run without one
+    answers with the raw model probability, marked uncalibrated).
+    """
+    from .prediction import load_prediction, model_logits, predict
     from .quantum.validation import validate_density_matrices
     from .registry import get_registry
     from .runs import RunDir, load_tensors, selected_model
@@ -663,41 +699,61 @@ def classify_command(
         model = build_model_from_config(config, get_registry(), torch_device)
         load_state(model, load_tensors(weights, torch_device), str(weights))
     n_qubits = int(config["n_qubits"])
-    rho = validate_density_matrices(load_matrices(file), n_qubits=n_qubits)
-    probs = model_probabilities(
-        model, rho, device=torch_device, amp_dtype=autocast_dtype("auto", torch_device)
-    )
     cuts = list(config["cuts"])
     threshold = 0.5
     if run_dir.spec_file.is_file():
         threshold = float(run_dir.read_spec().get("spec", {}).get("evaluation", {}).get("threshold", 0.5))
+    gate = load_prediction(run_dir, len(cuts), threshold)  # a damaged prediction.json fails here
+    rho = validate_density_matrices(load_matrices(file), n_qubits=n_qubits)
+    logits = model_logits(model, rho, device=torch_device, amp_dtype=autocast_dtype("auto", torch_device))
+    prediction = predict(gate, logits, rho)
     payload = {
         "run": str(run_dir.path),
         "epoch": config.get("epoch"),
         "file": str(file),
         "cuts": cuts,
+        "calibrated": gate.calibrated,
+        "prediction": gate.describe(),
+        "thresholds": gate.to_dict()["thresholds"],  # JSON-safe: an infinite threshold is "inf"
         "threshold": threshold,
-        "probabilities": [[float(p) for p in row] for row in probs],
-        "entangled": (probs > threshold).astype(int).tolist(),
+        "probabilities": [[float(p) for p in row] for row in prediction.probability],
+        "model_probabilities": [[float(p) for p in row] for row in prediction.raw],
+        "answers": prediction.answer_names(),
+        "proof": prediction.proof(),
+        "entangled": (prediction.answer == 1).astype(int).tolist(),
     }
+    if not gate.calibrated:
+        payload["note"] = f"uncalibrated: {gate.note}" if gate.note else "uncalibrated"
     if out is not None:
-        _write_probabilities(out, cuts, probs, payload)
+        _write_probabilities(out, cuts, prediction, payload)
     if as_json:
-        print(json.dumps(payload, indent=2))
+        print(json.dumps(payload, indent=2, allow_nan=False, default=str))
         return
     from rich.table import Table
 
-    table = Table(title=f"P(entangled) per cut — {run_dir.path.name}, epoch {config.get('epoch')}")
+    table = Table(
+        title=f"Answer and P(entangled) per cut — {run_dir.path.name}, epoch {config.get('epoch')}",
+        caption="E entangled, S separable, ? unknown; 'npt': proved by the negative partial transpose",
+    )
     table.add_column("index", justify="right")
     for cut in cuts:
         table.add_column(cut, justify="right")
-    for i, row in enumerate(probs[:_CLASSIFY_PRINT_ROWS]):
-        table.add_row(str(i), *(f"{p:.4f}" for p in row))
-    console.print(table)
-    if len(probs) > _CLASSIFY_PRINT_ROWS:
-        console.print(
-            f"… {len(probs) - _CLASSIFY_PRINT_ROWS} more rows (use --out or --json)", highlight=False
+    short = {"entangled": "E", "separable": "S", "unknown": "?"}
+    names, proofs = prediction.answer_names(), prediction.proof()
+    for i in range(min(len(rho), _CLASSIFY_PRINT_ROWS)):
+        table.add_row(
+            str(i),
+            *(
+                f"{short[a]} npt" if proof else f"{short[a]} {p:.4f}"
+                for a, proof, p in zip(names[i], proofs[i], prediction.probability[i])
+            ),
         )
+    console.print(table)
+    console.print(
+        gate.describe() if gate.calibrated else f"note: {payload['note']}", markup=False, highlight=False
+    )
+    if len(rho) > _CLASSIFY_PRINT_ROWS:
+        console.print(f"… {len(rho) - _CLASSIFY_PRINT_ROWS} more rows (use --out or --json)", highlight=False)
     if out is not None:
         console.print(f"wrote {out}", markup=False, highlight=False)
     sys.stdout.flush()

@@ -153,6 +153,7 @@ def subset_arrays(arrays: DatasetArrays, mask: np.ndarray) -> DatasetArrays:
         family=arrays.family[mask],
         pptes=arrays.pptes[mask],
         cuts=list(arrays.cuts),
+        provenance=None if arrays.provenance is None else arrays.provenance[mask],
     )
 
 
@@ -704,6 +705,7 @@ def run_ensemble(
     """
     from .evaluate import evaluate, results_markdown
     from .plots import plot_training, write_plots
+    from .prediction import fit_for_run
     from .runs import atomic_write_text
 
     assert spec.router is not None
@@ -736,6 +738,8 @@ def run_ensemble(
         progress=progress,
         log=log,
     )
+    # the prediction layer wraps the ensemble as it wraps any model: gate, calibration, thresholds
+    prediction = fit_for_run(run, result.model, spec, datasets, device=device, amp_dtype=amp_dtype)
     tests = [datasets[n] for n in spec.test]
     results = evaluate(
         tests,
@@ -744,14 +748,15 @@ def run_ensemble(
         amp_dtype=amp_dtype,
         evaluation=spec.evaluation,
         registry=registry,
+        prediction=prediction,
     )
     atomic_write_json(run.results_json, results, sort_keys=False)
     heading = (
         f"Results of {experiment} — run {run.run_id} (ensemble of {result.n_members} members, "
-        f"router {result.router.name!r}, {result.router.n_domains} domains)"
+        f"router {result.router.name!r}, {result.router.n_domains} domains; gated: {prediction.describe()})"
     )
     atomic_write_text(run.results_md, results_markdown(results, heading))
-    write_plots(run.plots, [], results)
+    write_plots(run.plots, [], results, prediction.fit if prediction.calibrated else None)
     for member in result.members:
         if member.history:
             plot_training(member.history, run.plots / f"training_member-{member.index:02d}.png")

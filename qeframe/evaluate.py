@@ -23,12 +23,29 @@ accuracy to the (sample, cut) pairs whose partial transpose is positive, resp. n
 (:func:`qeframe.quantum.ppt.npt_mask`): on NPT cuts the truth is "entangled" for sure, on PPT cuts
 telling separable from PPT-entangled is the hard part.
 
+Rows ``model`` and ``gated``: ``model`` is the network alone, entangled where
+``sigmoid(logit) > evaluation.threshold``; ``gated`` is the same network behind the prediction
+layer (:mod:`qeframe.prediction`): entangled with proof on NPT cuts, the calibrated three-valued
+answer on PPT cuts. Its "unknown" (-1) counts as wrong in the accuracies, like a baseline's "no
+answer".
+
+PPT-cut detection (``ppt_detection``, for every row, when the test set says how its labels are
+known): on the PPT cuts whose label is *proved* (:func:`qeframe.labels.certified_mask`, the same
+set for every table), ``recall`` = share of the proved-entangled PPT cuts answered entangled,
+``fpr`` = share of the proved-separable PPT cuts answered entangled, ``abstention`` = share of all
+PPT cuts answered unknown (-1), with the counts behind each. These are convention-free: they
+read proved labels only.
+
 ``results.json`` layout::
 
     {test_dataset: {
         "paper" | "correct": {row: {"per_cut": [...], "mean": x, "counts": [...], "excluded": [...]}},
         "families": {family: {convention: {row: {...}}}},
         "ppt_cuts" | "npt_cuts": {convention: {row: {...}}},
+        "ppt_detection": {row: {"recall": x, "fpr": x, "abstention": x, "n_ppt_entangled": k,
+                                "n_ppt_separable": k, "n_ppt": k}},
+        "calibration": {"n": k, "ece_raw": x, "ece_calibrated": x, "reliability_raw": {...},
+                        "reliability_calibrated": {...}},          # with a gated model only
         "cuts": [...], "n_samples": N}}
 """
 
@@ -41,19 +58,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import QeframeError
-from .labels import PROVENANCE
+from .labels import PROOF_PROVENANCE, PROVENANCE, certified_mask
 from .quantum.ppt import npt_mask
 
 if TYPE_CHECKING:
     import torch
     from rich.console import Console
 
+    from .prediction import PredictionConfig
     from .registry import Registry
     from .specs import EvaluationSpec
     from .train import DatasetArrays
 
 CONVENTIONS: tuple[str, ...] = ("paper", "correct")
 MODEL_ROW = "model"
+GATED_ROW = "gated"
 PPT_ROW = "ppt"
 
 
@@ -104,8 +123,8 @@ def _ordered_unique(values: np.ndarray) -> list[str]:
     return [str(values[i]) for i in sorted(first)]
 
 
-#: Provenances whose label is proved (by the construction, a criterion, or a closed form).
-PROVED_PROVENANCE = ("construction", "npt", "pure-ppt", "rank", "dps2", "analytic")
+#: Provenances whose label is proved (defined once, in :mod:`qeframe.labels`).
+PROVED_PROVENANCE = PROOF_PROVENANCE
 
 
 def label_certainty(provenance: np.ndarray) -> dict[str, Any]:
@@ -120,6 +139,68 @@ def label_certainty(provenance: np.ndarray) -> dict[str, Any]:
         "proved_share_per_cut": [float(x) for x in proved.mean(axis=0)] if proved.size else [],
         "by_provenance": {PROVENANCE[int(c)]: int(k) for c, k in zip(codes, counts)},
     }
+
+
+def _rate(hits: np.ndarray, inside: np.ndarray) -> float | None:
+    n = int(inside.sum())
+    return float((hits & inside).sum()) / n if n else None
+
+
+def ppt_detection(
+    pred: np.ndarray, labels: np.ndarray, provenance: np.ndarray | None, npt: np.ndarray
+) -> dict[str, Any]:
+    """The three numbers of one predictor ``pred`` ``(N, m)`` int8 on the PPT cuts (``~npt``):
+    recall on proved-entangled PPT cuts, false-positive rate on proved-separable PPT cuts, and
+    abstention (answer -1) on all PPT cuts, with their counts (module docstring)."""
+    pred = np.asarray(pred)
+    ppt = ~np.asarray(npt, bool)
+    proved = certified_mask(labels, provenance) & ppt
+    labels = np.asarray(labels)
+    ent, sep = proved & (labels == 1), proved & (labels == 0)
+    by_provenance: dict[str, dict[str, Any]] = {}
+    if proved.any():
+        codes = np.asarray(provenance)
+        for code in np.unique(codes[proved]):
+            for truth, name in ((1, "entangled"), (0, "separable")):
+                cell = proved & (codes == code) & (labels == truth)
+                if cell.any():
+                    by_provenance.setdefault(PROVENANCE[int(code)], {})[name] = {
+                        "n": int(cell.sum()),
+                        **{f"answered_{a}": _rate(pred == v, cell) for v, a in ANSWERS},
+                    }
+    return {
+        "recall": _rate(pred == 1, ent),
+        "fpr": _rate(pred == 1, sep),
+        "abstention": _rate(pred == -1, ppt),
+        "n_ppt_entangled": int(ent.sum()),
+        "n_ppt_separable": int(sep.sum()),
+        "n_ppt": int(ppt.sum()),
+        "by_provenance": by_provenance,
+    }
+
+
+#: Answer codes and names (as in :mod:`qeframe.labels`).
+ANSWERS: tuple[tuple[int, str], ...] = ((1, "entangled"), (0, "separable"), (-1, "unknown"))
+
+
+def provenance_table(results: Mapping[str, Any], row: str = GATED_ROW) -> TableData | None:
+    """How predictor ``row`` answers the proved PPT cuts of each test set, by the proof behind the
+    label (``ppt_detection[row].by_provenance``); ``None`` when there is nothing to show."""
+    body = []
+    for name, block in results.items():
+        det = block.get("ppt_detection", {}).get(row)
+        for prov, by_truth in (det or {}).get("by_provenance", {}).items():
+            for truth, cell in by_truth.items():
+                body.append(
+                    [name, prov, truth, str(cell["n"]), *(_pct(cell[f"answered_{a}"]) for _, a in ANSWERS)]
+                )
+    if not body:
+        return None
+    return TableData(
+        f"Answers of '{row}' on PPT cuts with proved labels, by the proof behind the label (%)",
+        ["test dataset", "label proved by", "truth", "n", "answered entangled", "separable", "unknown"],
+        body,
+    )
 
 
 def evaluate_arrays(
@@ -146,6 +227,10 @@ def evaluate_arrays(
     block["families"] = families
     if arrays.provenance is not None:
         block["label_certainty"] = label_certainty(arrays.provenance)
+        block["ppt_detection"] = {
+            row: ppt_detection(pred, arrays.labels, arrays.provenance, npt)
+            for row, pred in predictions.items()
+        }
     for key, mask in (("ppt_cuts", ~npt), ("npt_cuts", npt)):
         block[key] = {
             conv: {row: accuracy_block(pred, truth, mask) for row, pred in predictions.items()}
@@ -219,6 +304,23 @@ def model_probabilities(
     return torch.sigmoid(logits).double().cpu().numpy()
 
 
+def calibration_block(
+    arrays: DatasetArrays, raw: np.ndarray, calibrated: np.ndarray, npt: np.ndarray
+) -> dict[str, Any]:
+    """ECE and reliability bins of the raw and the calibrated P(entangled) on the proved PPT cuts."""
+    from .prediction import expected_calibration_error, reliability_bins
+
+    mask = certified_mask(arrays.labels, arrays.provenance) & ~np.asarray(npt, bool)
+    y = (np.asarray(arrays.labels)[mask] == 1).astype(int)
+    return {
+        "n": int(mask.sum()),
+        "ece_raw": expected_calibration_error(raw[mask], y),
+        "ece_calibrated": expected_calibration_error(calibrated[mask], y),
+        "reliability_raw": reliability_bins(raw[mask], y),
+        "reliability_calibrated": reliability_bins(calibrated[mask], y),
+    }
+
+
 def evaluate(
     tests: Sequence[DatasetArrays],
     *,
@@ -227,23 +329,46 @@ def evaluate(
     amp_dtype: torch.dtype | None = None,
     evaluation: EvaluationSpec | None = None,
     registry: Registry | None = None,
+    prediction: PredictionConfig | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``model`` (row ``model``, when given) and the baselines on every test dataset.
+    """Evaluate ``model`` (row ``model``, when given), the gated model (row ``gated``, when
+    ``prediction`` is given too) and the baselines on every test dataset.
 
-    A sample is called entangled on a cut when the model's probability exceeds
-    ``evaluation.threshold`` (default 0.5). Returns the ``results.json`` dict (module docstring).
+    Row ``model``: entangled when the model's probability exceeds ``evaluation.threshold``
+    (default 0.5). Row ``gated``: :func:`qeframe.prediction.predict` with ``prediction``.
+    Returns the ``results.json`` dict (module docstring).
     """
+    from .prediction import model_logits, predict
+
     threshold = evaluation.threshold if evaluation is not None else 0.5
     results: dict[str, Any] = {}
     for arrays in tests:
         npt = npt_mask(arrays.rho)
         predictions: dict[str, np.ndarray] = {}
+        gated = None
         if model is not None:
-            probs = model_probabilities(model, arrays.rho, device=device, amp_dtype=amp_dtype)
-            predictions[MODEL_ROW] = (probs > threshold).astype(np.int8)
+            logits = model_logits(model, arrays.rho, device=device, amp_dtype=amp_dtype)
+            gated = predict(prediction or _plain(logits.shape[1], threshold), logits, arrays.rho, npt)
+            predictions[MODEL_ROW] = (gated.raw > threshold).astype(np.int8)
+            if prediction is not None:
+                predictions[GATED_ROW] = gated.answer
         predictions.update(baseline_predictions(arrays.rho, baseline_names(evaluation), registry, npt))
         results[arrays.name] = evaluate_arrays(arrays, predictions, npt)
+        if (
+            gated is not None
+            and prediction is not None
+            and prediction.calibrated
+            and arrays.provenance is not None
+        ):
+            calibrated = prediction.calibration.apply(gated.logits)
+            results[arrays.name]["calibration"] = calibration_block(arrays, gated.raw, calibrated, npt)
     return results
+
+
+def _plain(n_cuts: int, threshold: float) -> PredictionConfig:
+    from .prediction import PredictionConfig
+
+    return PredictionConfig.uncalibrated(n_cuts, threshold, gate="none")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -308,6 +433,22 @@ def results_tables(results: Mapping[str, Any]) -> list[TableData]:
                 [cells[r] for r in rows],
             )
         )
+    tables += detection_tables({name: results[name] for name in datasets})
+    by_proof = provenance_table(results, GATED_ROW if GATED_ROW in rows else rows[0])
+    if by_proof is not None:
+        tables.append(by_proof)
+    calibrated = [(name, results[name]["calibration"]) for name in datasets if "calibration" in results[name]]
+    if calibrated:
+        tables.append(
+            TableData(
+                "Calibration of the gated model on proved PPT cuts: expected calibration error (%, 15 bins)",
+                ["test dataset", "proved PPT cuts", "ECE raw", "ECE calibrated"],
+                [
+                    [name, str(c["n"]), _pct(c["ece_raw"]), _pct(c["ece_calibrated"])]
+                    for name, c in calibrated
+                ],
+            )
+        )
     certainty = [
         (name, results[name]["label_certainty"]) for name in datasets if "label_certainty" in results[name]
     ]
@@ -338,6 +479,40 @@ def results_tables(results: Mapping[str, Any]) -> list[TableData]:
     return tables
 
 
+#: The three numbers of ``ppt_detection``: key, the count it is a share of, table title.
+DETECTION_NUMBERS: tuple[tuple[str, str, str], ...] = (
+    ("recall", "n_ppt_entangled", "Recall on PPT-entangled cuts with proved labels (%)"),
+    ("fpr", "n_ppt_separable", "False positives on separable PPT cuts with proved labels (%)"),
+    ("abstention", "n_ppt", "Abstention (answer unknown) on all PPT cuts (%)"),
+)
+
+
+def _detection_table(
+    title: str, key: str, count: str, datasets: Sequence[str], rows: Sequence[tuple[str, Any]]
+) -> TableData:
+    """One of the three numbers: ``rows`` are ``(label, {dataset: ppt_detection row or None})``."""
+    body = [[label, *(_pct(d[n][key]) if d.get(n) else "—" for n in datasets)] for label, d in rows]
+    counts = []
+    for n in datasets:
+        found = next((d[n][count] for _, d in rows if d.get(n)), None)
+        counts.append("—" if found is None else str(found))
+    body.append(["(n)", *counts])
+    return TableData(title, ["predictor", *datasets], body)
+
+
+def detection_tables(results: Mapping[str, Any]) -> list[TableData]:
+    """The three numbers per predictor (rows) and test dataset (columns), one table each
+    (``ppt_detection``); empty when no test dataset says how its labels are known."""
+    names = [name for name, block in results.items() if "ppt_detection" in block]
+    if not names:
+        return []
+    labels: list[str] = []
+    for name in names:
+        labels += [r for r in results[name]["ppt_detection"] if r not in labels]
+    rows = [(r, {n: results[n]["ppt_detection"].get(r) for n in names}) for r in labels]
+    return [_detection_table(title, key, count, names, rows) for key, count, title in DETECTION_NUMBERS]
+
+
 def comparison_tables(results_by_run: Mapping[str, Mapping[str, Any]]) -> list[TableData]:
     """One table per convention comparing several runs: a row per run (its model's mean per-cut
     accuracy on each test dataset), then a row per baseline, columns the union of the test datasets.
@@ -353,12 +528,22 @@ def comparison_tables(results_by_run: Mapping[str, Mapping[str, Any]]) -> list[T
     for results in results_by_run.values():
         for block in results.values():
             baselines += [row for row in block[CONVENTIONS[0]] if row != "model" and row not in baselines]
+    baselines = [b for b in baselines if b != GATED_ROW]
     tables = []
     for conv in CONVENTIONS:
-        rows = [
-            [label, *(_pct(r[d][conv]["model"]["mean"]) if d in r else "—" for d in datasets)]
-            for label, r in results_by_run.items()
-        ]
+        rows = []
+        for label, r in results_by_run.items():
+            rows.append([label, *(_pct(r[d][conv]["model"]["mean"]) if d in r else "—" for d in datasets)])
+            if any(GATED_ROW in r[d][conv] for d in r):
+                rows.append(
+                    [
+                        f"{label} (gated)",
+                        *(
+                            _pct(r[d][conv][GATED_ROW]["mean"]) if d in r and GATED_ROW in r[d][conv] else "—"
+                            for d in datasets
+                        ),
+                    ]
+                )
         for baseline in baselines:
             cells = []
             for d in datasets:
@@ -368,6 +553,31 @@ def comparison_tables(results_by_run: Mapping[str, Mapping[str, Any]]) -> list[T
         tables.append(
             TableData(f"Mean per-cut accuracy (%) of each run, convention '{conv}'", ["run", *datasets], rows)
         )
+    det_sets = [
+        d for d in datasets if any(d in r and "ppt_detection" in r[d] for r in results_by_run.values())
+    ]
+    if det_sets:
+        det_rows: list[tuple[str, Any]] = []
+        for label, r in results_by_run.items():
+            for row, shown in ((MODEL_ROW, label), (GATED_ROW, f"{label} (gated)")):
+                cells = {d: r[d].get("ppt_detection", {}).get(row) if d in r else None for d in det_sets}
+                if row == MODEL_ROW or any(cells.values()):
+                    det_rows.append((shown, cells))
+        for baseline in baselines:
+            cells = {}
+            for d in det_sets:
+                owner = next(
+                    (
+                        r
+                        for r in results_by_run.values()
+                        if d in r and baseline in r[d].get("ppt_detection", {})
+                    ),
+                    None,
+                )
+                cells[d] = owner[d]["ppt_detection"][baseline] if owner is not None else None
+            det_rows.append((f"{baseline} (baseline)", cells))
+        for key, count, title in DETECTION_NUMBERS:
+            tables.append(_detection_table(f"{title} of each run", key, count, det_sets, det_rows))
     return tables
 
 
@@ -407,7 +617,9 @@ def results_markdown(results: Mapping[str, Any], heading: str = "Results") -> st
     lines = [f"# {heading}", ""]
     lines.append(
         "Conventions: `correct` — construction ground truth where known, else the dataset label; "
-        "`paper` — the same, but every cut of a PPT-entangled state (Horodecki, UPB, Acín) counts as entangled."
+        "`paper` — the same, but every cut of a PPT-entangled state (Horodecki, UPB, Acín) counts as entangled. "
+        "Rows: `model` — the network alone; `gated` — the network behind the PPT gate (NPT cuts entangled with "
+        "proof), calibrated and three-valued on PPT cuts (unknown counts as wrong); then the classical baselines."
     )
     lines.append("")
     lines += tables_markdown(results_tables(results))

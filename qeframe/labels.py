@@ -31,6 +31,14 @@ PROVENANCE: tuple[str, ...] = (
 
 PROVENANCE_CODE: dict[str, int] = {name: i for i, name in enumerate(PROVENANCE)}
 
+#: Provenances that are *not* a proof: nothing known, the negativity labeler's guess that a PPT cut
+#: is separable, and the paper's convention. Every other provenance is a proof (a construction, a
+#: criterion or a certificate) — the one place that defines "certified" for evaluation and
+#: calibration. A new provenance must be added to exactly one of the two sets (a test checks it).
+NOT_PROOF_PROVENANCE: tuple[str, ...] = ("unknown", "ppt-assumed-separable", "paper-convention")
+#: Provenances whose label is proved (:data:`PROVENANCE` minus :data:`NOT_PROOF_PROVENANCE`).
+PROOF_PROVENANCE: tuple[str, ...] = tuple(p for p in PROVENANCE if p not in NOT_PROOF_PROVENANCE)
+
 
 def provenance_code(name: str) -> int:
     """The ``uint8`` code of a provenance name; raises ``KeyError`` listing the vocabulary."""
@@ -43,3 +51,14 @@ def provenance_code(name: str) -> int:
 def provenance_names(codes: np.ndarray) -> np.ndarray:
     """Map an array of provenance codes to an array of names (same shape, dtype ``str``)."""
     return np.asarray(PROVENANCE, dtype=object)[np.asarray(codes, dtype=np.intp)].astype(str)
+
+
+def certified_mask(labels: np.ndarray, provenance: np.ndarray | None) -> np.ndarray:
+    """``(N, n_cuts)`` bool: the label is known (``!= -1``) and its provenance is a proof
+    (:data:`PROOF_PROVENANCE`). All False when ``provenance`` is ``None`` (nothing says how the
+    labels are known)."""
+    labels = np.asarray(labels)
+    if provenance is None:
+        return np.zeros(labels.shape, dtype=bool)
+    proof = np.isin(np.asarray(provenance), [PROVENANCE_CODE[p] for p in PROOF_PROVENANCE])
+    return proof & (labels != UNKNOWN)

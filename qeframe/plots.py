@@ -7,6 +7,8 @@ without a display and never touches the state of a caller's matplotlib.
   per dataset and mean) against the epoch; the selected epoch is marked.
 * ``accuracy_<convention>.png`` — grouped bars: mean per-cut accuracy per test dataset and per
   family group, one bar per predictor (``model``, ``ppt``, …), for each label convention.
+* ``reliability.png`` — reliability diagram of P(entangled) on proved PPT cuts, raw and calibrated:
+  the calibration data (left) and every test set pooled (right); written when the run is calibrated.
 """
 
 from __future__ import annotations
@@ -114,10 +116,76 @@ def plot_accuracy(results: Mapping[str, Any], convention: str, path: str | Path)
     return path
 
 
+def _merge_bins(parts: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Pool reliability bins (:func:`qeframe.prediction.reliability_bins`) of several datasets."""
+    count = [sum(p["count"][b] for p in parts) for b in range(len(parts[0]["count"]))]
+    out: dict[str, list[Any]] = {"count": count, "mean_p": [], "frequency": []}
+    for key in ("mean_p", "frequency"):
+        for b, c in enumerate(count):
+            total = sum(p["count"][b] * p[key][b] for p in parts if p["count"][b])
+            out[key].append(total / c if c else None)
+    return out
+
+
+def plot_reliability(
+    fit: Mapping[str, Any], results: Mapping[str, Any] | None, path: str | Path
+) -> Path | None:
+    """Reliability diagram (observed entangled share against mean predicted P per bin) of the raw and
+    the calibrated model on proved PPT cuts: ``fit`` is ``prediction.json``'s ``fit`` record
+    (calibration data), ``results`` the ``results.json`` dict (test sets pooled). Marker area
+    grows with the bin count. Returns ``None`` when there is nothing to draw."""
+    panels = []
+    if fit.get("reliability_before"):
+        before, after = 100 * (fit.get("ece_before") or 0), 100 * (fit.get("ece_after") or 0)
+        panels.append(
+            (
+                f"calibration data (ECE {before:.1f}% -> {after:.1f}%)",
+                fit["reliability_before"],
+                fit["reliability_after"],
+            )
+        )
+    tests = [b["calibration"] for b in (results or {}).values() if b.get("calibration", {}).get("n")]
+    if tests:
+        panels.append(
+            (
+                "test sets pooled",
+                _merge_bins([t["reliability_raw"] for t in tests]),
+                _merge_bins([t["reliability_calibrated"] for t in tests]),
+            )
+        )
+    if not panels:
+        return None
+    path = Path(path)
+    fig = _figure(5.0 * len(panels), 4.6)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (title, raw, cal) in zip(axes, panels):
+        ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="perfect calibration")
+        for bins, label, style in ((raw, "raw sigmoid(z)", "o--"), (cal, "calibrated", "s-")):
+            pts = [(q, f, c) for q, f, c in zip(bins["mean_p"], bins["frequency"], bins["count"]) if c]
+            if pts:
+                xs, ys, cs = zip(*pts)
+                total = sum(cs)
+                ax.plot(xs, ys, style, ms=3, lw=1, label=label)
+                ax.scatter(xs, ys, s=[400 * c / total for c in cs], alpha=0.25)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("mean predicted P(entangled) in bin")
+        ax.set_ylabel("share proved entangled")
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
 def write_plots(
-    plots_dir: str | Path, metrics: Sequence[Mapping[str, Any]], results: Mapping[str, Any] | None
+    plots_dir: str | Path,
+    metrics: Sequence[Mapping[str, Any]],
+    results: Mapping[str, Any] | None,
+    calibration_fit: Mapping[str, Any] | None = None,
 ) -> list[Path]:
-    """All plots of a run into ``plots_dir``; returns the written paths."""
+    """All plots of a run into ``plots_dir``; returns the written paths. ``calibration_fit``:
+    ``prediction.json``'s ``fit`` record of a calibrated run (adds ``reliability.png``)."""
     plots_dir = Path(plots_dir)
     plots_dir.mkdir(parents=True, exist_ok=True)
     out = []
@@ -126,4 +194,8 @@ def write_plots(
     if results:
         for conv in CONVENTIONS:
             out.append(plot_accuracy(results, conv, plots_dir / f"accuracy_{conv}.png"))
+    if calibration_fit is not None:
+        written = plot_reliability(calibration_fit, results, plots_dir / "reliability.png")
+        if written is not None:
+            out.append(written)
     return out

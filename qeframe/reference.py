@@ -22,6 +22,7 @@ from .specs import (
     ExperimentSpec,
     FamilyEntry,
     ModelSpec,
+    PredictionSpec,
     RouterSpec,
     SymmetryLoss,
     TrainingSpec,
@@ -37,6 +38,7 @@ FRAME_MODELS: list[tuple[str, type[BaseModel]]] = [
     ("experiments.NAME.training.symmetries[]", SymmetryLoss),
     ("experiments.NAME.evaluation", EvaluationSpec),
     ("experiments.NAME.router", RouterSpec),
+    ("experiments.NAME.prediction", PredictionSpec),
 ]
 
 KIND_TITLES = {

@@ -11,6 +11,7 @@ A run folder holds everything one training run produced::
             epoch-0003.state.safetensors optimizer tensors and RNG states after epoch 3
             epoch-0003.json              the checkpoint config; written last, so it marks completeness
             best.safetensors, best.json  the selected model (written when training finishes)
+        prediction.json                  PPT gate, calibration and thresholds (qeframe.prediction)
         results.json, results.md         evaluation tables
         plots/*.png
 
@@ -117,12 +118,13 @@ def experiment_spec_hash(experiment: ExperimentSpec, datasets: Mapping[str, Data
     of those datasets.
 
     Left out: ``training.epochs`` (when to stop, not what is trained: a run resumed with more
-    ``--epochs`` is the same run continued), the test datasets, ``evaluation`` and ``description``
+    ``--epochs`` is the same run continued), the test datasets, ``evaluation``, ``prediction``
+    (fitted after training) and ``description``
     (they change the tables, not the weights, so a resumed run may be evaluated differently).
     """
     spec = experiment.model_dump(mode="json")
     spec["training"].pop("epochs", None)
-    for key in ("test", "evaluation", "description"):
+    for key in ("test", "evaluation", "prediction", "description"):
         spec.pop(key, None)
     names = [experiment.train, *experiment.validation]
     blob = {"experiment": spec, "datasets": {n: datasets[n].spec_hash() for n in sorted(set(names))}}

@@ -22,6 +22,7 @@ Layout::
     validation = ["dataset", ...]
     test = ["dataset", ...]
     model = { backbone = "cnn", params = {} }
+    prediction = { gate = "ppt", calibration = "platt", target_fpr = 0.01 }
     [experiments.NAME.training] ...
     [experiments.NAME.evaluation] ...
 """
@@ -151,6 +152,49 @@ class EvaluationSpec(Frame):
     )
 
 
+class PredictionSpec(Frame):
+    """How the trained model answers per cut: PPT gate, calibration on PPT cuts, abstention thresholds.
+
+    See :mod:`qeframe.prediction` and docs/beyond-ppt.md.
+
+    ``gate = "ppt"``: a cut whose partial transpose has ``lambda_min < -tol``
+    (:func:`qeframe.quantum.ppt.npt_tolerance`) is entangled with proof ``npt``; the model decides
+    only the PPT cuts. ``calibration`` is fitted on the PPT cuts with proved labels of the
+    ``calibrate_on`` datasets (default: the validation sets): ``platt`` (``sigmoid(a z + b)`` per
+    cut), ``temperature`` (``sigmoid(z / T)`` per cut) or ``none``. The thresholds are chosen on
+    the same cuts: "entangled" when the calibrated ``p >= t_entangled`` with at most ``target_fpr``
+    of the proved-separable PPT cuts above it, "separable" when ``p <= t_separable`` with at most
+    ``target_fnr`` of the proved-entangled PPT cuts below it, "unknown" in between.
+    """
+
+    gate: Literal["ppt", "none"] = Field(
+        default="ppt", description="`ppt`: NPT cuts are entangled (proof `npt`)"
+    )
+    calibration: Literal["platt", "temperature", "none"] = Field(
+        default="none", description="calibration of P(entangled) on PPT cuts with proved labels"
+    )
+    target_fpr: float = Field(
+        default=0.01, gt=0, lt=1, description="largest share of proved-separable PPT cuts called entangled"
+    )
+    target_fnr: float = Field(
+        default=0.05, gt=0, lt=1, description="largest share of proved-entangled PPT cuts called separable"
+    )
+    calibrate_on: list[str] | None = Field(
+        default=None,
+        description="datasets whose proved PPT cuts fit calibration and thresholds (default: `validation`)",
+    )
+    min_class_count: int = Field(
+        default=20,
+        ge=1,
+        description="a cut needs this many proved cuts of each class for its own fit (else pooled)",
+    )
+
+    @field_validator("calibrate_on", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
 class RouterSpec(Frame):
     """An ensemble's router (:mod:`qeframe.ensemble`): plugin ``name`` with ``params``; fitted on the
     dataset ``fit_on`` (default: the training set); a domain with fewer than ``min_domain_size``
@@ -176,6 +220,10 @@ class ExperimentSpec(Frame):
     router: RouterSpec | None = Field(
         default=None, description="set to train an ensemble routed by this plugin"
     )
+    prediction: PredictionSpec = Field(
+        default_factory=PredictionSpec,
+        description="PPT gate, calibration and abstention thresholds (see below)",
+    )
     description: str = Field(default="", description="free text")
 
     @field_validator("validation", "test", mode="before")
@@ -200,7 +248,10 @@ class RegistryFile(Frame):
                     raise ValueError(f"{kind}.{name}: names may use letters, digits, '_', '.', '-'")
         known = ", ".join(sorted(self.datasets)) or "none"
         for name, exp in self.experiments.items():
-            for field, refs in (("train", [exp.train]), ("validation", exp.validation), ("test", exp.test)):
+            refs_by_field = [("train", [exp.train]), ("validation", exp.validation), ("test", exp.test)]
+            if exp.prediction.calibrate_on is not None:
+                refs_by_field.append(("prediction.calibrate_on", exp.prediction.calibrate_on))
+            for field, refs in refs_by_field:
                 for ref in refs:
                     if ref not in self.datasets:
                         raise ValueError(

@@ -124,7 +124,11 @@ def test_run_end_to_end_resume_and_classify(registry, tmp_path, qeframe_cli):
     results = json.loads((run / "results.json").read_text())
     block = results["toy-test"]
     assert set(block) >= {"paper", "correct", "families", "ppt_cuts", "npt_cuts"}
-    assert list(block["paper"]) == ["model", "ppt"] and list(block["families"]) == ["product", "ghz"]
+    assert list(block["paper"]) == ["model", "gated", "ppt"] and list(block["families"]) == ["product", "ghz"]
+    # the gated row never contradicts the NPT proof: exact on NPT cuts whatever the model says
+    assert block["npt_cuts"]["correct"]["gated"]["mean"] == 1.0
+    prediction = json.loads((run / "prediction.json").read_text())
+    assert prediction["gate"] == "ppt" and prediction["calibrated"] is False
     assert len(block["correct"]["model"]["per_cut"]) == 3 and sum(block["correct"]["ppt"]["counts"]) == 180
     assert block["correct"]["ppt"]["mean"] == 1.0  # product states PPT, noisy GHZ NPT
     assert "convention 'correct'" in (run / "results.md").read_text()
@@ -149,7 +153,9 @@ def test_run_end_to_end_resume_and_classify(registry, tmp_path, qeframe_cli):
     payload = json.loads(out)
     assert payload["cuts"] == ["1|23", "2|13", "3|12"] and len(payload["probabilities"]) == 4
     rows = list(csv.reader(out_csv.open()))
-    assert rows[0] == ["index", "1|23", "2|13", "3|12"] and len(rows) == 5
+    assert rows[0][:4] == ["index", "1|23", "2|13", "3|12"] and len(rows) == 5
+    assert rows[0][4:] == [f"{k} {c}" for k in ("answer", "proof") for c in ("1|23", "2|13", "3|12")]
+    assert all(r[7:] == ["npt"] * 3 and r[4:7] == ["entangled"] * 3 for r in rows[1:])  # GHZ-like: NPT
     np.savez(tmp_path / "states.npz", rho=rho)
     code, out, err = qeframe_cli("classify", tmp_path / "states.npz", "--run", run)
     assert code == 0, err

@@ -357,7 +357,9 @@ def test_qeframe_run_trains_and_evaluates_an_ensemble(registry, tmp_path, qefram
     plugins = json.loads((run / "plugins.json").read_text())
     assert plugins["components"]["router"]["name"] == "autoencoder"
     results = json.loads((run / "results.json").read_text())
-    assert list(results["toy-test"]["paper"]) == ["model", "ppt"]
+    assert list(results["toy-test"]["paper"]) == ["model", "gated", "ppt"]
+    assert results["toy-test"]["npt_cuts"]["correct"]["gated"]["mean"] == 1.0  # the gate wraps the ensemble
+    assert json.loads((run / "prediction.json").read_text())["gate"] == "ppt"
     assert "ensemble of" in (run / "results.md").read_text()
 
     # resume reuses everything and reports the same results
@@ -379,7 +381,10 @@ def test_qeframe_run_trains_and_evaluates_an_ensemble(registry, tmp_path, qefram
     classified = json.loads(out)
     model, _ = load_ensemble(run, device="cpu")
     expected = model_probabilities(model, rho, device=torch.device("cpu"), amp_dtype=None)
-    np.testing.assert_allclose(np.array(classified["probabilities"]), expected, atol=1e-6)
+    np.testing.assert_allclose(np.array(classified["model_probabilities"]), expected, atol=1e-6)
+    # Haar-random pure states are NPT on every cut: the gate answers, with its proof
+    assert classified["proof"] == [["npt"] * 3] * 5 and classified["answers"] == [["entangled"] * 3] * 5
+    assert np.array(classified["probabilities"]).tolist() == [[1.0] * 3] * 5
     assert classified["cuts"] == manifest["cuts"] and classified["epoch"] == "ensemble"
 
     # a bad router parameter fails before any dataset is built, naming the key

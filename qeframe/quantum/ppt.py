@@ -36,7 +36,12 @@ from .cuts import bipartitions
 from .ops import num_qubits
 
 #: Default threshold: a cut is NPT when lambda_min(rho^{T_A}) < -PPT_TOL (matrices of trace 1).
+#: It is the one tolerance of every NPT decision (labelers, the ``ppt`` baseline, the PPT gate of
+#: :mod:`qeframe.prediction`); :func:`npt_tolerance` shows it is far above the rounding error.
 PPT_TOL = 1e-10
+#: Safety factor of :func:`npt_tolerance` over the rounding bound of the NPT test itself: room for
+#: the rounding error the matrix already carries from its construction (a few matrix products).
+NPT_SAFETY = 100.0
 
 #: Memory budget of one chunk of the eigenvalue functions (its temporary partial transposes).
 _EIG_CHUNK_BYTES = 16 << 20
@@ -261,3 +266,39 @@ def npt_mask(rho: np.ndarray, tol: float = PPT_TOL, workers: int | None = None) 
 
     _run_chunks(work, range(0, n_batch, chunk), _default_workers(workers))
     return out
+
+
+def npt_rounding_bound(d: int, trace: float = 1.0) -> float:
+    """Bound on the rounding error of the NPT test of a ``d x d`` partial transpose of trace ``trace``.
+
+    The partial transpose is a permutation of the entries (exact). The test factors
+    ``M = rho^{T_A} + tol I`` by Cholesky in float64 (unit roundoff ``u = eps/2``). Cholesky is
+    backward stable: if it fails, ``M + dM`` is not positive definite for some Hermitian ``dM`` with
+    ``|dM| <= gamma_{d+1} |R^T| |R|`` entrywise, ``gamma_k = k u / (1 - k u)`` (Higham, *Accuracy
+    and Stability of Numerical Algorithms*, 2nd ed., SIAM 2002, Thm. 10.3 and 10.5), and
+    ``|| |R^T||R| ||_2 <= ||R||_F^2 = tr M``. Hence a failure proves
+    ``lambda_min(M) <= gamma_{d+1} tr M``, i.e. ``lambda_min(rho^{T_A}) < -tol + gamma_{d+1} (trace + d tol)``,
+    and a success proves ``lambda_min(rho^{T_A}) > -tol - gamma_{d+1} (trace + d tol)`` (same bound
+    applied to the successful factorisation, Higham Thm. 10.5). This returns
+    ``gamma_{d+1} * trace`` (the ``d tol`` term is ``d * 1e-10`` times smaller).
+    """
+    u = np.finfo(np.float64).eps / 2
+    k = (d + 1) * u
+    return float(k / (1 - k) * trace)
+
+
+def npt_tolerance(d: int, trace: float = 1.0) -> float:
+    """The tolerance of a *proof* of NPT for ``d x d`` matrices of trace ``trace``:
+    ``trace * max(PPT_TOL, NPT_SAFETY * gamma_{d+1})`` (:func:`npt_rounding_bound`).
+
+    A cut flagged by ``npt_mask(rho, tol)`` then has ``lambda_min(rho^{T_A}) < -tol + gamma_{d+1} tr``
+    ``< -(1 - 1/NPT_SAFETY) tol < 0`` for the matrix as stored, and stays negative for any matrix
+    within ``(1 - 1/NPT_SAFETY) tol`` in operator norm (Weyl's inequality), which covers the
+    rounding error of the state's own construction: a separable state computed in float64 is not
+    flagged. For ``d <= 2**10`` (every supported size) ``NPT_SAFETY * gamma_{d+1} <= 1.2e-11``,
+    so the tolerance is ``PPT_TOL * trace``: the same as the labelers' and the ``ppt`` baseline's,
+    so the gate and the labels agree on which cuts are NPT.
+    """
+    if d < 2 or trace <= 0 or not np.isfinite(trace):
+        raise ValueError(f"npt_tolerance: need d >= 2 and a positive finite trace, got d={d}, trace={trace}")
+    return float(trace * max(PPT_TOL, NPT_SAFETY * npt_rounding_bound(d)))
