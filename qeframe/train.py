@@ -19,7 +19,12 @@ draws a random transformation ``S_s`` per sample and returns ``cut_map`` with ``
 cut_map[i, j]`` (cut ``j`` of ``rho_i`` is cut ``cut_map[i, j]`` of ``S_s rho_i``), and
 ``w_s(e) = s.weight_at(e)`` (paper: 0 for epochs 0..9, then 0.5). A term whose weight is 0 in an
 epoch is not computed in that epoch. Original and views go through the model as one batch
-(shared weights: the Siamese network). Optimiser: Adam(lr, weight_decay).
+(shared weights: the Siamese network; :func:`fused_loss`). With ``training.symmetry_fraction
+= f < 1`` only the first ``ceil(f B)`` samples of the (shuffled) batch get views and the
+consistency sums are divided by ``ceil(f B) m``. Optimiser: Adam(lr, weight_decay), the learning
+rate set before every step from ``training.lr_schedule`` over all ``epochs`` steps
+(:meth:`~qeframe.specs.TrainingSpec.learning_rate`). ``training.compile`` runs
+:func:`fused_loss` through :func:`torch.compile` (:func:`compile_loss`).
 
 Devices and precision: CUDA when available (``device="auto"``) with bf16 autocast, CPU in float32;
 ``training.precision`` can force either. Randomness: ``torch.manual_seed(training.seed)`` before
