@@ -463,6 +463,23 @@ def test_incomplete_manifest_is_not_opened(tmp_path, reg):
         open_dataset("never", data_dir=tmp_path)
 
 
+def test_store_of_an_older_format_is_named_and_rebuilt(tmp_path, reg):
+    """A complete store of an older STORE_FORMAT (other random streams) is refused with a clear
+    message, reported stale, and rebuilt by the next build."""
+    spec = make_spec()
+    ds = build_dataset("x", spec, data_dir=tmp_path, registry=reg, workers=1, progress=False)
+    manifest = json.loads((ds.path / "manifest.json").read_text())
+    manifest["format"] = 1
+    (ds.path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(
+        StoreError, match=r"store format 1, this qeframe reads format 2 .*qeframe data build x"
+    ):
+        open_dataset("x", data_dir=tmp_path)
+    assert store_status("x", spec, data_dir=tmp_path) == "stale"
+    rebuilt = build_dataset("x", spec, data_dir=tmp_path, registry=reg, workers=1, progress=False)
+    assert rebuilt.manifest["format"] == 2 and rebuilt.content_hash == ds.content_hash
+
+
 # --------------------------------------------------------------------------------------------------
 # Validation before generation
 
