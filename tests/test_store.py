@@ -73,8 +73,12 @@ def test_block_seed_is_the_spawn_tree():
 
 
 def test_block_rows_cover_count_exactly_then_full_blocks():
-    assert [block_rows(5000, b, 2048) for b in range(5)] == [2048, 2048, 904, 2048, 2048]
-    assert block_rows(100, 0, 2048) == 100
+    # 5000 states: max(ceil(5000 / 2048), min(8, ceil(5000 / 256))) = 8 planned blocks of 625
+    assert [block_rows(5000, b, 2048) for b in range(10)] == [625] * 8 + [2048, 2048]
+    assert [block_rows(2000, b, 2048) for b in range(8)] == [250] * 8
+    assert [block_rows(20001, b, 2048) for b in range(11)] == [2001] + [2000] * 9 + [2048]
+    assert [block_rows(300, b, 2048) for b in range(3)] == [150, 150, 2048]
+    assert block_rows(100, 0, 2048) == 100 and block_rows(100, 1, 2048) == 2048
     assert block_size_for(3) == 2048 and block_size_for(4) == 512 and block_size_for(5) == 128
 
 
@@ -561,7 +565,8 @@ def test_iter_pieces_skips_already_stored_rows(reg):
     )
     ex = make_executor(ctx, 1)
     full = np.concatenate([p.arrays["rho"] for p in iter_pieces(ctx, [5000], ex, block_size=2048)])
-    tail = [p for p in iter_pieces(ctx, [5000], ex, block_size=2048, cursor=Cursor(0, 1, 100, 2148))]
+    first = block_rows(5000, 0, 2048)  # 625: block 1 starts at that row
+    tail = [p for p in iter_pieces(ctx, [5000], ex, block_size=2048, cursor=Cursor(0, 1, 100, first + 100))]
     assert tail[0].start == 100 and tail[0].block == 1
-    assert np.array_equal(np.concatenate([p.arrays["rho"] for p in tail]), full[2148:])
+    assert np.array_equal(np.concatenate([p.arrays["rho"] for p in tail]), full[first + 100 :])
     assert spec.families[0].count == len(full)
