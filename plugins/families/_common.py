@@ -276,6 +276,8 @@ def _matmul_parts(x: Gate2, y: Gate2) -> Gate2:
 
 def _masked(u: Gate2, mask: np.ndarray) -> Gate2:
     """``u`` where ``mask``, the identity elsewhere."""
+    if mask.all():
+        return u
     return (
         np.where(mask, u[0], 1.0),
         np.where(mask, u[1], 0.0),
@@ -425,7 +427,11 @@ def random_circuit_plan(
     init_mask = np.zeros((count, n), dtype=bool)
     for block in blocks:
         init_mask |= block
-    init_u = random_gate_params(rng, (count, n), 3) if blocks else np.ones((count, n, 3), dtype=np.complex128)
+    # parameters are drawn qubit/layer-major with the batch last, the layout plan_statevectors reads
+    if blocks:
+        init_u = np.swapaxes(random_gate_params(rng, (n, count), 3), 0, 1)
+    else:
+        init_u = np.ones((count, n, 3), dtype=np.complex128)
 
     pairs, angles, active = [], [], []
     rows = np.arange(count)
@@ -456,7 +462,7 @@ def random_circuit_plan(
         cu_pairs = np.zeros((count, 0, 2), dtype=np.int64)
         cu_angles = np.ones((count, 0, 4), dtype=np.complex128)
         cu_active = np.zeros((count, 0), dtype=bool)
-    final_u = random_gate_params(rng, (count, u_layers, n), 3)
+    final_u = np.moveaxis(random_gate_params(rng, (u_layers, n, count), 3), 2, 0)
     return CircuitPlan(
         n_qubits=n,
         prep=np.full(count, prep, dtype=np.int8),
