@@ -149,9 +149,9 @@ def _model_class() -> Any:
     def _hermitian_moments(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``tr M^2, tr M^3, tr M^4`` of Hermitian ``(..., k, k)`` matrices (real), one matmul."""
         m2 = m @ m
-        t2 = (m.abs() ** 2).sum(dim=(-2, -1))
+        t2 = torch.view_as_real(m).square().sum(dim=(-3, -2, -1))  # |M_ij|^2 without a complex abs
         t3 = (m2 * m.transpose(-2, -1)).sum(dim=(-2, -1)).real
-        t4 = (m2.abs() ** 2).sum(dim=(-2, -1))
+        t4 = torch.view_as_real(m2).square().sum(dim=(-3, -2, -1))
         return t2, t3, t4
 
     class PermEquivariantModel(nn.Module):
