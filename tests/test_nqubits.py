@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from itertools import combinations
 
 import numpy as np
@@ -237,3 +238,58 @@ def test_cut_order_six_qubits():
     assert sizes == sorted(sizes) and sizes.count(3) == 10  # C(6,3)/2 cuts of size 3, qubit 1 named first
     assert all(0 in c.side_a for c in cuts if len(c.side_a) == 3)
     assert [c.side_a for c in cuts if len(c.side_a) == 2] == list(combinations(range(6), 2))
+
+
+# -------------------------------------------------------------------------- bad input at n qubits
+
+
+@pytest.fixture
+def four_qubit_run(registry, tmp_path):
+    """A run folder of a 4-qubit perm_equivariant model after one epoch on 32 toy states."""
+    from train_plugins import synthetic_arrays
+
+    from qeframe.runs import RunDir
+    from qeframe.specs import ModelSpec, TrainingSpec
+    from qeframe.train import Trainer
+
+    run = RunDir.create(tmp_path / "runs", "exp4", "f" * 64)
+    trainer = Trainer(
+        ModelSpec(backbone="perm_equivariant", params={"width": 8}),
+        TrainingSpec(epochs=1, batch_size=16),
+        4,
+        registry=registry,
+        device="cpu",
+    )
+    trainer.fit(synthetic_arrays("train", 32, n_qubits=4), run=run)
+    return run.path
+
+
+def _one_line_error(qeframe_cli, *args) -> str:
+    code, _, err = qeframe_cli(*args)
+    assert code != 0
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_classify_and_certify_reject_wrong_sizes(four_qubit_run, tmp_path, qeframe_cli):
+    """Not a power of two, or a power of two of the wrong n: one line, non-zero exit, both commands."""
+    six = tmp_path / "six.npy"
+    np.save(six, np.eye(6)[None] / 6)
+    three_qubits = tmp_path / "eight.npy"
+    np.save(three_qubits, np.eye(8)[None] / 8)
+    five_qubits = tmp_path / "thirtytwo.npy"
+    np.save(five_qubits, np.eye(32)[None] / 32)
+    assert "matrix size 6 is not 2**n" in _one_line_error(
+        qeframe_cli, "classify", six, "--run", four_qubit_run
+    )
+    assert "matrix size 6 is not 2**n" in _one_line_error(qeframe_cli, "certify", six)
+    for path, n in ((three_qubits, 3), (five_qubits, 5)):
+        line = _one_line_error(qeframe_cli, "classify", path, "--run", four_qubit_run)
+        assert f"are {n} qubits, expected 4 (16x16)" in line
+    # the right size is accepted: seven cuts of a 4-qubit run
+    good = tmp_path / "good.npy"
+    np.save(good, np.eye(16)[None] / 16)
+    code, out, err = qeframe_cli("classify", good, "--run", four_qubit_run, "--json")
+    assert code == 0, err
+    assert len(json.loads(out)["cuts"]) == 7
