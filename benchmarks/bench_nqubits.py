@@ -38,8 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_average, report_header, write_report
 
 #: (label, family, params) measured for generation.
