@@ -18,8 +18,8 @@ invariant under local unitaries and under permutations of the qubits *inside* ``
 * the cut size ``min(|A|, |B|)`` (one-hot over ``1 … n//2``);
 * Rényi-2 entropies ``S_2(X) = -log2 tr rho_X^2`` of both reduced states ``X = A, B`` (normalised
   by ``|X|``), the entropy differences ``S_2(AB) - S_2(X)`` (negative for some ``X`` only if the
-  state is entangled across the cut: the α-entropy inequality for ``α = 2``, R. Horodecki &
-  P. Horodecki, Phys. Lett. A 194, 147 (1994); exact for pure states), and the moment ratios
+  state is entangled across the cut: separable states satisfy ``S_2(AB) >= S_2(X)``, R. Horodecki,
+  P. Horodecki & M. Horodecki, Phys. Lett. A 210, 377 (1996); exact for pure states), and the moment ratios
   ``tr rho_X^3 / (tr rho_X^2)^2``, each pair sorted (min, max) so that ``A <-> B`` does not matter;
 * partial-transpose moments ``p_k = tr (rho^{T_A})^k`` for ``k = 3, 4`` as ``p_3 / p_2^2 - 1`` and
   ``p_4 / p_2^3`` (``p_2 = tr rho^2``); ``p_3 < p_2^2`` proves NPT (the p3-PPT criterion, Elben et
