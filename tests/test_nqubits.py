@@ -293,3 +293,36 @@ def test_classify_and_certify_reject_wrong_sizes(four_qubit_run, tmp_path, qefra
     code, out, err = qeframe_cli("classify", good, "--run", four_qubit_run, "--json")
     assert code == 0, err
     assert len(json.loads(out)["cuts"]) == 7
+
+
+# -------------------------------------------------------------------------- tensor network at 64 x 64
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_tensor_network_quadratic_contraction_is_the_same_function(n):
+    """K = 2: <rho|W|rho> (MPO applied to one copy) equals the two-copy environment contraction."""
+    from qeframe_plugins.backbones.tensor_network import TensorNetworkBackbone, TensorNetworkParams
+
+    torch.manual_seed(n)
+    model = TensorNetworkBackbone(TensorNetworkParams(bond_dim=3, features=5)).build(n).double()
+    x = torch_ops.to_model_input(torch.as_tensor(random_mixed(n, 4, np.random.default_rng(n), 2)))
+    torch.testing.assert_close(model._contract_quadratic(x), model._contract(x), rtol=1e-10, atol=1e-12)
+
+
+def test_tensor_network_builds_at_six_qubits():
+    from qeframe_plugins.backbones.tensor_network import (
+        MAX_ENVIRONMENT,
+        TensorNetworkBackbone,
+        TensorNetworkParams,
+        environment_size,
+    )
+
+    params = TensorNetworkParams(bond_dim=16)
+    # the widest bond is the 32 features of the last site
+    assert environment_size(params, 6) == 32 * 2 * 4**6 <= MAX_ENVIRONMENT
+    model = TensorNetworkBackbone(params).build(6)
+    rho = torch.eye(64, dtype=torch.complex64).expand(2, 64, 64) / 64
+    out = model(torch_ops.to_model_input(rho))
+    assert out.shape == (2, 31) and torch.isfinite(out).all()
+    with pytest.raises(QeframeError, match="use fewer copies or a smaller bond_dim"):
+        TensorNetworkBackbone(TensorNetworkParams(copies=3)).build(5)
