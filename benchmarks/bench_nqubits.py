@@ -206,6 +206,58 @@ def bench_train(n: int, batch: int, steps: int) -> dict[str, Any]:
     return out
 
 
+def markdown_table(report: dict[str, Any]) -> str:
+    """The docs/n-qubits.md cost table of a report (one column per n)."""
+    res = report["results"]
+    ns = sorted(res, key=int)
+
+    def cell(n: str, *path: str, fmt: str = "{:,.0f}") -> str:
+        v: Any = res[n]
+        for key in path:
+            if not isinstance(v, dict) or key not in v:
+                return "–"
+            v = v[key]
+        return fmt.format(v) if isinstance(v, (int, float)) else str(v)
+
+    rows = [("cuts", [str(2 ** (int(n) - 1) - 1) for n in ns])]
+    for label, _, _ in FAMILIES:
+        rows.append(
+            (
+                f"generate `{label}` (states/CPU-s)",
+                [cell(n, "generate", label, "states_per_cpu_s") for n in ns],
+            )
+        )
+    for lab in ("negativity", "verified"):
+        rows.append(
+            (f"label `{lab}` (states/CPU-s)", [cell(n, "label", lab, "states_per_cpu_s") for n in ns])
+        )
+    rows.append(
+        (
+            "`certified`: wall ms per cut (noisy mixtures, SDPs in a pool)",
+            [cell(n, "label", "certified", "ms_per_cut_wall") for n in ns],
+        )
+    )
+    rows.append(
+        (
+            "`certified`: cuts proved (%)",
+            [cell(n, "label", "certified", "proved_share", fmt="{:.0%}") for n in ns],
+        )
+    )
+    rows.append(("store bytes per state", [cell(n, "store", "bytes_per_state") for n in ns]))
+    rows.append(("PPT test `npt_mask` (matrices/CPU-s)", [cell(n, "ppt", "matrices_per_cpu_s") for n in ns]))
+    for label, _, _ in BACKBONES:
+        rows.append(
+            (f"train `{label}` (samples/CPU-s)", [cell(n, "train", label, "samples_per_cpu_s") for n in ns])
+        )
+        rows.append(
+            (f"train `{label}` peak RSS (MiB)", [cell(n, "train", label, "peak_rss_mib") for n in ns])
+        )
+        rows.append((f"`{label}` parameters", [cell(n, "train", label, "parameters") for n in ns]))
+    lines = ["| quantity | " + " | ".join(f"n = {n}" for n in ns) + " |", "|---|" + "---:|" * len(ns)]
+    lines += [f"| {name} | " + " | ".join(vals) + " |" for name, vals in rows]
+    return "\n".join(lines)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--qubits", type=int, nargs="+", default=[3, 4, 5, 6])
@@ -217,7 +269,11 @@ def main() -> None:
         "--skip", nargs="*", default=[], choices=["generate", "label", "store", "train", "ppt"]
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/nqubits.json"))
+    parser.add_argument("--table", type=Path, help="print the markdown table of an existing report and exit")
     args = parser.parse_args()
+    if args.table:
+        print(markdown_table(json.loads(args.table.read_text())))
+        return
 
     from qeframe.registry import get_registry
 
