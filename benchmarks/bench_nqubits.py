@@ -264,7 +264,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--qubits", type=int, nargs="+", default=[3, 4, 5, 6])
     parser.add_argument("--states", type=int, default=512, help="states per generation/label/PPT measurement")
-    parser.add_argument("--certified-states", type=int, default=8, help="states for the certified labeler (0: skip it)")
+    parser.add_argument(
+        "--certified-states", type=int, default=8, help="states for the certified labeler (0: skip it)"
+    )
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument(
