@@ -353,6 +353,4 @@ def validate_dataset_plugins(name: str, spec: DatasetSpec, registry: Registry) -
         registry.create("family", entry.family, entry.params, key=f"datasets.{name}.families[{i}].params")
         cls = registry.get("family", entry.family)
         if not cls.supports(spec.n_qubits):
-            raise SpecError(
-                f"datasets.{name}.families[{i}].family: {entry.family!r} does not support {spec.n_qubits} qubits"
-            )
+            raise SpecError(f"datasets.{name}.families[{i}].family: {cls.unsupported_message(spec.n_qubits)}")
