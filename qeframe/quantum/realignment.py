@@ -139,7 +139,7 @@ def _inv_sqrt(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # an eigenvalue below the floor is (numerically) outside the support: filter it by tr^{-1/2}
     # (order one), so the filter stays invertible and well conditioned on the kernel
     w = np.where(w < FNF_EIG_FLOOR * tr, tr, w)
-    return (v * (w ** -0.5)[..., None, :]) @ np.conj(np.swapaxes(v, -1, -2)), rel
+    return (v * (w**-0.5)[..., None, :]) @ np.conj(np.swapaxes(v, -1, -2)), rel
 
 
 def _filter_a(x: np.ndarray, f: np.ndarray, d_a: int, d_b: int) -> np.ndarray:
@@ -210,7 +210,8 @@ def filter_normal_form(
         s = sigma[active]
         sa, sb = _marginals(s, d_a, d_b)
         err = np.maximum(
-            np.linalg.norm(d_a * sa - eye_a, ord=2, axis=(1, 2)), np.linalg.norm(d_b * sb - eye_b, ord=2, axis=(1, 2))
+            np.linalg.norm(d_a * sa - eye_a, ord=2, axis=(1, 2)),
+            np.linalg.norm(d_b * sb - eye_b, ord=2, axis=(1, 2)),
         )
         done = err <= conv_tol
         converged[active[done]] = True
@@ -256,7 +257,7 @@ def fnf_error_bound(
     """
     d = d_a * d_b
     k = min(d_a * d_a, d_b * d_b)
-    gamma = lambda m: m * _U / (1 - m * _U)  # noqa: E731
+    gamma = lambda m: m * _U / (1 - m * _U)
     ag = np.abs(g)
     prod = ag @ np.abs(x) @ np.swapaxes(ag, -1, -2)
     e_prod = gamma(2 * d) * np.linalg.norm(prod, axis=(1, 2))
@@ -365,7 +366,9 @@ def _filtered_test(
     g = np.where(finite[:, None, None], g, np.eye(d))
     y = g @ x @ np.conj(np.swapaxes(g, -1, -2))  # one step from the stored rho
     tr = np.trace(y, axis1=1, axis2=2).real
-    cond = np.linalg.cond(f_a.astype(complex)) * np.linalg.cond(f_b.astype(complex)) if finite.any() else np.inf
+    f_a = np.where(finite[:, None, None], f_a, np.eye(d_a))
+    f_b = np.where(finite[:, None, None], f_b, np.eye(d_b))
+    cond = np.linalg.cond(f_a.astype(complex)) * np.linalg.cond(f_b.astype(complex))
     ok = finite & np.isfinite(y).all(axis=(1, 2)) & (tr > 0) & (cond <= FNF_MAX_COND)
     tr_safe = np.where(ok, tr, 1.0)
     y = np.where(ok[:, None, None], y, 0)
