@@ -60,7 +60,7 @@ FNF_EIG_FLOOR = 1e-12
 #: Safety factor on the rounding bounds (as :data:`qeframe.quantum.ppt.NPT_SAFETY`).
 FNF_SAFETY = 100.0
 #: Filters with ``cond(F_A) cond(F_B)`` above this are not used (the error budget would swamp the test).
-FNF_MAX_COND = 1e7
+FNF_MAX_COND = 1e10
 _U = np.finfo(np.float64).eps / 2
 
 
@@ -136,9 +136,10 @@ def _inv_sqrt(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     w, v = np.linalg.eigh(m)
     tr = np.maximum(w.sum(axis=-1, keepdims=True), np.finfo(float).tiny)
     rel = w[..., 0] / tr[..., 0]
-    # an eigenvalue below the floor is (numerically) outside the support: filter it by tr^{-1/2}
-    # (order one), so the filter stays invertible and well conditioned on the kernel
-    w = np.where(w < FNF_EIG_FLOOR * tr, tr, w)
+    # an eigenvalue below the floor is (numerically) outside the support: filter it like the largest
+    # eigenvalue, so the filter stays invertible and, once the support is normal (all its eigenvalues
+    # equal), a multiple of the identity: repeated steps do not blow up the condition number
+    w = np.where(w < FNF_EIG_FLOOR * tr, w[..., -1:], w)
     return (v * (w**-0.5)[..., None, :]) @ np.conj(np.swapaxes(v, -1, -2)), rel
 
 
