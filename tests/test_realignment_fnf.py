@@ -202,3 +202,11 @@ def test_fnf_undoes_local_filters_on_a_ppt_entangled_state():
     # and the certified labeler proves it with provenance `realignment`
     out = CertifiedLabeler(CertifiedLabeler.Params(progress=False, sdp=False)).certify(y[:5])
     assert (out.provenance_names()[:, 4] == "realignment").all() and (out.labels[:, 4] == 1).all()
+
+
+def test_docstring_examples():
+    import doctest
+
+    from qeframe_plugins.baselines import ccnr, ccnr_fnf
+
+    assert doctest.testmod(ccnr_fnf).failed == 0 and doctest.testmod(ccnr).failed == 0
