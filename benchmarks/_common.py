@@ -1,5 +1,5 @@
-"""What the training benchmarks (``bench_train``, ``bench_ensemble``, ``bench_ddp``) share: the
-machine/software header of their JSON report and its atomic write."""
+"""What the benchmarks share: the machine/software header of their JSON report, the load average,
+the previous (committed) report for side-by-side figures, and the atomic write."""
 
 from __future__ import annotations
 
@@ -38,6 +38,15 @@ def report_header(benchmark: str) -> dict[str, Any]:
 def load_average(before: tuple[float, ...]) -> dict[str, float]:
     """The 1-minute load average before (``os.getloadavg()`` taken then) and now."""
     return {"before": round(before[0], 2), "after": round(os.getloadavg()[0], 2)}
+
+
+def previous_report(path: Path) -> dict[str, Any] | None:
+    """The report at ``path`` before this run overwrites it (the committed figures), or ``None``."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:

@@ -7,7 +7,14 @@ Builds the given datasets of a registry file into a temporary folder (removed af
     python benchmarks/bench_build.py --all
 
 Per dataset it records the wall time, states/s, the CPU seconds of the parent process (ordering,
-hashing, writing shards) and of the worker processes (generating and labelling), and the store size.
+hashing, writing shards) and of the worker processes (generating and labelling), and the store size,
+next to the figures of the previous report at ``--out`` (the committed one) and the load average.
+With ``--reference`` every dataset is built a second time in the same run with the float64 gate
+sampler of store format 1 (``qeframe_plugins.families._common.reference_gate_params``) in place of
+the trig-free one, and the ratios are reported: on a shared machine the ratio in one run is the
+figure that counts.
+
+    python benchmarks/bench_build.py --reference paper-val paper-test-mixed
 """
 
 from __future__ import annotations
@@ -45,7 +52,18 @@ def main(argv: list[str] | None = None) -> int:
         "--plugin", action="append", default=[], help="extra plugin module to register (import path)"
     )
     parser.add_argument("--progress", action="store_true", help="show progress bars")
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also build each dataset with the float64 reference gate sampler (format 1) and report ratios",
+    )
     args = parser.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _common import previous_report
+
+    previous = previous_report(args.out)
+    previous_rows = {r["dataset"]: r for r in (previous or {}).get("datasets", [])}
+    load_before = os.getloadavg()
 
     from qeframe import __version__
     from qeframe.registry import Registry
@@ -60,36 +78,63 @@ def main(argv: list[str] | None = None) -> int:
     workers = args.workers or os.cpu_count() or 1
     data_dir = args.keep or Path(tempfile.mkdtemp(prefix="qeframe-bench-"))
     results = []
+
+    def build(name: str) -> dict:
+        spec = registry_file.dataset(name)
+        cpu0, t0 = _cpu(), time.perf_counter()
+        ds = build_dataset(
+            name,
+            spec,
+            data_dir=data_dir,
+            registry=registry,
+            workers=workers,
+            shard_size=args.shard_size,
+            progress=args.progress,
+            force=True,
+        )
+        wall = time.perf_counter() - t0
+        cpu1 = _cpu()
+        size = sum(f.stat().st_size for f in ds.path.rglob("*") if f.is_file())
+        return {
+            "dataset": name,
+            "states": len(ds),
+            "n_qubits": spec.n_qubits,
+            "wall_s": round(wall, 3),
+            "states_per_s": round(len(ds) / wall, 1),
+            "parent_cpu_s": round(cpu1[0] - cpu0[0], 3),
+            "workers_cpu_s": round(cpu1[1] - cpu0[1], 3),
+            "store_bytes": size,
+            "parent_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "content_hash": ds.content_hash,
+            "workers": ds.manifest["build"]["workers"],
+            "load_average_after": round(os.getloadavg()[0], 2),
+        }
+
     try:
         for name in names:
-            spec = registry_file.dataset(name)
-            cpu0, t0 = _cpu(), time.perf_counter()
-            ds = build_dataset(
-                name,
-                spec,
-                data_dir=data_dir,
-                registry=registry,
-                workers=workers,
-                shard_size=args.shard_size,
-                progress=args.progress,
-                force=True,
-            )
-            wall = time.perf_counter() - t0
-            cpu1 = _cpu()
-            size = sum(f.stat().st_size for f in ds.path.rglob("*") if f.is_file())
-            row = {
-                "dataset": name,
-                "states": len(ds),
-                "n_qubits": spec.n_qubits,
-                "wall_s": round(wall, 3),
-                "states_per_s": round(len(ds) / wall, 1),
-                "parent_cpu_s": round(cpu1[0] - cpu0[0], 3),
-                "workers_cpu_s": round(cpu1[1] - cpu0[1], 3),
-                "store_bytes": size,
-                "parent_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                "content_hash": ds.content_hash,
-                "workers": ds.manifest["build"]["workers"],
-            }
+            row = build(name)
+            old = previous_rows.get(name)
+            if old is not None:
+                row["previous"] = {k: old.get(k) for k in ("wall_s", "workers_cpu_s", "states_per_s")}
+                row["previous"]["load_average"] = (previous or {}).get("load_average")
+            if args.reference:
+                from qeframe_plugins.families import _common as families_common
+
+                fast = families_common.random_gate_params
+                families_common.random_gate_params = (
+                    families_common.reference_gate_params
+                )  # forked workers inherit it
+                try:
+                    ref = build(name)
+                finally:
+                    families_common.random_gate_params = fast
+                row["reference_format1_sampler"] = {
+                    k: ref[k] for k in ("wall_s", "workers_cpu_s", "states_per_s", "load_average_after")
+                }
+                row["speedup_vs_reference"] = {
+                    "wall": round(ref["wall_s"] / row["wall_s"], 3),
+                    "workers_cpu": round(ref["workers_cpu_s"] / max(row["workers_cpu_s"], 1e-9), 3),
+                }
             results.append(row)
             print(json.dumps(row), flush=True)
     finally:
@@ -106,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         "shard_size": args.shard_size,
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "previous": None
+        if previous is None
+        else {k: previous.get(k) for k in ("date", "load_average", "total", "workers")},
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "datasets": results,
@@ -113,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             "states": total_states,
             "wall_s": round(total_wall, 3),
             "states_per_s": round(total_states / total_wall, 1) if total_wall else None,
+            "workers_cpu_s": round(sum(r["workers_cpu_s"] for r in results), 3),
+            "parent_cpu_s": round(sum(r["parent_cpu_s"] for r in results), 3),
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -177,6 +177,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     args = parser.parse_args(argv)
 
+    try:
+        previous = json.loads(args.out.read_text())  # the committed figures, reported beside the new ones
+    except (OSError, ValueError):
+        previous = None
     load_start = loadavg()
     print(f"generating {args.states} {args.n}-qubit states ...", flush=True)
     data = workloads(args.n, args.states, args.seed)
@@ -216,6 +220,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
 
     headline = max(results["npt_mask"][f"all/threads={t}"]["states_per_s_best"] for t in args.threads)
+    # same-run ratios against the eigvalsh sign test, and the previous report's figures
+    ratios = {
+        key: round(
+            results["npt_mask"][key]["states_per_s_best"]
+            / results["eigvalsh_sign_test"][key]["states_per_s_best"],
+            2,
+        )
+        for key in results["npt_mask"]
+    }
+    prev = None
+    if previous is not None:
+        prev = {
+            "created": previous.get("created"),
+            "git_commit": (previous.get("machine") or {}).get("git_commit"),
+            "loadavg_start": previous.get("loadavg_start"),
+            "npt_mask_states_per_s_best": {
+                k: v.get("states_per_s_best")
+                for k, v in previous.get("results", {}).get("npt_mask", {}).items()
+            },
+        }
     report = {
         "benchmark": "ppt",
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -236,6 +260,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "loadavg_end": loadavg(),
         "exactness": exactness,
         "results": results,
+        "npt_mask_over_eigvalsh_same_run": ratios,
+        "previous": prev,
         "summary": {
             "npt_mask_states_per_s": headline,
             "npt_mask_cut_tests_per_s": headline * cuts,

@@ -41,6 +41,10 @@ FAMILIES = [
     ("cut-separable", {}),
     ("spectrum-separable", {}),
     ("boundary-separable", {}),
+    ("cut-filtered-horodecki", {"noise": "none"}),
+    ("cut-filtered-horodecki", {"noise": "white", "b_values": [0.35, 0.6]}),
+    ("cut-filtered-horodecki", {"noise": "separable", "b_values": [0.35, 0.6]}),
+    ("cut-filtered-horodecki", {"noise": "range-product", "b_values": [0.35, 0.6]}),
 ]
 
 

@@ -8,8 +8,9 @@ exactly ``count_e`` labelled states. They are produced in **blocks**:
   ``np.random.default_rng(SeedSequence(seed, spawn_key=(e, b)))`` — the same seed sequence as
   ``SeedSequence(seed).spawn(E)[e].spawn(b + 1)[b]`` — and then labels them with the labeler, which
   may drop samples (:attr:`~qeframe.interfaces.LabelBatch.keep`).
-* The planned blocks ``b < ceil(count_e / B)`` have sizes ``B, B, ..., count_e - (k-1) B``; when the
-  labeler dropped samples, further blocks of ``B`` states follow until ``count_e`` states are kept.
+* The planned blocks ``b < P_e`` (:func:`planned_block_count`: ``ceil(count_e / B)``, but at least
+  ``min(8, ceil(count_e / 256))``) split ``count_e`` into near-equal sizes; when the labeler dropped
+  samples, further blocks of ``B`` states follow until ``count_e`` states are kept.
   The kept states of blocks ``0, 1, 2, ...`` are concatenated and truncated to ``count_e``.
 
 Every block's content depends only on ``(seed, e, b, size)`` and the sizes only on the spec and
@@ -85,15 +86,34 @@ def block_size_for(n_qubits: int) -> int:
     return max(1, min(MAX_BLOCK_ROWS, _BLOCK_BYTES // (16 * 4**n_qubits)))
 
 
+#: Every entry of at least ``MIN_PLANNED_BLOCKS * MIN_PLANNED_ROWS`` states has at least this many
+#: planned blocks, so that the extra blocks of a heavily dropping entry spread over as many shards.
+MIN_PLANNED_BLOCKS = 8
+#: Smallest planned block of an entry split into more blocks than ``ceil(count / B)``.
+MIN_PLANNED_ROWS = 256
+
+
+def planned_block_count(count: int, block_size: int) -> int:
+    """``P``: the number of planned blocks of an entry of ``count`` states and block size ``B``.
+
+    ``max(ceil(count / B), min(MIN_PLANNED_BLOCKS, ceil(count / MIN_PLANNED_ROWS)))``: an entry of
+    2 000 three-qubit states has 8 planned blocks of 250 rather than one of 2 000, so that a shard
+    plan (:class:`ShardPlan`) can spread its extra blocks over up to 8 shards. Depends on the spec
+    and ``B`` only (a constant of the store format).
+    """
+    return max(-(-count // block_size), min(MIN_PLANNED_BLOCKS, -(-count // MIN_PLANNED_ROWS)))
+
+
 def block_rows(count: int, block: int, block_size: int) -> int:
     """Number of states block ``block`` of an entry with ``count`` wanted states generates.
 
-    The planned blocks cover ``count`` exactly (the last one is short); later blocks, needed only when
-    the labeler drops samples, have ``block_size`` states.
+    The ``P`` planned blocks (:func:`planned_block_count`) cover ``count`` exactly, in near-equal
+    sizes (``count // P``, the first ``count % P`` one state more); later blocks, needed only when the
+    labeler drops samples, have ``block_size`` states.
     """
-    planned = -(-count // block_size)
+    planned = planned_block_count(count, block_size)
     if block < planned:
-        return min(block_size, count - block * block_size)
+        return count // planned + (block < count % planned)
     return block_size
 
 
@@ -417,7 +437,7 @@ def default_workers() -> int:
 
 def planned_blocks(counts: list[int], block_size: int) -> int:
     """Number of blocks when the labeler keeps every sample (used to cap the pool size)."""
-    return sum(math.ceil(c / block_size) for c in counts)
+    return sum(planned_block_count(c, block_size) for c in counts)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -429,7 +449,7 @@ class ShardPlan:
     """How the generation blocks of a dataset are divided among ``n_shards`` independent builds.
 
     ``counts`` are the entries' wanted states, ``block_size`` is ``B``; entry ``e`` has
-    ``P_e = ceil(count_e / B)`` *planned* blocks (:func:`block_rows`) and, when the labeler drops
+    ``P_e`` *planned* blocks (:func:`planned_block_count`, :func:`block_rows`) and, when the labeler drops
     samples, *extra* blocks ``P_e, P_e + 1, ...``. The rule (shards are numbered ``0 .. N-1``):
 
     1. **Planned blocks, round robin over the whole dataset.** The planned blocks in dataset order,
@@ -467,8 +487,8 @@ class ShardPlan:
             raise QeframeError("a shard plan needs a positive block size and positive counts")
 
     def planned(self, entry: int) -> int:
-        """``P_e``: the number of planned blocks of ``entry``."""
-        return -(-self.counts[entry] // self.block_size)
+        """``P_e``: the number of planned blocks of ``entry`` (:func:`planned_block_count`)."""
+        return planned_block_count(self.counts[entry], self.block_size)
 
     @cached_property
     def _offsets(self) -> list[int]:

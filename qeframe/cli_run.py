@@ -136,19 +136,23 @@ def _component_info(registry: Any, kind: str, name: str) -> dict[str, str]:
 
 
 def _check_experiment(
-    experiment: str, registry_file: Any, reg: Any, epochs: int | None
+    experiment: str, registry_file: Any, reg: Any, epochs: int | None, compile: bool = False
 ) -> tuple[Any, list[str], int]:
     """Check every plugin name and parameter an experiment uses, before anything is built.
 
-    Returns ``(spec, dataset names it reads, n_qubits)``; ``epochs`` overrides ``training.epochs``.
+    Returns ``(spec, dataset names it reads, n_qubits)``; ``epochs`` overrides ``training.epochs``,
+    ``compile`` sets ``training.compile``.
     """
     from .evaluate import validate_baselines
     from .specs import validate_dataset_plugins
     from .train import validate_experiment_plugins
 
     spec = registry_file.experiment(experiment)
-    if epochs is not None:
-        spec = spec.model_copy(update={"training": spec.training.model_copy(update={"epochs": epochs})})
+    updates: dict[str, Any] = {} if epochs is None else {"epochs": epochs}
+    if compile:
+        updates["compile"] = True
+    if updates:
+        spec = spec.model_copy(update={"training": spec.training.model_copy(update=updates)})
     key = f"experiments.{experiment}"
     validate_experiment_plugins(experiment, spec, reg)
     validate_baselines(spec.evaluation, reg, key=f"{key}.evaluation.baselines")
@@ -177,6 +181,7 @@ def _run_several(
     epochs: int | None,
     jobs: int,
     as_json: bool,
+    compile: bool = False,
 ) -> None:
     """``qeframe run A B ...``: check all, build their datasets once, run each in a child process
     (:mod:`qeframe.multirun`), then print and write the comparison of their results."""
@@ -197,7 +202,7 @@ def _run_several(
     reg = get_registry()
     needed: list[str] = []
     for experiment in experiments:
-        _, names, _ = _check_experiment(experiment, registry_file, reg, epochs)
+        _, names, _ = _check_experiment(experiment, registry_file, reg, epochs, compile)
         needed += [n for n in names if n not in needed]
     resolve_device(device)  # `--device cuda` without CUDA fails here, not in every child
     for name in needed:
@@ -209,7 +214,13 @@ def _run_several(
         Job(
             e,
             child_command(
-                e, registry=registry, data_dir=data_dir, runs_dir=runs_dir, device=device, epochs=epochs
+                e,
+                registry=registry,
+                data_dir=data_dir,
+                runs_dir=runs_dir,
+                device=device,
+                epochs=epochs,
+                compile=compile,
             ),
             log_dir / f"{e}.log",
             log_dir / f"{e}.json",
@@ -317,6 +328,14 @@ def run_command(
         typer.Option("--resume", help="Continue the run in RUN_DIR from its last complete checkpoint."),
     ] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Override training.epochs.", min=1)] = None,
+    compile: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="Set training.compile: torch.compile the training step (CUDA graphs on one GPU; "
+            "minutes of compilation, then a faster step).",
+        ),
+    ] = False,
     distributed: Annotated[
         bool,
         typer.Option(
@@ -380,13 +399,14 @@ def run_command(
             epochs=epochs,
             jobs=jobs,
             as_json=as_json,
+            compile=compile,
         )
         return
     experiment = experiments[0]
     registry_file = load_registry_file(registry)
     reg = get_registry()
     key = f"experiments.{experiment}"
-    spec, names, n_qubits = _check_experiment(experiment, registry_file, reg, epochs)
+    spec, names, n_qubits = _check_experiment(experiment, registry_file, reg, epochs, compile)
     parallel = wants_distributed(distributed)
     env = torchrun_env() if parallel else None
     if parallel and env is None:

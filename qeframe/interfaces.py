@@ -170,11 +170,27 @@ class StateFamily(Component):
 
     kind: ClassVar[str] = "family"
     Params: ClassVar[type[Params]] = FamilyParams
+    #: Inclusive range of qubit numbers the family produces, ``(low, high)``; ``high = None``: no limit.
+    qubit_range: ClassVar[tuple[int, int | None]] = (2, None)
 
     @classmethod
     def supports(cls, n_qubits: int) -> bool:
-        """Whether the family can produce ``n_qubits``-qubit states (default: any n >= 2)."""
-        return n_qubits >= 2
+        """Whether the family can produce ``n_qubits``-qubit states (default: ``n`` in :attr:`qubit_range`)."""
+        low, high = cls.qubit_range
+        return n_qubits >= low and (high is None or n_qubits <= high)
+
+    @classmethod
+    def supported_qubits(cls) -> str:
+        """:attr:`qubit_range` in words, for error messages: ``"n >= 3"``, ``"n = 3"``, ``"3 <= n <= 6"``."""
+        low, high = cls.qubit_range
+        if high is None:
+            return f"n >= {low}"
+        return f"n = {low}" if low == high else f"{low} <= n <= {high}"
+
+    @classmethod
+    def unsupported_message(cls, n_qubits: int) -> str:
+        """One line naming the family, ``n`` and the supported range."""
+        return f"family {cls.name!r} does not support n = {n_qubits} qubits (supported: {cls.supported_qubits()})"
 
     @abc.abstractmethod
     def sample(self, count: int, rng: np.random.Generator, n_qubits: int = 3) -> StateBatch:
@@ -189,7 +205,7 @@ class StateFamily(Component):
         if not self.supports(n_qubits):
             from .errors import QeframeError
 
-            raise QeframeError(f"family {self.name!r} does not support {n_qubits} qubits")
+            raise QeframeError(self.unsupported_message(n_qubits))
         batch = self.sample(count, rng, n_qubits)
         if getattr(self.params, "local_randomize", False):
             from .quantum.random import locally_randomize

@@ -89,8 +89,10 @@ def child_command(
     runs_dir: Path,
     device: str,
     epochs: int | None = None,
+    compile: bool = False,
 ) -> list[str]:
-    """``python -m qeframe.cli run EXPERIMENT --json`` with the parent's registry, folders and device."""
+    """``python -m qeframe.cli run EXPERIMENT --json`` with the parent's registry, folders, device
+    and ``--epochs`` / ``--compile`` overrides."""
     command = [
         sys.executable, "-m", "qeframe.cli", "run", experiment,
         "--registry", str(registry),
@@ -101,6 +103,8 @@ def child_command(
     ]  # fmt: skip
     if epochs is not None:
         command += ["--epochs", str(epochs)]
+    if compile:
+        command.append("--compile")
     return command
 
 

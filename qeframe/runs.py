@@ -117,13 +117,23 @@ def experiment_spec_hash(experiment: ExperimentSpec, datasets: Mapping[str, Data
     training (without ``epochs``), router and train/validation dataset names, plus the spec hashes
     of those datasets.
 
-    Left out: ``training.epochs`` (when to stop, not what is trained: a run resumed with more
-    ``--epochs`` is the same run continued), the test datasets, ``evaluation``, ``prediction``
-    (fitted after training) and ``description``
-    (they change the tables, not the weights, so a resumed run may be evaluated differently).
+    Left out: ``training.epochs`` under a constant learning rate (when to stop, not what is
+    trained: a run resumed with more ``--epochs`` is the same run continued; a learning-rate
+    schedule spans ``epochs``, so with one it counts), ``training.compile`` (how the same loss is
+    computed), the training fields added later while at their defaults
+    (``TrainingSpec.HASH_OPTIONAL``, so older runs keep their hash), the test datasets,
+    ``evaluation``, ``prediction`` (fitted after training) and ``description`` (they change the
+    tables, not the weights, so a resumed run may be evaluated differently).
     """
     spec = experiment.model_dump(mode="json")
-    spec["training"].pop("epochs", None)
+    training = spec["training"]
+    for key in type(experiment.training).HASH_EXCLUDED:
+        training.pop(key, None)
+    if experiment.training.lr_schedule == "constant":  # a schedule spans `epochs`: then it counts
+        training.pop("epochs", None)
+    for key, default in type(experiment.training).HASH_OPTIONAL.items():
+        if training.get(key) == default:
+            training.pop(key)
     for key in ("test", "evaluation", "prediction", "description"):
         spec.pop(key, None)
     names = [experiment.train, *experiment.validation]

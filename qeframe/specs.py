@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -126,13 +127,25 @@ class TrainingSpec(Frame):
 
     epochs: int = Field(default=20, gt=0, description="passes over the training set")
     batch_size: int = Field(default=128, gt=0, description="global batch size")
-    lr: float = Field(default=1e-3, gt=0, description="Adam learning rate")
+    lr: float = Field(default=1e-3, gt=0, description="Adam learning rate (the peak of a schedule)")
+    lr_schedule: Literal["constant", "onecycle", "cosine"] = Field(
+        default="constant",
+        description="learning rate per step over all `epochs`: constant | onecycle (warm-up to `lr` in "
+        "the first 30 % of the steps, then cosine annealing; Smith & Topin 2019) | cosine (from `lr` to 0)",
+    )
     weight_decay: float = Field(default=0.0, ge=0, description="Adam weight decay")
     bce_weight: float = Field(
         default=1.0, ge=0, description="l0: weight of the BCE term (unknown labels masked)"
     )
     symmetries: list[SymmetryLoss] = Field(
         default_factory=list, description="consistency terms (empty: plain CNN)"
+    )
+    symmetry_fraction: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="share of each batch (its first ceil(f B) samples, a random subset) that gets "
+        "symmetry views; the consistency terms average over those",
     )
     seed: int = Field(default=0, ge=0, description="seeds initialisation, shuffling and symmetry sampling")
     precision: Literal["auto", "float32", "bf16"] = Field(
@@ -141,6 +154,43 @@ class TrainingSpec(Frame):
     select: Literal["best-validation", "last"] = Field(
         default="best-validation", description="which epoch's weights the run keeps"
     )
+    compile: bool = Field(
+        default=False,
+        description="torch.compile the model (CUDA: mode reduce-overhead, i.e. CUDA graphs); the same "
+        "loss up to rounding, not part of the spec hash",
+    )
+
+    #: fields added after runs were recorded: left out of the experiment spec hash at their default,
+    #: so that the hashes (and run ids, ``--resume``) of older specs do not change
+    HASH_OPTIONAL: ClassVar[dict[str, Any]] = {"lr_schedule": "constant", "symmetry_fraction": 1.0}
+    #: fields that change how the loss is computed, not what it is: never hashed
+    HASH_EXCLUDED: ClassVar[tuple[str, ...]] = ("compile",)
+
+    def learning_rate(self, step: int, total_steps: int) -> float:
+        """The learning rate of 0-based optimiser ``step`` of ``total_steps`` under ``lr_schedule``.
+
+        ``onecycle`` is :class:`torch.optim.lr_scheduler.OneCycleLR` with its defaults and without
+        cycling Adam's beta1 (Smith & Topin, "Super-convergence", Proc. SPIE 11006, 2019): cosine
+        warm-up from ``lr / 25`` to ``lr`` until step ``0.3 T - 1``, then cosine annealing to
+        ``lr / 25e4`` at step ``T - 1``. ``cosine`` anneals from ``lr`` at step 0 to 0 at step
+        ``T - 1`` (Loshchilov & Hutter, "SGDR", ICLR 2017, without restarts).
+        """
+        if self.lr_schedule == "constant" or total_steps <= 1:
+            return self.lr
+        step = min(max(step, 0), total_steps - 1)
+        last = float(total_steps - 1)
+
+        def anneal(a: float, b: float, u: float) -> float:
+            return b + (a - b) * 0.5 * (1.0 + math.cos(math.pi * u))
+
+        if self.lr_schedule == "cosine":
+            return anneal(self.lr, 0.0, step / last)
+        start = self.lr / 25.0
+        end = start / 1.0e4
+        peak = 0.3 * total_steps - 1.0
+        if step <= peak:
+            return anneal(start, self.lr, step / peak) if peak > 0 else self.lr
+        return anneal(self.lr, end, (step - peak) / (last - peak))
 
 
 class EvaluationSpec(Frame):
@@ -308,6 +358,4 @@ def validate_dataset_plugins(name: str, spec: DatasetSpec, registry: Registry) -
         registry.create("family", entry.family, entry.params, key=f"datasets.{name}.families[{i}].params")
         cls = registry.get("family", entry.family)
         if not cls.supports(spec.n_qubits):
-            raise SpecError(
-                f"datasets.{name}.families[{i}].family: {entry.family!r} does not support {spec.n_qubits} qubits"
-            )
+            raise SpecError(f"datasets.{name}.families[{i}].family: {cls.unsupported_message(spec.n_qubits)}")

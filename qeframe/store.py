@@ -76,8 +76,13 @@ from .quantum.cuts import cut_names
 from .registry import Registry, get_registry
 from .specs import NAME_PATTERN, DatasetSpec, RegistryFile, validate_dataset_plugins
 
-#: Version of the on-disk layout; a store of another format is rebuilt.
-STORE_FORMAT = 1
+#: Version of the on-disk layout and of the random streams behind the rows; a store of another
+#: format is rebuilt. History: 1 — first layout; 2 — trig-free gate and phase sampling in the
+#: circuit and Haar generators (``qeframe_plugins.families._common.random_gate_params``): the same
+#: specification and seed draw other (statistically equivalent) states.
+STORE_FORMAT = 2
+#: Why a store of an older format cannot be read, per format (for the error message).
+_FORMAT_CHANGES = {1: "format 2 draws the circuit and Haar states with other random streams"}
 MANIFEST = "manifest.json"
 #: ``manifest["kind"]`` of a shard store (:mod:`qeframe.shards`); a dataset's manifest has no ``kind``.
 SHARD_KIND = "shard"
@@ -212,6 +217,14 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _old_format(manifest: dict[str, Any] | None) -> int | None:
+    """The format of a complete store written by another store format, else ``None``."""
+    if not manifest or manifest.get("complete") is not True or manifest.get("format") == STORE_FORMAT:
+        return None
+    fmt = manifest.get("format")
+    return fmt if isinstance(fmt, int) else -1
+
+
 def _is_complete(manifest: dict[str, Any] | None) -> bool:
     return bool(manifest) and manifest.get("complete") is True and manifest.get("format") == STORE_FORMAT
 
@@ -220,6 +233,13 @@ def open_dataset(name: str, *, data_dir: Path = Path("data")) -> Dataset:
     """Open the complete store ``data_dir/name``; :class:`StoreError` if it is missing or incomplete."""
     path = Path(data_dir) / name
     manifest = read_manifest(path)
+    old = _old_format(manifest)
+    if old is not None:
+        raise StoreError(
+            f"dataset {name!r} in {path} was built with store format {old}, this qeframe reads format "
+            f"{STORE_FORMAT} ({_FORMAT_CHANGES.get(old, 'another layout')}); rebuild it with "
+            f"`qeframe data build {name}`"
+        )
     if not _is_complete(manifest):
         if manifest is None and not path.is_dir():
             raise StoreError(f"dataset {name!r} is not built (no {path}); run `qeframe data build {name}`")
@@ -243,7 +263,8 @@ def open_dataset(name: str, *, data_dir: Path = Path("data")) -> Dataset:
 def store_status(name: str, spec: DatasetSpec | None, *, data_dir: Path = Path("data")) -> str:
     """One word about ``data_dir/name`` compared with ``spec``.
 
-    ``built`` (complete, same spec), ``stale`` (complete, other spec), ``partial`` (an interrupted
+    ``built`` (complete, same spec), ``stale`` (complete, other spec or older store format),
+    ``partial`` (an interrupted
     build of this spec that ``build`` will resume), ``missing`` (nothing usable). With ``spec=None``:
     ``built`` for any complete store.
     """
@@ -253,6 +274,8 @@ def store_status(name: str, spec: DatasetSpec | None, *, data_dir: Path = Path("
         assert manifest is not None
         if spec is None or _same_build(manifest, spec):
             return "built"
+        return "stale"
+    if _old_format(manifest) is not None and manifest.get("kind") != SHARD_KIND:  # type: ignore[union-attr]
         return "stale"
     state = _read_json(path / BUILD_STATE)
     if (

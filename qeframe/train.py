@@ -19,7 +19,12 @@ draws a random transformation ``S_s`` per sample and returns ``cut_map`` with ``
 cut_map[i, j]`` (cut ``j`` of ``rho_i`` is cut ``cut_map[i, j]`` of ``S_s rho_i``), and
 ``w_s(e) = s.weight_at(e)`` (paper: 0 for epochs 0..9, then 0.5). A term whose weight is 0 in an
 epoch is not computed in that epoch. Original and views go through the model as one batch
-(shared weights: the Siamese network). Optimiser: Adam(lr, weight_decay).
+(shared weights: the Siamese network; :func:`fused_loss`). With ``training.symmetry_fraction
+= f < 1`` only the first ``ceil(f B)`` samples of the (shuffled) batch get views and the
+consistency sums are divided by ``ceil(f B) m``. Optimiser: Adam(lr, weight_decay), the learning
+rate set before every step from ``training.lr_schedule`` over all ``epochs`` steps
+(:meth:`~qeframe.specs.TrainingSpec.learning_rate`). ``training.compile`` runs
+:func:`fused_loss` through :func:`torch.compile` (:func:`compile_loss`).
 
 Devices and precision: CUDA when available (``device="auto"``) with bf16 autocast, CPU in float32;
 ``training.precision`` can force either. Randomness: ``torch.manual_seed(training.seed)`` before
@@ -312,6 +317,70 @@ def predict_logits(
     return torch.cat(outs)
 
 
+def fused_loss(
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    cut_maps: Sequence[torch.Tensor],
+    weights: Sequence[float],
+    names: Sequence[str],
+    bce_weight: float,
+    bce_denominator: torch.Tensor | None = None,
+    view_denominator: int | None = None,
+    amp_dtype: torch.dtype | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    """The Siamese loss from one fused forward pass: ``(total, {term: value}, logits)``.
+
+    ``inputs`` ``(b + s v, 2, d, d)``: ``b`` original states (``labels`` ``(b, m)`` int8) followed
+    by ``s = len(cut_maps)`` blocks of ``v`` transformed states, the ``i``-th block being the view
+    of the first ``v`` originals under symmetry ``i`` (``cut_maps[i]`` ``(v, m)`` long). With
+    ``p = sigmoid(f(inputs))``::
+
+        total = bce_weight * BCE_masked(f(x)[:b], labels)
+                + sum_i weights[i] * mean_{r < v, j} | p[r, j] - p[b + i v + r, cut_maps[i][r, j]] |
+
+    ``bce_denominator`` / ``view_denominator`` replace the BCE's number of known labels / the
+    consistency terms' ``v m`` (a data-parallel rank's share, :meth:`Trainer.batch_loss`).
+    A pure tensor function of its inputs (no host synchronisation), which is what
+    ``training.compile`` compiles; it equals separate forward passes per view for any model
+    whose output for a sample does not depend on the rest of the batch (no BatchNorm in
+    training mode).
+    """
+    with _autocast(inputs.device, amp_dtype):
+        out = model(inputs)
+    if out.dtype in (torch.float16, torch.bfloat16):
+        out = out.float()
+    b = labels.shape[0]
+    logits = out[:b]
+    bce, _ = masked_bce(logits, labels, denominator=bce_denominator)
+    terms = {"bce": bce}
+    total = bce_weight * bce
+    if cut_maps:
+        p = torch.sigmoid(logits)
+        v = cut_maps[0].shape[0]
+        for i, (cut_map, weight, name) in enumerate(zip(cut_maps, weights, names)):
+            p_view = torch.sigmoid(out[b + i * v : b + (i + 1) * v])
+            term = consistency_loss(p[:v], p_view, cut_map, denominator=view_denominator)
+            terms[name] = term
+            total = total + weight * term
+    return total, terms, logits
+
+
+def compile_loss(device: torch.device, world_size: int = 1) -> Callable[..., Any]:
+    """:func:`fused_loss` through :func:`torch.compile` (``training.compile``).
+
+    The model's forward and backward and the loss terms become one Inductor graph per input
+    shape (full batches, the last partial batch, with and without symmetry views: a few
+    compilations per run, ``dynamic=False``). On a single CUDA device the mode is
+    ``reduce-overhead``, which replays the step's kernels as a CUDA graph: the Siamese step at
+    batch 128 is bound by kernel launches, not arithmetic. Data-parallel runs and the CPU use
+    the default mode (on the CPU Inductor generates C++/OpenMP kernels; it needs a C++ compiler).
+    The symmetry transforms (complex arithmetic, random draws from a generator) stay eager.
+    """
+    mode = "reduce-overhead" if device.type == "cuda" and world_size == 1 else None
+    return torch.compile(fused_loss, mode=mode, dynamic=False)
+
+
 # --------------------------------------------------------------------------------------------------
 # the trainer
 
@@ -419,6 +488,7 @@ class Trainer:
             fused=self.device.type == "cuda" or None,
         )
         self.train_model = wrap_model(self.model, self.dist, self.device)
+        self._loss_fn = compile_loss(self.device, self.dist.world_size) if training.compile else fused_loss
         if self.dist.world_size > 1:  # independent dropout masks on the ranks' parts
             torch.manual_seed(_rank_seed(training.seed, self.dist.rank, 0))
         shuffle_seed, symmetry_seed = _seeds(training.seed)
@@ -450,6 +520,43 @@ class Trainer:
         return self.backbone.params.model_dump(mode="json")
 
     # ------------------------------------------------------------------ one batch
+    def view_rows(self, b: int) -> int:
+        """Rows of a global batch of ``b`` samples that get symmetry views: ``ceil(f b)`` (at least 1)
+        for ``training.symmetry_fraction = f`` — the first rows, a random subset of the shuffled data."""
+        f = self.training.symmetry_fraction
+        return b if f >= 1.0 else min(b, max(1, math.ceil(f * b)))
+
+    def batch_inputs(
+        self, xb: torch.Tensor, epoch_index: int, *, part: tuple[int, int] | None = None
+    ) -> tuple[torch.Tensor, list[tuple[str, float, torch.Tensor]], int]:
+        """The fused model input of one batch: ``(inputs, views, view_rows)``.
+
+        ``inputs`` ``(b_l + s v, 2, d, d)`` is this rank's part of the batch (``b_l`` rows) followed
+        by the ``v`` view rows of each of the ``s`` active symmetries, in the order of
+        ``training.symmetries`` — one tensor, so that the Siamese branches (shared weights) are one
+        forward pass. ``views`` holds ``(term name, weight, cut_map (v, m) long)`` per active
+        symmetry. Each symmetry draws its transformations for the first :meth:`view_rows` rows of
+        the *global* batch from the symmetry generator (the same random numbers on every rank) and
+        this rank keeps the rows of its part.
+        """
+        b = xb.shape[0]
+        lo, hi = (0, b) if part is None else part
+        xl = xb[lo:hi] if (lo, hi) != (0, b) else xb
+        k = self.view_rows(b)
+        vlo, vhi = lo, max(lo, min(hi, k))
+        views: list[tuple[str, float, torch.Tensor]] = []
+        inputs = [xl]
+        for name, spec, sym in zip(self.term_names, self.training.symmetries, self.symmetries):
+            weight = spec.weight_at(epoch_index)
+            if weight <= 0:
+                continue
+            rho2, cut_map = sym.apply(complex_view(xb if k == b else xb[:k]), self.symmetry_generator)
+            if (vlo, vhi) != (0, k):
+                rho2, cut_map = rho2[vlo:vhi], cut_map[vlo:vhi]
+            inputs.append(to_model_input(rho2).to(xb.dtype))
+            views.append((name, weight, cut_map.to(device=xb.device, dtype=torch.long)))
+        return (torch.cat(inputs) if len(inputs) > 1 else xl), views, vhi - vlo
+
     def batch_loss(
         self,
         xb: torch.Tensor,
@@ -461,49 +568,36 @@ class Trainer:
         """Loss of one batch at 0-based ``epoch_index``: ``(total, {term: value}, logits)``.
 
         Terms: ``bce`` and one ``sym:<name>`` per symmetry whose weight is positive this epoch.
+        The original states and all symmetry views go through the model as one concatenated
+        batch (:meth:`batch_inputs`); :func:`fused_loss` splits the output.
 
         ``part = (lo, hi)``: ``xb``, ``yb`` are a global batch of ``B`` samples of which this
         data-parallel rank trains rows ``lo:hi``. Symmetry views are still drawn for all ``B``
         samples (the same random numbers as a single process) and sliced; the model runs on the
         part only; the returned values are this rank's shares — the BCE normalised by the known
-        labels of the global batch, the consistency terms by ``B m`` — so that their sum over
-        ranks is the loss of the global batch. ``logits`` are those of the part.
+        labels of the global batch, the consistency terms by ``v m`` (``v`` = :meth:`view_rows`
+        of the global batch) — so that their sum over ranks is the loss of the global batch.
+        ``logits`` are those of the part.
         """
         b = xb.shape[0]
         lo, hi = (0, b) if part is None else part
         sliced = (lo, hi) != (0, b)
-        xl, yl = (xb[lo:hi], yb[lo:hi]) if sliced else (xb, yb)
-        bl = hi - lo
-        views: list[tuple[str, float, torch.Tensor]] = []
-        inputs = [xl]
-        for name, spec, sym in zip(self.term_names, self.training.symmetries, self.symmetries):
-            weight = spec.weight_at(epoch_index)
-            if weight <= 0:
-                continue
-            rho2, cut_map = sym.apply(complex_view(xb), self.symmetry_generator)
-            if sliced:
-                rho2, cut_map = rho2[lo:hi], cut_map[lo:hi]
-            inputs.append(to_model_input(rho2).to(xb.dtype))
-            views.append((name, weight, cut_map.to(device=xb.device, dtype=torch.long)))
-        with _autocast(xb.device, self.amp_dtype):
-            out = self.train_model(torch.cat(inputs) if len(inputs) > 1 else xl)
-        out = out.float()
-        logits = out[:bl]
-        if sliced:
-            bce, _ = masked_bce(logits, yl, denominator=(yb >= 0).sum())
-        else:
-            bce, _ = masked_bce(logits, yl)
-        terms = {"bce": bce}
-        total = self.training.bce_weight * bce
-        if views:
-            p = torch.sigmoid(logits)
-            denominator = b * logits.shape[1] if sliced else None
-            for k, (name, weight, cut_map) in enumerate(views, start=1):
-                p_view = torch.sigmoid(out[k * bl : (k + 1) * bl])
-                term = consistency_loss(p, p_view, cut_map, denominator=denominator)
-                terms[name] = term
-                total = total + weight * term
-        return total, terms, logits
+        inputs, views, _ = self.batch_inputs(xb, epoch_index, part=part)
+        yl = yb[lo:hi] if sliced else yb
+        bce_denominator = (yb >= 0).sum() if sliced else None
+        view_denominator = self.view_rows(b) * yb.shape[1] if sliced else None
+        return self._loss_fn(
+            self.train_model,
+            inputs,
+            yl,
+            [cut_map for _, _, cut_map in views],
+            [weight for _, weight, _ in views],
+            [name for name, _, _ in views],
+            self.training.bce_weight,
+            bce_denominator,
+            view_denominator,
+            self.amp_dtype,
+        )
 
     # ------------------------------------------------------------------ one epoch
     def train_epoch(
@@ -533,7 +627,15 @@ class Trainer:
         known = zero.clone()
         seen = 0
         t0 = time.perf_counter()
-        for s in starts:
+        total_steps = len(starts) * self.training.epochs
+        graphs = self.training.compile and x.device.type == "cuda" and world == 1
+        for step, s in enumerate(starts, start=(epoch - 1) * len(starts)):
+            if self.training.lr_schedule != "constant":
+                lr = self.training.learning_rate(step, total_steps)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+            if graphs:  # CUDA graphs (reduce-overhead): the previous step's outputs may be reused
+                torch.compiler.cudagraph_mark_step_begin()
             idx = perm[s : s + bs]
             xb, yb = x[idx], y[idx]
             nb = xb.shape[0]
@@ -572,6 +674,7 @@ class Trainer:
                 **{k: values.get(k) for k in weights},
             },
             "weights": {"bce": self.training.bce_weight, **weights},
+            "lr": float(self.optimizer.param_groups[0]["lr"]),
             "train_accuracy": float(correct) / float(known) if float(known) > 0 else None,
             "samples": seen,
             "samples_per_s": seen / train_time if train_time > 0 else None,

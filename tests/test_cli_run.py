@@ -227,3 +227,16 @@ def test_classify_missing_checkpoint_file(trained_run, tmp_path, qeframe_cli):
     np.save(good, np.eye(8)[None] / 8)
     code, _, err = qeframe_cli("classify", good, "--run", trained_run)
     assert code == 2 and ("missing" in err or "no checkpoint" in err)
+
+
+def test_epochs_and_compile_overrides_reach_the_training_spec():
+    from qeframe.cli_run import _check_experiment
+    from qeframe.registry import Registry
+    from qeframe.specs import load_registry_file
+
+    registry_file = load_registry_file(Path(__file__).parents[1] / "registry.toml")
+    reg = Registry.load()
+    spec, names, n = _check_experiment("quickstart", registry_file, reg, None)
+    assert not spec.training.compile and n == 3 and names[0] == spec.train
+    spec, _, _ = _check_experiment("quickstart", registry_file, reg, 2, compile=True)
+    assert spec.training.compile and spec.training.epochs == 2

@@ -59,13 +59,14 @@ def _registry() -> Registry:
     )
 
 
-def _trainer(registry, *, epochs=2, distributed=None) -> Trainer:
+def _trainer(registry, *, epochs=2, distributed=None, symmetry_fraction=1.0) -> Trainer:
     training = TrainingSpec(
         epochs=epochs,
         batch_size=32,
         lr=1e-2,
         seed=5,
         symmetries=[SymmetryLoss(name="test-permutation", start_epoch=0, weight=0.5)],
+        symmetry_fraction=symmetry_fraction,
     )
     return Trainer(
         ModelSpec(backbone="test-mlp", params={"hidden": 16}),
@@ -103,13 +104,16 @@ def test_shard_bounds_rejects_bad_rank():
         shard_bounds(10, 2, 2)
 
 
-@pytest.mark.parametrize("batch, world", [(27, 2), (10, 3), (2, 3)])
-def test_rank_shares_add_up_to_the_single_process_loss_and_gradient(batch, world):
+@pytest.mark.parametrize(
+    "batch, world, fraction", [(27, 2, 1.0), (10, 3, 1.0), (2, 3, 1.0), (27, 2, 0.3), (27, 3, 0.5)]
+)
+def test_rank_shares_add_up_to_the_single_process_loss_and_gradient(batch, world, fraction):
     """What DDP computes — the average over ranks of ``world`` x (rank share) gradients — is the
     gradient of the global batch's loss; the shares of every term add up to the global value.
-    (2, 3): one rank has an empty part."""
+    (2, 3): one rank has an empty part; with a symmetry fraction < 1 the views cover the first
+    rows of the global batch, so some ranks have no view rows."""
     reg = _registry()
-    trainer = _trainer(reg)
+    trainer = _trainer(reg, symmetry_fraction=fraction)
     data = synthetic_arrays("train", batch, seed=3, unknown=0.4)
     x, y = model_input(data.rho), torch.tensor(data.labels)
     state = trainer.symmetry_generator.get_state()

@@ -339,3 +339,46 @@ def test_registry_creates_the_mixed_families():
         reg.create("family", "product", {"kind": "biseparable", "terms": [1, 4]}), ProductFamily
     )
     assert isinstance(reg.create("family", "reduced", {"max_rank": True}), ReducedFamily)
+
+
+# --------------------------------------------------------------------------------------------------
+# The trig-free sampler (store format 2) keeps the recipes' statistics
+
+
+@pytest.mark.parametrize("source", ["circuit", "haar"])
+def test_comb_biseparable_statistics_match_the_float64_reference_sampler(source, monkeypatch):
+    """The verified set's costliest recipe (comb mixtures across a random cut) drawn with the
+    trig-free gate/phase sampler and with the float64 ``sin``/``cos`` reference (format 1) agree:
+    per-cut NPT fractions (two-proportion z-test, 2500 states each, two-sided alpha 1e-4 per cut)
+    and purities (two-sample KS, alpha 1e-4). A sampler whose θ covers [0, π/2) instead of
+    [0, 2π) fails the same test."""
+    from scipy import stats
+
+    from qeframe.quantum.ppt import npt_mask
+
+    fam = product(kind="biseparable", source=source, terms=(2, 16), local_terms=(2, 16))
+    count = 2500
+
+    def draw(seed):
+        rho = fam.sample(count, np.random.default_rng(seed), 3).rho
+        return npt_mask(rho), purity(rho)
+
+    def agree(a, b) -> bool:
+        pooled = (a[0].sum(axis=0) + b[0].sum(axis=0)) / (2 * count)
+        z = (a[0].mean(axis=0) - b[0].mean(axis=0)) / np.sqrt(pooled * (1 - pooled) * 2 / count)
+        return bool((np.abs(z) < 3.89).all() and stats.ks_2samp(a[1], b[1]).pvalue > 1e-4)
+
+    new = draw(41)
+    monkeypatch.setattr(_common, "random_gate_params", _common.reference_gate_params)
+    reference = draw(42)
+    assert 0.005 < new[0][:, 0].mean() < 0.5  # NPT on some, not all, non-product cuts
+    assert agree(new, reference)
+
+    def wrong(rng, shape, k):  # θ/2 in [0, π/4): gates too close to diagonal
+        p = _common.reference_gate_params(rng, shape, k)
+        p[..., 0] = p[..., 0] ** 0.25
+        return p
+
+    monkeypatch.setattr(_common, "random_gate_params", wrong)
+    if source == "circuit":  # Haar draws use phases only, where the half angle plays no role
+        assert not agree(new, draw(43))

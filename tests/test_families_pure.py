@@ -257,6 +257,48 @@ def test_circuit_plan_follows_the_paper_recipe():
 
 
 # --------------------------------------------------------------------------------------------------
+# The trig-free gate sampler draws the recipe's angles
+
+
+def test_gate_parameters_are_unit_and_their_angles_uniform():
+    """``random_gate_params``: every parameter has modulus 1 and every angle (θ, φ, λ, γ) is
+    uniform on [0, 2π) (Kolmogorov-Smirnov, alpha 1e-6 per angle); the same test rejects θ with
+    the Haar density ∝ sin θ/2, so it has the power to fail."""
+    from scipy import stats
+
+    params = _common.random_gate_params(np.random.default_rng(21), (20000,), 4)
+    np.testing.assert_allclose(np.abs(params), 1.0, atol=1e-15)
+    angles = _common.param_angles(params)
+    assert ((angles >= 0) & (angles < 2 * np.pi)).all()
+    uniform = stats.uniform(0, 2 * np.pi).cdf
+    for k in range(4):
+        assert stats.kstest(angles[:, k], uniform).pvalue > 1e-6, k
+    haar_theta = 2 * np.arccos(1 - 2 * np.random.default_rng(22).random(20000))  # density ∝ sin θ/2
+    assert stats.kstest(haar_theta, uniform).pvalue < 1e-6
+    a, b, c, d = _common.u_parts(params[:5, 0], params[:5, 1], params[:5, 2])
+    gates = np.stack([np.stack([a, b], -1), np.stack([c, d], -1)], -2)
+    np.testing.assert_allclose(gates, _common.u_matrices(angles[:5, :3]), atol=1e-14)  # U(θ, φ, λ), Eq. A1
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_circuit_states_match_the_float64_reference_sampler(n, monkeypatch):
+    """Circuit states from the trig-free sampler and from the float64 ``sin``/``cos`` reference
+    (store format 1) have the same distribution: two-sample KS on the purity of qubit 1's reduced
+    state and on ``|<0…0|ψ>|²``, 4000 states each, alpha 1e-4."""
+    from scipy import stats
+
+    def features(rng):
+        psi = circuit(kind="entangled").sample(4000, rng, n).rho
+        return purity(partial_trace(psi, [0])), psi[:, 0, 0].real
+
+    new = features(np.random.default_rng(31))
+    monkeypatch.setattr(_common, "random_gate_params", _common.reference_gate_params)
+    old = features(np.random.default_rng(32))
+    for a, b in zip(new, old, strict=True):
+        assert stats.ks_2samp(a, b).pvalue > 1e-4
+
+
+# --------------------------------------------------------------------------------------------------
 # A3 states are Haar distributed
 
 

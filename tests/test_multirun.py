@@ -154,3 +154,13 @@ def test_comparison_tables_take_the_union_of_datasets():
         ["b", "80.00", "50.00"],
         ["ppt (baseline)", "100.00", "0.00"],
     ]
+
+
+def test_child_command_passes_the_overrides(tmp_path):
+    from qeframe.multirun import child_command
+
+    paths = {"registry": tmp_path / "r.toml", "data_dir": tmp_path / "d", "runs_dir": tmp_path / "r"}
+    plain = child_command("x", device="cpu", **paths)
+    assert "--epochs" not in plain and "--compile" not in plain
+    both = child_command("x", device="cpu", epochs=3, compile=True, **paths)
+    assert both[both.index("--epochs") + 1] == "3" and both[-1] == "--compile"

@@ -15,22 +15,34 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from qeframe_plugins.families._ppt import horodecki_witness
 from qeframe_plugins.families.boundary_separable import BoundarySeparableFamily, ppt_thresholds
+from qeframe_plugins.families.cut_filtered_horodecki import (
+    CutFilteredHorodeckiFamily,
+    cut_local_congruence,
+    random_joint_filters,
+)
 from qeframe_plugins.families.cut_separable import CutSeparableFamily
 from qeframe_plugins.families.filtered_horodecki import FilteredHorodeckiFamily
 from qeframe_plugins.families.filtered_separable import FilteredSeparableFamily
 from qeframe_plugins.families.horodecki import horodecki_states
 from qeframe_plugins.families.product_lowrank import ProductLowRankFamily
 from qeframe_plugins.families.spectrum_separable import SpectrumSeparableFamily
-from qeframe_plugins.families.witnessed_horodecki import WitnessedHorodeckiFamily, separable_noise
+from qeframe_plugins.families.witnessed_horodecki import (
+    WitnessedHorodeckiFamily,
+    WitnessedHorodeckiParams,
+    separable_noise,
+    witnessed_mixtures,
+)
 from qeframe_plugins.labelers.certified import CertifiedLabeler
 
 from qeframe.labels import ENTANGLED, SEPARABLE, UNKNOWN, provenance_code
 from qeframe.quantum.cuts import bipartitions
 from qeframe.quantum.ops import partial_transpose, permute_qubits, pure_density
 from qeframe.quantum.ppt import npt_mask, pt_min_eigenvalues
+from qeframe.quantum.random import random_local_filters
 from qeframe.quantum.validation import validate_density_matrices
-from qeframe.quantum.witness import absolute_separability_margin, witness_values
+from qeframe.quantum.witness import absolute_separability_margin, verify_block_positive, witness_values
 from qeframe.specs import load_registry_file
 
 SEEDS = st.integers(0, 2**32 - 1)
@@ -85,7 +97,7 @@ def test_filtered_horodecki_with_unit_kappa_is_a_local_unitary_orbit():
 
 
 @settings(max_examples=6, deadline=None)
-@given(seed=SEEDS, noise=st.sampled_from(["white", "product", "separable"]))
+@given(seed=SEEDS, noise=st.sampled_from(["white", "product", "separable", "range-product"]))
 def test_witnessed_horodecki_states_are_ppt_on_the_witness_cut(seed, noise):
     fam = WitnessedHorodeckiFamily(
         WitnessedHorodeckiFamily.Params(noise=noise, b_values=(0.3, 0.5), local_randomize=True)
@@ -252,6 +264,130 @@ def test_boundary_separable_target_cut_is_ppt_next_to_the_threshold(seed):
     assert np.median(lm[:, 1]) < 1e-3  # next to the boundary
 
 
+@settings(max_examples=8, deadline=None)
+@given(
+    seed=SEEDS,
+    noise=st.sampled_from(["none", "white", "product", "separable", "range-product"]),
+    transpose=st.sampled_from([0.0, 1.0]),
+    kappa_rest=st.floats(1.0, 10.0),
+    n_qubits=st.sampled_from([3, 3, 4]),
+)
+def test_cut_filtered_horodecki_is_ppt_on_its_cut_and_npt_labels_are_exact(
+    seed, noise, transpose, kappa_rest, n_qubits
+):
+    fam = CutFilteredHorodeckiFamily(
+        CutFilteredHorodeckiFamily.Params(
+            noise=noise,
+            transpose=transpose,
+            kappa_rest=kappa_rest,
+            b_range=(0.05, 0.95),
+            b_values=(0.35, 0.6),
+        )
+    )
+    batch = fam.generate(32, np.random.default_rng(seed), n_qubits)
+    validate_density_matrices(batch.rho)
+    lm = pt_min_eigenvalues(batch.rho)
+    assert (lm[:, 0] > -1e-12).all()  # the construction cut 1|2..n is PPT
+    assert (batch.ground_truth[:, 0] == ENTANGLED).all()
+    proof = "construction" if noise == "none" else "witness"
+    assert (batch.ground_truth_provenance[:, 0] == provenance_code(proof)).all()
+    npt = lm[:, 1:] < -1e-10
+    assert (batch.ground_truth[:, 1:][npt] == ENTANGLED).all()
+    assert (batch.ground_truth[:, 1:][~npt] == UNKNOWN).all()
+    if noise == "none":  # congruence keeps the edge-state ranks of rho_b (and of rho_b^{T_1})
+        edge = 2 ** (n_qubits - 1) + 1
+        assert (ranks(batch.rho) == edge).all()
+        assert (ranks(partial_transpose(batch.rho, [0])) == edge).all()
+
+
+@pytest.mark.parametrize("n_qubits", [3, 4])
+def test_range_product_noise_lies_in_the_range_and_gives_birank_d_plus_1_d_plus_2(n_qubits):
+    """range-product noise: |e,f> in the range of rho_b0, so rank rho = D + 1 while rank rho^{T_1}
+    = D + 2 (edge state: |e*,f> is not in the range of rho_b0^{T_1}); the transpose swaps them.
+    The tolerated noise weight reaches far beyond white noise's ~1 %."""
+    d_half = 2 ** (n_qubits - 1)
+    rng = np.random.default_rng(4)
+    params = WitnessedHorodeckiParams(b_values=(0.35,), noise="range-product")
+    rho = witnessed_mixtures(200, params, n_qubits, rng)
+    rho0 = horodecki_states([0.35], n_qubits)[0]
+    distance = 0.5 * np.abs(np.linalg.eigvalsh(rho - rho0)).sum(axis=-1)  # trace distance to rho_b0
+    assert (ranks(rho) == d_half + 1).all()
+    assert (ranks(partial_transpose(rho, [0])) == d_half + 2).all()
+    assert (pt_min_eigenvalues(rho)[:, 0] > -1e-12).all()
+    assert np.quantile(distance, 0.9) > 0.02  # white noise: distance <= q <= ~1.2 %
+    fam = CutFilteredHorodeckiFamily(
+        CutFilteredHorodeckiFamily.Params(noise="range-product", transpose=1.0, b_values=(0.35,))
+    )
+    batch = fam.generate(50, rng, n_qubits)
+    assert (ranks(batch.rho) == d_half + 2).all()
+    assert (ranks(partial_transpose(batch.rho, [0])) == d_half + 1).all()
+    assert (batch.ground_truth_provenance[:, 0] == WITNESS).all()
+
+
+def test_cut_filtered_horodecki_filter_is_not_a_product_of_qubit_filters():
+    """kappa = kappa_rest = 1: M is unitary, so the spectrum is rho_b's, but G entangles qubits 2, 3,
+    which changes the spectrum of the 2|13 partial transpose (a product of qubit unitaries would not)."""
+    b = (0.5 - 1e-12, 0.5 + 1e-12)
+    fam = CutFilteredHorodeckiFamily(
+        CutFilteredHorodeckiFamily.Params(kappa=1.0, kappa_rest=1.0, transpose=0.0, b_range=b)
+    )
+    batch = fam.generate(16, np.random.default_rng(0))
+    ref = horodecki_states([0.5])
+    assert np.allclose(np.linalg.eigvalsh(batch.rho), np.linalg.eigvalsh(ref), atol=1e-10)
+    pt_ref = np.linalg.eigvalsh(partial_transpose(ref, [1]))
+    pt = np.linalg.eigvalsh(partial_transpose(batch.rho, [1]))
+    assert np.abs(pt - pt_ref).max(axis=-1).min() > 1e-3
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_cut_filtered_witness_transports_to_a_verified_block_positive_witness(transpose):
+    """The proof of the witnessed variant, checked state by state: W' = M^{-†} W^{(T_1)} M^{-1} is
+    verified block-positive (grid-plus-concavity proof) and tr(W' rho) < 0 for the filtered state."""
+    rng = np.random.default_rng(5)
+    rho0 = witnessed_mixtures(3, WitnessedHorodeckiParams(b_values=(0.35,), noise="separable"), 3, rng)
+    w = horodecki_witness(0.35).matrix
+    if transpose:
+        rho0, w = partial_transpose(rho0, [0]), partial_transpose(w[None], [0])[0]
+    f = random_local_filters(3, 1, 4.0, rng)[:, 0]
+    g = random_joint_filters(3, 4, 4.0, rng)
+    assert (np.linalg.cond(g) <= 4.0 + 1e-9).all()
+    rho = cut_local_congruence(rho0, f, g)
+    for i in range(3):
+        m_inv = np.linalg.inv(np.kron(f[i], g[i]))
+        w_prime = m_inv.conj().T @ w @ m_inv
+        assert verify_block_positive(w_prime).verified
+        assert witness_values(w_prime, rho[i : i + 1])[0] < 0
+        # and the congruence inverts: M^{-1} rho M^{-†} is rho0 up to normalisation
+        back = m_inv @ rho[i] @ m_inv.conj().T
+        assert np.allclose(back / np.trace(back), rho0[i], atol=1e-10)
+
+
+@pytest.mark.slow
+def test_cut_filtered_horodecki_entanglement_is_confirmed_independently_by_dps2():
+    """Without the family's ground truth, the DPS-2 SDP (no 2-copy PPT symmetric extension; Doherty,
+    Parrilo, Spedalieri, PRA 69, 022308 (2004)) proves the construction cut entangled for every
+    variant, and the other cuts are NPT: the labeler's own decisions equal the ground truth."""
+    pytest.importorskip("cvxpy")
+    batches = [
+        CutFilteredHorodeckiFamily(
+            CutFilteredHorodeckiFamily.Params(
+                noise=noise, transpose=transpose, b_values=(0.35, 0.6), local_randomize=True
+            )
+        ).generate(1, np.random.default_rng(seed))
+        for seed, (noise, transpose) in enumerate(
+            [(noise, t) for noise in ("none", "white", "separable", "range-product") for t in (0.0, 1.0)]
+        )
+    ]
+    rho = np.concatenate([b.rho for b in batches])
+    truth = np.concatenate([b.ground_truth for b in batches])
+    proof = np.concatenate([b.ground_truth_provenance for b in batches])
+    cert = labeler(sdp=True, use_ground_truth=False, workers=1).certify(rho)
+    np.testing.assert_array_equal(cert.labels, truth)
+    construction_cut = np.isin(proof, [provenance_code("construction"), WITNESS])
+    assert (cert.provenance[construction_cut] == provenance_code("dps2")).all()
+    assert (cert.evidence[construction_cut] < 1 - 1e-3).all()
+
+
 # ------------------------------------------------------------------------------ labelling at scale, datasets
 
 
@@ -264,10 +400,19 @@ FAMILIES = [
     CutSeparableFamily(CutSeparableFamily.Params(local_randomize=True)),
     SpectrumSeparableFamily(SpectrumSeparableFamily.Params(local_randomize=True)),
     BoundarySeparableFamily(BoundarySeparableFamily.Params(local_randomize=True)),
+    CutFilteredHorodeckiFamily(CutFilteredHorodeckiFamily.Params(local_randomize=True)),
+    CutFilteredHorodeckiFamily(CutFilteredHorodeckiFamily.Params(noise="separable", local_randomize=True)),
+    CutFilteredHorodeckiFamily(
+        CutFilteredHorodeckiFamily.Params(noise="range-product", local_randomize=True)
+    ),
 ]
 
 
-@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f"{f.name}-{getattr(f.params, 'source', '')}")
+def _family_id(f) -> str:
+    return f"{f.name}-{getattr(f.params, 'source', '')}{getattr(f.params, 'noise', '')}"
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=_family_id)
 def test_certified_labeler_without_sdp_proves_every_ppt_cut_and_never_conflicts(family):
     batch = family.generate(200, np.random.default_rng(9))
     with warnings.catch_warnings():
@@ -295,6 +440,8 @@ def test_ppt_datasets_hold_out_their_test_sources():
         "quickstart-test-ppt-separable",
         "paper-test-ppt-entangled",
         "paper-test-ppt-separable",
+        "quickstart-test-ppt-entangled-cutfilter",
+        "paper-test-ppt-entangled-cutfilter",
     ):
         spec = reg.datasets[n]
         assert spec.split == "test"
@@ -302,3 +449,13 @@ def test_ppt_datasets_hold_out_their_test_sources():
             assert (e.family, tuple(sorted((k, str(v)) for k, v in e.params.items()))) not in seen
     train_families = {e.family for e in reg.datasets["paper-train-ppt"].families}
     assert "boundary-separable" not in train_families  # the held-out separable source
+    # held-out sources that no training or validation set of the whole registry uses at all
+    for family in ("boundary-separable", "cut-filtered-horodecki"):
+        users = [
+            n
+            for n, spec in reg.datasets.items()
+            if spec.split != "test" and family in {e.family for e in spec.families}
+        ]
+        assert not users, (family, users)
+    for n in ("quickstart-test-ppt-entangled-cutfilter", "paper-test-ppt-entangled-cutfilter"):
+        assert {e.family for e in reg.datasets[n].families} == {"cut-filtered-horodecki"}

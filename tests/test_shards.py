@@ -156,11 +156,31 @@ def test_schedule_without_drops_is_the_planned_blocks():
         assert size == block_rows(plan.counts[e], b, 2048)
         sched.observe(e, b, size, size)
         seen.append((e, b))
-    assert seen == [(0, 1), (1, 0), (2, 1)]  # global indices 1, 3, 5
+    # planned blocks 8, 1, 8 (global 0-7, 8, 9-16); shard 1 holds the odd global indices
+    assert seen == [(0, 1), (0, 3), (0, 5), (0, 7), (2, 0), (2, 2), (2, 4), (2, 6)]
     with pytest.raises(ValueError):
         ShardSchedule(plan, 0).observe(0, 2, 904, 904)  # not the next block
     with pytest.raises(QeframeError):
         ShardSchedule(plan, 2)
+
+
+def test_extras_of_a_small_dropping_entry_spread_over_the_shards():
+    """An entry of 2 000 states (one block of B = 2048 up to format 1) with 5 % kept: its 8 planned
+    blocks give it 4 owners, so 4 shards share its ~40 blocks instead of one shard computing all."""
+    plan = ShardPlan((2000,), 2048, 4)
+    assert plan.planned(0) == 8 and plan.owners(0) == 4
+    generated, kept = [], []
+    for k in range(4):
+        sched = ShardSchedule(plan, k)
+        g = c = 0
+        while (task := sched.next()) is not None:
+            e, b, size = task
+            sched.observe(e, b, size, size // 20)
+            g, c = g + size, c + size // 20
+        generated.append(g)
+        kept.append(c)
+    assert min(generated) > 0 and max(generated) <= 1.5 * min(generated)
+    assert sum(kept) >= 2000  # together they cover the entry (the merge computes nothing)
 
 
 def test_schedule_asks_for_extras_after_drops_and_stops():

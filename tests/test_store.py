@@ -73,8 +73,12 @@ def test_block_seed_is_the_spawn_tree():
 
 
 def test_block_rows_cover_count_exactly_then_full_blocks():
-    assert [block_rows(5000, b, 2048) for b in range(5)] == [2048, 2048, 904, 2048, 2048]
-    assert block_rows(100, 0, 2048) == 100
+    # 5000 states: max(ceil(5000 / 2048), min(8, ceil(5000 / 256))) = 8 planned blocks of 625
+    assert [block_rows(5000, b, 2048) for b in range(10)] == [625] * 8 + [2048, 2048]
+    assert [block_rows(2000, b, 2048) for b in range(8)] == [250] * 8
+    assert [block_rows(20001, b, 2048) for b in range(11)] == [2001] + [2000] * 9 + [2048]
+    assert [block_rows(300, b, 2048) for b in range(3)] == [150, 150, 2048]
+    assert block_rows(100, 0, 2048) == 100 and block_rows(100, 1, 2048) == 2048
     assert block_size_for(3) == 2048 and block_size_for(4) == 512 and block_size_for(5) == 128
 
 
@@ -463,6 +467,23 @@ def test_incomplete_manifest_is_not_opened(tmp_path, reg):
         open_dataset("never", data_dir=tmp_path)
 
 
+def test_store_of_an_older_format_is_named_and_rebuilt(tmp_path, reg):
+    """A complete store of an older STORE_FORMAT (other random streams) is refused with a clear
+    message, reported stale, and rebuilt by the next build."""
+    spec = make_spec()
+    ds = build_dataset("x", spec, data_dir=tmp_path, registry=reg, workers=1, progress=False)
+    manifest = json.loads((ds.path / "manifest.json").read_text())
+    manifest["format"] = 1
+    (ds.path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(
+        StoreError, match=r"store format 1, this qeframe reads format 2 .*qeframe data build x"
+    ):
+        open_dataset("x", data_dir=tmp_path)
+    assert store_status("x", spec, data_dir=tmp_path) == "stale"
+    rebuilt = build_dataset("x", spec, data_dir=tmp_path, registry=reg, workers=1, progress=False)
+    assert rebuilt.manifest["format"] == 2 and rebuilt.content_hash == ds.content_hash
+
+
 # --------------------------------------------------------------------------------------------------
 # Validation before generation
 
@@ -544,7 +565,8 @@ def test_iter_pieces_skips_already_stored_rows(reg):
     )
     ex = make_executor(ctx, 1)
     full = np.concatenate([p.arrays["rho"] for p in iter_pieces(ctx, [5000], ex, block_size=2048)])
-    tail = [p for p in iter_pieces(ctx, [5000], ex, block_size=2048, cursor=Cursor(0, 1, 100, 2148))]
+    first = block_rows(5000, 0, 2048)  # 625: block 1 starts at that row
+    tail = [p for p in iter_pieces(ctx, [5000], ex, block_size=2048, cursor=Cursor(0, 1, 100, first + 100))]
     assert tail[0].start == 100 and tail[0].block == 1
-    assert np.array_equal(np.concatenate([p.arrays["rho"] for p in tail]), full[2148:])
+    assert np.array_equal(np.concatenate([p.arrays["rho"] for p in tail]), full[first + 100 :])
     assert spec.families[0].count == len(full)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -434,3 +435,196 @@ def test_latest_checkpoint_skips_a_damaged_epoch(registry, tmp_path):
         from qeframe.runs import load_tensors
 
         load_tensors(ckpt / "epoch-0002.safetensors")
+
+
+# ---------------------------------------------------------------------------------------------------
+# the fused Siamese step, the learning-rate schedules, the symmetry fraction, compilation
+
+
+def _cnn_trainer(
+    fraction=1.0, compile=False, epochs=1, seed=4, lr_schedule="constant", batch_size=16, start_epoch=0
+):
+    """A small paper-type CNN (the built-in backbone) with both built-in symmetries from epoch 0."""
+    training = TrainingSpec(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=3e-3,
+        seed=seed,
+        lr_schedule=lr_schedule,
+        symmetry_fraction=fraction,
+        compile=compile,
+        symmetries=[
+            SymmetryLoss(name="local_unitary", start_epoch=start_epoch, weight=0.5),
+            SymmetryLoss(name="permutation", start_epoch=start_epoch, weight=0.25),
+        ],
+    )
+    params = {"ratio": 4.0, "fc_layers": 2, "fc_width": 16}
+    return Trainer(
+        ModelSpec(backbone="cnn", params=params), training, 3, registry=Registry.load(), device="cpu"
+    )
+
+
+@pytest.mark.parametrize("fraction, expected_rows", [(1.0, 11), (0.25, 3), (0.01, 1)])
+def test_fused_siamese_step_equals_separate_forward_passes(fraction, expected_rows):
+    """One forward pass over the concatenated original and views gives the loss and the gradients
+    of three separate passes (the paper's triple Siamese network, Eq. 6), to float64 rounding."""
+    trainer = _cnn_trainer(fraction)
+    model = trainer.model.double()
+    data = synthetic_arrays("train", 11, seed=8, unknown=0.3)
+    x = model_input(data.rho).double()
+    y = torch.tensor(data.labels)
+    state = trainer.symmetry_generator.get_state()
+    total, terms, logits = trainer.batch_loss(x, y, 0)
+    model.zero_grad(set_to_none=True)
+    total.backward()
+    fused_grads = [p.grad.clone() for p in model.parameters()]
+
+    # reference: one forward pass per branch, the loss written out from its definition
+    trainer.symmetry_generator.set_state(state)
+    k = trainer.view_rows(11)
+    assert k == expected_rows
+    out = model(x)
+    known = y >= 0
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(out[known], y[known].double())
+    expected = {"bce": bce}
+    ref_total = bce
+    p = torch.sigmoid(out)
+    for name, spec, sym in zip(trainer.term_names, trainer.training.symmetries, trainer.symmetries):
+        rho2, cut_map = sym.apply(torch_ops.from_model_input(x[:k]), trainer.symmetry_generator)
+        p_view = torch.sigmoid(model(torch_ops.to_model_input(rho2)))
+        diffs = [abs(p[i, j] - p_view[i, cut_map[i, j]]) for i in range(k) for j in range(3)]
+        expected[name] = sum(diffs) / (3 * k)
+        ref_total = ref_total + spec.weight * expected[name]
+    model.zero_grad(set_to_none=True)
+    ref_total.backward()
+    assert set(terms) == set(expected)
+    for name, value in expected.items():
+        torch.testing.assert_close(terms[name], value, rtol=1e-12, atol=1e-14)
+    assert float(terms["sym:permutation"].detach()) > 1e-4  # the views are really different states
+    torch.testing.assert_close(total, ref_total, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(logits, out, rtol=1e-12, atol=1e-14)
+    for g, p_ref in zip(fused_grads, model.parameters()):
+        torch.testing.assert_close(g, p_ref.grad, rtol=1e-10, atol=1e-13)
+
+
+def test_symmetry_fraction_views_the_first_rows():
+    """With a fraction f the views are of the first ceil(f B) rows: each view is a unitary
+    conjugate of its row (same spectrum), and the fused input holds B + s ceil(f B) samples."""
+    data = synthetic_arrays("train", 12, seed=2)
+    data.rho[:] = data.rho + 0.01 * np.diag(np.arange(8))[None]  # distinct spectra per row
+    data.rho /= np.trace(data.rho, axis1=1, axis2=2)[:, None, None]
+    x = model_input(data.rho).double()
+    trainer = _cnn_trainer(0.5)
+    inputs, views, rows = trainer.batch_inputs(x, 0)
+    assert rows == 6 and inputs.shape == (12 + 2 * 6, 2, 8, 8) and [v[2].shape for v in views] == [(6, 3)] * 2
+    torch.testing.assert_close(inputs[:12], x)
+    spectrum = torch.linalg.eigvalsh(torch_ops.from_model_input(x[:6]))
+    for block in (inputs[12:18], inputs[18:24]):
+        torch.testing.assert_close(torch.linalg.eigvalsh(torch_ops.from_model_input(block)), spectrum)
+    assert trainer.view_rows(1) == 1 and _cnn_trainer(1.0).view_rows(7) == 7
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+def test_learning_rate_schedules_match_torch(schedule):
+    """``onecycle`` is torch's OneCycleLR (defaults, no momentum cycling); ``cosine`` is
+    CosineAnnealingLR to 0 over ``T - 1`` steps."""
+    total = 37
+    spec = TrainingSpec(lr=3e-3, lr_schedule=schedule)
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=3e-3)
+    if schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=total, cycle_momentum=False)
+    else:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total - 1)
+    for step in range(total):
+        assert spec.learning_rate(step, total) == pytest.approx(
+            opt.param_groups[0]["lr"], rel=1e-9, abs=1e-15
+        )
+        opt.step()
+        sched.step()
+    assert TrainingSpec(lr=3e-3).learning_rate(5, total) == 3e-3
+
+
+def test_schedule_spans_all_epochs_and_survives_resume(registry, tmp_path):
+    """The per-step learning rate follows the schedule over ``epochs`` (recorded per epoch);
+    killing the run after epoch 1 and resuming gives the uninterrupted weights (the rate is a
+    function of the step, not a scheduler state)."""
+    train = synthetic_arrays("train", 64, seed=1)
+    training = TrainingSpec(epochs=3, batch_size=16, lr=1e-2, seed=1, lr_schedule="onecycle", select="last")
+
+    def trainer():
+        return Trainer(ModelSpec(backbone="test-mlp"), training, 3, registry=registry, device="cpu")
+
+    whole = trainer().fit(train)
+    last_steps = [4 * e - 1 for e in (1, 2, 3)]  # 4 batches per epoch, 12 steps
+    assert [r["lr"] for r in whole.history] == pytest.approx(
+        [training.learning_rate(s, 12) for s in last_steps]
+    )
+
+    class Killed(Exception):
+        pass
+
+    def kill(record):
+        raise Killed
+
+    run = RunDir.create(tmp_path, "sched", "s" * 64)
+    with pytest.raises(Killed):
+        trainer().fit(train, run=run, on_epoch_end=kill)
+    resumed = trainer()
+    assert resumed.resume(run) == 1
+    resumed.fit(train, run=run)
+    for (k, a), (_, b) in zip(whole.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), k
+
+
+def test_new_training_fields_keep_old_spec_hashes():
+    from qeframe.runs import experiment_spec_hash
+    from qeframe.specs import parse_registry
+
+    def digest(**training):
+        rf = parse_registry(
+            {
+                "datasets": {
+                    "a": {"labeler": "negativity", "seed": 1, "families": [{"family": "f", "count": 4}]}
+                },
+                "experiments": {"e": {"train": "a", "model": {"backbone": "cnn"}, "training": training}},
+            }
+        )
+        return experiment_spec_hash(rf.experiments["e"], rf.datasets)
+
+    base = digest(epochs=20)
+    # the defaults of the later fields and `compile` leave the hash alone ...
+    assert digest(epochs=20, lr_schedule="constant", symmetry_fraction=1.0, compile=True) == base
+    assert digest(epochs=5) == base  # constant rate: epochs is when to stop
+    # ... other values change it; under a schedule the number of epochs shapes the rate
+    assert digest(epochs=20, symmetry_fraction=0.5) != base
+    assert digest(epochs=20, lr_schedule="onecycle") != base
+    assert digest(epochs=20, lr_schedule="onecycle") != digest(epochs=10, lr_schedule="onecycle")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("c++") is None and shutil.which("g++") is None, reason="needs a C++ compiler"
+)
+def test_compiled_training_matches_eager():
+    """``training.compile`` (torch.compile, Inductor's C++ backend on the CPU) trains the same
+    model as the eager step, up to float32 rounding: same losses, same weights after a plain
+    epoch and a Siamese epoch (two graphs, each with its backward)."""
+    train = synthetic_arrays("train", 32, seed=6, unknown=0.2)
+    results = []
+    for compiled in (False, True):
+        trainer = _cnn_trainer(0.5, compile=compiled, epochs=2, lr_schedule="cosine")
+        trainer.training.symmetries[:] = [
+            s.model_copy(update={"start_epoch": 1}) for s in trainer.training.symmetries
+        ]
+        results.append(trainer.fit(train))
+    eager, compiled = results
+    assert eager.history[0]["loss"]["sym:local_unitary"] is None
+    assert eager.history[1]["loss"]["sym:local_unitary"] > 0
+    for re, rc in zip(eager.history, compiled.history):
+        for key, value in re["loss"].items():
+            if value is None:
+                assert rc["loss"][key] is None
+            else:
+                assert rc["loss"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+    for a, b in zip(eager.model.state_dict().values(), compiled.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)

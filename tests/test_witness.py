@@ -315,6 +315,7 @@ def test_docstring_examples_of_the_new_modules():
         "qeframe.quantum.witness",
         "qeframe_plugins.families.filtered_horodecki",
         "qeframe_plugins.families.witnessed_horodecki",
+        "qeframe_plugins.families.cut_filtered_horodecki",
         "qeframe_plugins.families.filtered_separable",
         "qeframe_plugins.families.product_lowrank",
         "qeframe_plugins.families.cut_separable",

@@ -22,7 +22,10 @@ also carries ``c``: dimension 8). The weights form an MPO along the qubits whose
 with bond dimension ``bond_dim`` and ``features`` outputs ``m`` on the last bond. The contraction
 runs qubit by qubit with ``torch.einsum`` (copy by copy at site 1), keeping the environment
 ``E_q[b, a_q, rest of copy 1, ..., rest of copy K]`` of ``B * bond_dim * 4**(K (n - q))`` numbers —
-``rho^{⊗K}`` is never formed. A small MLP head (``head_layers`` hidden layers of ``head_width``,
+``rho^{⊗K}`` is never formed. For ``K = 2`` (the default) the same function is contracted in a
+cheaper order: ``F_m = <rho| W_m |rho>``, the MPO applied to one copy (a sweep that turns each
+site leg of copy 1 into an output leg, ``bond_dim * 2 * 4**n`` numbers per sample), then a dot
+product with the other copy; this scales to 6 qubits (64 x 64 inputs). A small MLP head (``head_layers`` hidden layers of ``head_width``,
 ReLU) maps the ``features`` to one logit per cut.
 
 Initialisation (stable for Adam). Every site tensor starts as the "trace" tensor
@@ -37,11 +40,13 @@ of order one that break the symmetry between channels. The features then pass th
 ``LayerNorm`` (no affine parameters; ``layer_norm``) before the head, which keeps their scale
 fixed during training (the rescaling a long MPS would do with a running log-norm).
 
-Cost per sample (``K = 2``, ``p1 = 8``, ``R = 4**(n-1)``): ``p1 bond_dim R (p1 + R)`` multiply-adds at
-site 1 and ``16 bond_dim^2 4**(2(n-q))`` at site ``q``; memory ``bond_dim R^2`` for the largest
-environment. :meth:`TensorNetworkBackbone.build` refuses configurations whose environment exceeds
-:data:`MAX_ENVIRONMENT` numbers per sample: with ``bond_dim = 16`` that allows ``n <= 5`` for
-``K = 2`` and ``n <= 3`` for ``K = 3``.
+Cost per sample, ``K = 2`` (``D = 2 * 4**n`` entries of the site vector): ``64 bond_dim D``
+multiply-adds at site 1 and ``16 bond_dim^2 D`` at every later site, memory ``bond_dim D`` — for
+``n = 6``, ``bond_dim = 16``: about ``3 10^7`` multiply-adds per sample per site and ``1.3 10^5``
+numbers. ``K = 3``: ``bond_dim 4**(3(n-1))`` numbers for the largest environment.
+:meth:`TensorNetworkBackbone.build` refuses configurations whose largest intermediate
+(:func:`environment_size`) exceeds :data:`MAX_ENVIRONMENT` numbers per sample: with
+``bond_dim = 16`` that allows ``n <= 7`` for ``K = 2`` and ``n <= 3`` for ``K = 3``.
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ if TYPE_CHECKING:
 
 INPUT_CHANNELS = 2
 
-#: Largest environment (numbers per sample, ``bond_dim * 4**(K (n-1))``) that :meth:`build` accepts.
+#: Largest intermediate (numbers per sample, :func:`environment_size`) that :meth:`build` accepts.
 MAX_ENVIRONMENT = 2**21
 
 
@@ -75,6 +80,15 @@ class TensorNetworkParams(Params):
         default=1.0, ge=0.0, description="scale of the random part of the initial cores"
     )
     layer_norm: bool = Field(default=True, description="LayerNorm (no affine) on the MPO features")
+
+
+def environment_size(params: TensorNetworkParams, n_qubits: int) -> int:
+    """Largest intermediate tensor per sample: ``bond_dim * 2 * 4**n`` for ``K = 2`` (the MPO applied to
+    one copy), ``bond_dim * 4**(K (n-1))`` otherwise (the environment of all ``K`` copies)."""
+    width = max(params.bond_dim, params.features)
+    if params.copies == 2:
+        return width * 2 * 4**n_qubits
+    return width * 4 ** (params.copies * (n_qubits - 1))
 
 
 def _site_dims(n_qubits: int) -> list[int]:
@@ -118,7 +132,7 @@ def _model_class() -> Any:
             super().__init__()
             if n_qubits < 2:
                 raise QeframeError(f"tensor_network: need at least 2 qubits, got {n_qubits}")
-            environment = params.bond_dim * 4 ** (params.copies * (n_qubits - 1))
+            environment = environment_size(params, n_qubits)
             if environment > MAX_ENVIRONMENT:
                 raise QeframeError(
                     f"tensor_network: {params.copies} copies of {n_qubits} qubits with bond_dim "
@@ -167,14 +181,40 @@ def _model_class() -> Any:
                     f"qubits, got {tuple(x.shape)}"
                 )
             with torch.autocast(device_type=x.device.type, enabled=False):
-                return self._contract(x.to(self.cores[0].dtype))
+                x = x.to(self.cores[0].dtype)
+                return self._contract_quadratic(x) if self.copies == 2 else self._contract(x)
 
-        def _contract(self, x: torch.Tensor) -> torch.Tensor:
-            n, k, b = self.n_qubits, self.copies, x.shape[0]
-            # (B, c, i_1..i_n, j_1..j_n) -> (B, c, i_1, j_1, ..., i_n, j_n) -> (B, 8, 4**(n-1))
+        def _site_vector(self, x: torch.Tensor) -> torch.Tensor:
+            """``(B, c, i_1..i_n, j_1..j_n)`` -> ``(B, 8, 4**(n-1))``: site legs ``s_1 = (c, i_1, j_1)``, rest."""
+            n, b = self.n_qubits, x.shape[0]
             t = x.reshape((b, INPUT_CHANNELS) + (2,) * (2 * n))
             order = [0, 1] + [a for q in range(n) for a in (2 + q, 2 + n + q)]
-            sites = t.permute(order).reshape(b, 8, 4 ** (n - 1))
+            return t.permute(order).reshape(b, 8, 4 ** (n - 1))
+
+        def _contract_quadratic(self, x: torch.Tensor) -> torch.Tensor:
+            """``K = 2``: ``F_m = <rho| W_m |rho>`` computed as the MPO applied to one copy, then a dot product.
+
+            The same function as :meth:`_contract` (the same cores, legs ``s^(1)`` contracted with the
+            first copy, ``s^(2)`` with the second), in a different order: sweep the sites, turning
+            copy-1 leg ``s_q`` into output leg ``t_q`` through core ``q``; the intermediate
+            ``T[b, a, t_1..t_q, s_{q+1}..s_n]`` has ``bond_dim * 2 * 4**n`` numbers per sample
+            (instead of ``bond_dim * 4**(2(n-1))``), so 64 x 64 inputs (6 qubits) fit.
+            """
+            n, b = self.n_qubits, x.shape[0]
+            sites = self._site_vector(x)  # (B, 8, R)
+            t = torch.einsum("bsr,stc->bctr", sites, self.cores[0])  # (B, chi, 8, R)
+            done = 8
+            for q in range(1, n):
+                rest = 4 ** (n - 1 - q)
+                t = t.reshape(b, t.shape[1], done, 4, rest)
+                t = torch.einsum("balsr,astc->bcltr", t, self.cores[q])
+                done *= 4
+            return torch.einsum("bml,bl->bm", t.reshape(b, t.shape[1], -1), sites.reshape(b, -1))
+
+        def _contract(self, x: torch.Tensor) -> torch.Tensor:
+            """Any ``K``: the environment of all ``K`` copies, qubit by qubit (module docstring)."""
+            n, k, b = self.n_qubits, self.copies, x.shape[0]
+            sites = self._site_vector(x)  # (B, 8, 4**(n-1))
             # einsum sublists: 0 batch, 1 bond, 2.. site legs s^(k) (2+k), rest legs R^(k) (2+K+k)
             bat, bond = 0, 1
             s_leg = [2 + c for c in range(k)]

@@ -11,7 +11,13 @@ Gates (arXiv 2210.07410, Appendix, Eqs. A1-A2; identical to qiskit's ``UGate`` a
                       [e^{iφ} sin θ/2,    e^{i(φ+λ)} cos θ/2  ]]
     CU(θ, φ, λ, γ) = |0><0|_c ⊗ 1_t + |1><1|_c ⊗ e^{iγ} U(θ, φ, λ)_t
 
-with every angle uniform in ``[0, 2π)``.
+with every angle uniform in ``[0, 2π)``. A gate is stored and applied through the unit complex
+numbers ``e^{iθ/2}, e^{iφ}, e^{iλ}`` (and ``e^{iγ}``), never through its angles
+(:func:`random_gate_params`): each is drawn as ``e^{ix}`` with ``x`` uniform on a float32 grid, its
+cosine and sine taken in float32 (vectorised, ~40x cheaper than float64 ``sin``/``cos`` in numpy)
+and the pair renormalised in float64. Every gate is therefore unitary to float64 rounding and every
+angle is uniform up to a displacement below ``4e-7`` rad; the angles themselves
+(:attr:`CircuitPlan.init_u` ...) are recovered exactly with ``arg`` where needed (qiskit checks).
 
 Random circuit (the paper's Fig. 4 and the authors' ``PureStatesGenerator``): start from
 ``|0…0>``; on each *block* (a set of ``k`` qubits) apply one U layer, then ``g`` CU gates with
@@ -177,10 +183,10 @@ def random_subsets(rng: np.random.Generator, count: int, n: int, k: np.ndarray) 
 Gate2 = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def u_parts(theta: np.ndarray, phi: np.ndarray, lam: np.ndarray) -> Gate2:
-    """Entries ``(u00, u01, u10, u11)`` of ``U(θ, φ, λ)`` (Eq. A1), each shaped like the angles."""
-    c, s = np.cos(0.5 * theta), np.sin(0.5 * theta)
-    e_phi, e_lam = unit_phases(phi), unit_phases(lam)
+def u_parts(half: np.ndarray, e_phi: np.ndarray, e_lam: np.ndarray) -> Gate2:
+    """Entries ``(u00, u01, u10, u11)`` of ``U(θ, φ, λ)`` (Eq. A1) from ``half = e^{iθ/2}``,
+    ``e_phi = e^{iφ}`` and ``e_lam = e^{iλ}`` (complex, all shaped alike): no transcendental call."""
+    c, s = half.real, half.imag
     return c.astype(np.complex128), -e_lam * s, e_phi * s, (e_phi * e_lam) * c
 
 
@@ -192,9 +198,64 @@ def unit_phases(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def angle_params(angles: np.ndarray) -> np.ndarray:
+    """Gate angles ``(..., k)`` (``θ, φ, λ[, γ]``) -> the unit complex numbers ``(e^{iθ/2}, e^{iφ}, ...)``."""
+    angles = np.asarray(angles, dtype=np.float64)
+    scale = np.ones(angles.shape[-1])
+    scale[0] = 0.5
+    return unit_phases(angles * scale)
+
+
+def param_angles(params: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`angle_params`: angles in ``[0, 2π)`` of gate parameters ``(..., k)``."""
+    angles = np.angle(params)
+    angles[..., 0] *= 2.0
+    return np.mod(angles, TWO_PI)
+
+
+def random_gate_params(rng: np.random.Generator, shape: tuple[int, ...], k: int) -> np.ndarray:
+    """Parameters of ``prod(shape)`` random gates: complex ``shape + (k,)``, entry 0 ``e^{iθ/2}``
+    and entries ``1..k-1`` ``e^{iφ}`` with every angle uniform in ``[0, 2π)``.
+
+    Stored parameter-major (a transposed view), so that each parameter's values are contiguous for
+    the batch-last engine. ``x`` is uniform on the float32 grid of :meth:`numpy.random.Generator.random`
+    times ``π`` (the half angle) or ``2π``; ``cos x`` and ``sin x`` are evaluated in float32 (numpy's
+    vectorised kernels, error ~1 ulp) and the pair is renormalised in float64, so ``|e^{ix}| = 1`` to
+    rounding and ``arg`` differs from ``x`` by less than ``4e-7``. ``e^{iθ/2}`` is kept in the closed
+    upper half plane (``θ/2 ∈ [0, π]``, as the angle convention requires).
+    """
+    x = rng.random((k,) + shape, dtype=np.float32)
+    x[0] *= np.float32(np.pi)
+    x[1:] *= np.float32(TWO_PI)
+    c = np.cos(x).astype(np.float64)
+    s = np.sin(x).astype(np.float64)
+    np.abs(s[0], out=s[0])
+    inv = c * c
+    inv += s * s
+    np.sqrt(inv, out=inv)
+    np.divide(1.0, inv, out=inv)
+    out = np.empty(x.shape, dtype=np.complex128)
+    np.multiply(c, inv, out=out.real)
+    np.multiply(s, inv, out=out.imag)
+    return np.moveaxis(out, 0, -1)
+
+
+def reference_gate_params(rng: np.random.Generator, shape: tuple[int, ...], k: int) -> np.ndarray:
+    """The float64 reference of :func:`random_gate_params` (same layout and distribution): angles
+    from ``rng.uniform(0, 2π)`` and float64 ``sin``/``cos``, as store format 1 drew them. ~4x
+    slower; used by the tests and ``benchmarks/bench_generation.py`` to compare the two samplers."""
+    return angle_params(np.moveaxis(rng.uniform(0.0, TWO_PI, size=(k,) + shape), 0, -1))
+
+
+def random_phases(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """``e^{ix}`` with ``x`` uniform in ``[0, 2π)``: complex ``shape`` (see :func:`random_gate_params`)."""
+    return random_gate_params(rng, shape, 2)[..., 1]
+
+
 def u_matrices(angles: np.ndarray) -> np.ndarray:
     """``U(θ, φ, λ)`` (Eq. A1, qiskit's ``UGate``) for angles ``(..., 3)`` -> ``(..., 2, 2)`` complex128."""
-    a, b, c, d = u_parts(angles[..., 0], angles[..., 1], angles[..., 2])
+    p = angle_params(angles)
+    a, b, c, d = u_parts(p[..., 0], p[..., 1], p[..., 2])
     return np.stack([np.stack([a, b], -1), np.stack([c, d], -1)], -2)
 
 
@@ -215,6 +276,8 @@ def _matmul_parts(x: Gate2, y: Gate2) -> Gate2:
 
 def _masked(u: Gate2, mask: np.ndarray) -> Gate2:
     """``u`` where ``mask``, the identity elsewhere."""
+    if mask.all():
+        return u
     return (
         np.where(mask, u[0], 1.0),
         np.where(mask, u[1], 0.0),
@@ -289,7 +352,7 @@ def _apply_cu_bl(psi: np.ndarray, control: np.ndarray, target: np.ndarray, m: Ga
 
 @dataclass(frozen=True)
 class CircuitPlan:
-    """The gates of ``N`` random circuits on ``n`` qubits (all angles in radians).
+    """The gates of ``N`` random circuits on ``n`` qubits.
 
     The circuit of sample ``s`` is, in time order:
 
@@ -300,29 +363,41 @@ class CircuitPlan:
        ``cu_pairs[s, g, 0]`` and target ``cu_pairs[s, g, 1]``;
     4. for ``l = 0 … L-1``, for every qubit ``q``: ``U(final_u[s, l, q])``.
 
-    Shapes: ``prep`` ``(N,)``, ``support``/``init_mask`` ``(N, n)`` bool, ``init_u`` ``(N, n, 3)``,
-    ``cu_pairs`` ``(N, G, 2)`` int64, ``cu_angles`` ``(N, G, 4)``, ``cu_active`` ``(N, G)`` bool,
-    ``final_u`` ``(N, L, n, 3)``.
+    The gates are stored as parameters (:func:`random_gate_params`: ``e^{iθ/2}, e^{iφ}, e^{iλ}[,
+    e^{iγ}]``, complex): ``init_params`` ``(N, n, 3)``, ``cu_params`` ``(N, G, 4)``,
+    ``final_params`` ``(N, L, n, 3)``; the angles in radians (``init_u``, ``cu_angles``,
+    ``final_u``, same shapes, float64 in ``[0, 2π)``) are derived from them. Other shapes: ``prep``
+    ``(N,)``, ``support``/``init_mask`` ``(N, n)`` bool, ``cu_pairs`` ``(N, G, 2)`` int64,
+    ``cu_active`` ``(N, G)`` bool.
     """
 
     n_qubits: int
     prep: np.ndarray
     support: np.ndarray
-    init_u: np.ndarray
+    init_params: np.ndarray
     init_mask: np.ndarray
     cu_pairs: np.ndarray
-    cu_angles: np.ndarray
+    cu_params: np.ndarray
     cu_active: np.ndarray
-    final_u: np.ndarray
+    final_params: np.ndarray
 
     def __len__(self) -> int:
         return int(self.prep.shape[0])
 
+    @property
+    def init_u(self) -> np.ndarray:
+        """Angles ``(θ, φ, λ)`` of the initial U gates: ``(N, n, 3)``."""
+        return param_angles(self.init_params)
 
-def _angles(rng: np.random.Generator, shape: tuple[int, ...], k: int) -> np.ndarray:
-    """Uniform angles in ``[0, 2π)`` of shape ``shape + (k,)``, stored angle-major (a transposed view)
-    so that each angle's values are contiguous for the batch-last engine."""
-    return np.moveaxis(rng.uniform(0.0, TWO_PI, size=(k,) + shape), 0, -1)
+    @property
+    def cu_angles(self) -> np.ndarray:
+        """Angles ``(θ, φ, λ, γ)`` of the CU gates: ``(N, G, 4)``."""
+        return param_angles(self.cu_params)
+
+    @property
+    def final_u(self) -> np.ndarray:
+        """Angles ``(θ, φ, λ)`` of the final U layers: ``(N, L, n, 3)``."""
+        return param_angles(self.final_params)
 
 
 def random_circuit_plan(
@@ -352,7 +427,11 @@ def random_circuit_plan(
     init_mask = np.zeros((count, n), dtype=bool)
     for block in blocks:
         init_mask |= block
-    init_u = _angles(rng, (count, n), 3) if blocks else np.zeros((count, n, 3))
+    # parameters are drawn qubit/layer-major with the batch last, the layout plan_statevectors reads
+    if blocks:
+        init_u = np.swapaxes(random_gate_params(rng, (n, count), 3), 0, 1)
+    else:
+        init_u = np.ones((count, n, 3), dtype=np.complex128)
 
     pairs, angles, active = [], [], []
     rows = np.arange(count)
@@ -373,7 +452,7 @@ def random_circuit_plan(
             control = np.where(on, control, 0)
             target = np.where(on, target, 1)
             pairs.append(np.stack([control, target], axis=1))
-            angles.append(_angles(rng, (count,), 4))
+            angles.append(random_gate_params(rng, (count,), 4))
             active.append(on)
     if pairs:
         cu_pairs = np.stack(pairs, axis=1).astype(np.int64)
@@ -381,19 +460,19 @@ def random_circuit_plan(
         cu_active = np.stack(active, axis=1)
     else:
         cu_pairs = np.zeros((count, 0, 2), dtype=np.int64)
-        cu_angles = np.zeros((count, 0, 4))
+        cu_angles = np.ones((count, 0, 4), dtype=np.complex128)
         cu_active = np.zeros((count, 0), dtype=bool)
-    final_u = _angles(rng, (count, u_layers, n), 3)
+    final_u = np.moveaxis(random_gate_params(rng, (u_layers, n, count), 3), 2, 0)
     return CircuitPlan(
         n_qubits=n,
         prep=np.full(count, prep, dtype=np.int8),
         support=support,
-        init_u=init_u,
+        init_params=init_u,
         init_mask=init_mask,
         cu_pairs=cu_pairs,
-        cu_angles=cu_angles,
+        cu_params=cu_angles,
         cu_active=cu_active,
-        final_u=final_u,
+        final_params=final_u,
     )
 
 
@@ -415,9 +494,9 @@ def prepared_states(prep: np.ndarray, support: np.ndarray) -> np.ndarray:
     return psi
 
 
-def _u_parts_of(angles: np.ndarray) -> Gate2:
-    """:func:`u_parts` of angles ``(..., 3)`` with the angle axis moved first (contiguous rows)."""
-    a = np.ascontiguousarray(np.moveaxis(angles, -1, 0))
+def _u_parts_of(params: np.ndarray) -> Gate2:
+    """:func:`u_parts` of gate parameters ``(..., 3)`` with the parameter axis moved first (contiguous rows)."""
+    a = np.ascontiguousarray(np.moveaxis(params, -1, 0))
     return u_parts(a[0], a[1], a[2])
 
 
@@ -426,7 +505,7 @@ def plan_statevectors(plan: CircuitPlan) -> np.ndarray:
     n = plan.n_qubits
     psi = np.ascontiguousarray(prepared_states(plan.prep, plan.support).T)  # (2**n, N)
     if plan.init_mask.any():
-        init = _u_parts_of(np.moveaxis(plan.init_u, 0, -2))  # entries (n, N)
+        init = _u_parts_of(np.moveaxis(plan.init_params, 0, -2))  # entries (n, N)
         mask = plan.init_mask.T
         for q in range(n):
             if mask[q].any():
@@ -434,9 +513,9 @@ def plan_statevectors(plan: CircuitPlan) -> np.ndarray:
     active = plan.cu_active.T  # (G, N)
     if active.any():
         # gate entries only where a gate is active (identity elsewhere): e^{iγ} U(θ, φ, λ)
-        angles = np.moveaxis(plan.cu_angles, 0, -2)[active]  # (n_active, 4)
-        a = np.ascontiguousarray(angles.T)
-        phase = unit_phases(a[3])
+        params = np.moveaxis(plan.cu_params, 0, -2)[active]  # (n_active, 4)
+        a = np.ascontiguousarray(params.T)
+        phase = a[3]
         blocks = []
         for x, eye in zip(u_parts(a[0], a[1], a[2]), (1.0, 0.0, 0.0, 1.0), strict=True):
             full = np.full(active.shape, eye, dtype=np.complex128)
@@ -446,10 +525,10 @@ def plan_statevectors(plan: CircuitPlan) -> np.ndarray:
             if active[g].any():
                 block = (blocks[0][g], blocks[1][g], blocks[2][g], blocks[3][g])
                 _apply_cu_bl(psi, plan.cu_pairs[:, g, 0], plan.cu_pairs[:, g, 1], block)
-    final = _u_parts_of(np.moveaxis(plan.final_u, 0, -2))  # entries (L, n, N); layer 0 acts first
+    final = _u_parts_of(np.moveaxis(plan.final_params, 0, -2))  # entries (L, n, N); layer 0 acts first
     for q in range(n):
         local = tuple(x[0, q] for x in final)
-        for layer in range(1, plan.final_u.shape[1]):
+        for layer in range(1, plan.final_params.shape[1]):
             local = _matmul_parts(tuple(x[layer, q] for x in final), local)
         psi = _apply_1q_bl(psi, q, local)
     return np.ascontiguousarray(psi.T)
@@ -543,8 +622,7 @@ def a3_states(count: int, dim: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` A3 ("Haar") state vectors ``(count, dim)``; see the module docstring."""
     x = 1.0 - rng.random((count, dim))  # uniform in (0, 1]
     y = -np.log(x)
-    phases = rng.uniform(0.0, TWO_PI, size=(count, dim))
-    return np.sqrt(y / y.sum(axis=1, keepdims=True)) * np.exp(1j * phases)
+    return np.sqrt(y / y.sum(axis=1, keepdims=True)) * random_phases(rng, (count, dim))
 
 
 def kron_states(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -635,17 +713,31 @@ def random_weights(rng: np.random.Generator, counts: np.ndarray) -> tuple[np.nda
 def mix_vectors(psi: np.ndarray, weights: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """``ρ_s = Σ_i p_i |ψ_i><ψ_i|`` over the consecutive group of ``counts[s]`` vectors of sample ``s``.
 
-    ``psi`` ``(sum(counts), D)``, ``weights`` ``(sum(counts),)`` -> ``(N, D, D)``. The groups are
-    scattered into a zero-padded ``(N, max(counts), D)`` array ``A`` of ``sqrt(p_i) ψ_i`` and
-    ``ρ = A^T conj(A)``, one batched product.
+    ``psi`` ``(sum(counts), D)``, ``weights`` ``(sum(counts),)`` -> ``(N, D, D)`` (a sample with
+    ``counts[s] = 0`` gets 0). Batch-last: with ``a = sqrt(p) ψ`` stored ``(D, sum(counts))``, each
+    lower-triangle entry ``ρ[:, i, j]`` is one product ``a_i conj(a_j)`` over all vectors and one
+    :func:`numpy.add.reduceat` over the group starts; the upper triangle is its conjugate (exactly
+    Hermitian). ``D (D + 1) / 2`` contiguous passes instead of a ``(sum(counts), D, D)`` temporary.
     """
     n_samples, d = counts.shape[0], psi.shape[1]
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    owner = np.repeat(np.arange(n_samples), counts)
-    slot = np.arange(psi.shape[0]) - starts[owner]
-    padded = np.zeros((n_samples, int(counts.max(initial=1)), d), dtype=np.complex128)
-    padded[owner, slot] = np.sqrt(weights)[:, None] * psi
-    return np.einsum("nkd,nke->nde", padded, padded.conj())
+    out = np.zeros((n_samples, d, d), dtype=np.complex128)
+    filled = np.flatnonzero(counts > 0)
+    if filled.size == 0:
+        return out
+    starts = (np.cumsum(counts) - counts)[filled]
+    a = np.ascontiguousarray((np.sqrt(weights)[:, None] * psi).T)  # (D, sum(counts))
+    ac = a.conj()
+    prod = np.empty(a.shape[1], dtype=np.complex128)
+    for i in range(d):
+        for j in range(i + 1):
+            np.multiply(a[i], ac[j], out=prod)
+            entry = np.add.reduceat(prod, starts)
+            out[filled, i, j] = entry
+            if i != j:
+                out[filled, j, i] = entry.conj()
+    diag = np.arange(d)
+    out[:, diag, diag] = out[:, diag, diag].real  # exact real diagonal
+    return out
 
 
 def mix_matrices(rho: np.ndarray, weights: np.ndarray, counts: np.ndarray) -> np.ndarray:

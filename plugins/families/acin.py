@@ -193,10 +193,8 @@ class AcinFamily(StateFamily):
     )
     Params = AcinParams
 
-    @classmethod
-    def supports(cls, n_qubits: int) -> bool:
-        """Three qubits only."""
-        return n_qubits == 3
+    #: Three qubits only.
+    qubit_range = (3, 3)
 
     def _draw(self, name: str, size: int, rng: np.random.Generator) -> np.ndarray:
         fixed = getattr(self.params, name)

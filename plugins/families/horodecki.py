@@ -161,10 +161,8 @@ class HorodeckiFamily(StateFamily):
     )
     Params = HorodeckiParams
 
-    @classmethod
-    def supports(cls, n_qubits: int) -> bool:
-        """The construction needs ``D = 2**(n-1) >= 4`` (every 2 x 2 and 2 x 3 PPT state is separable)."""
-        return n_qubits >= 3
+    #: The construction needs D = 2**(n-1) >= 4 (every 2 x 2 and 2 x 3 PPT state is separable).
+    qubit_range = (3, None)
 
     def sample(self, count: int, rng: np.random.Generator, n_qubits: int = 3) -> StateBatch:
         """``count`` states with the fixed ``b`` or ``b`` uniform on the open ``b_range``."""

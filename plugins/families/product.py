@@ -69,6 +69,7 @@ from ._common import (
     circuit_states,
     draw_cuts,
     mix_matrices,
+    mix_vectors,
     place_bipartite,
     random_counts,
     random_weights,
@@ -146,13 +147,18 @@ class ProductFamily(StateFamily):
     def _draw_local(self, count: int, k: int, rng: np.random.Generator) -> np.ndarray:
         """``count`` single draws from ``source`` on ``k`` qubits: ``(count, 2**k, 2**k)``."""
         p = self.params
+        if p.source == "traced":
+            psi = circuit_states("entangled", count, rng, k + p.trace_extra, u_layers=p.u_layers).psi
+            return reduced_from_vectors(psi, k)
+        return pure_density(self._draw_vectors(count, k, rng))
+
+    def _draw_vectors(self, count: int, k: int, rng: np.random.Generator) -> np.ndarray:
+        """``count`` pure draws from a ``circuit`` or ``haar`` source on ``k`` qubits: ``(count, 2**k)``."""
+        p = self.params
         if p.source == "haar":
-            return pure_density(a3_states(count, 2**k, rng))
-        if p.source == "circuit":
-            kind = "separable" if k == 1 else "entangled"
-            return pure_density(circuit_states(kind, count, rng, k, u_layers=p.u_layers).psi)
-        psi = circuit_states("entangled", count, rng, k + p.trace_extra, u_layers=p.u_layers).psi
-        return reduced_from_vectors(psi, k)
+            return a3_states(count, 2**k, rng)
+        kind = "separable" if k == 1 else "entangled"
+        return circuit_states(kind, count, rng, k, u_layers=p.u_layers).psi
 
     def _local_factors(self, count: int, k: int, n: int, rng: np.random.Generator) -> np.ndarray:
         """``count`` local factors on ``k`` qubits, each a mixture of ``M`` draws: ``(count, 2**k, 2**k)``."""
@@ -161,7 +167,9 @@ class ProductFamily(StateFamily):
             return self._draw_local(count, k, rng)
         m = random_counts(rng, count, bounds)
         weights, _ = random_weights(rng, m)
-        return mix_matrices(self._draw_local(int(m.sum()), k, rng), weights, m)
+        if self.params.source == "traced":
+            return mix_matrices(self._draw_local(int(m.sum()), k, rng), weights, m)
+        return mix_vectors(self._draw_vectors(int(m.sum()), k, rng), weights, m)
 
     def _convex_products(self, count: int, sizes: list[int], n: int, rng: np.random.Generator) -> np.ndarray:
         """``Σ_i p_i ⊗_f ρ^i_f`` with factor sizes ``sizes`` (in this order): ``(count, 2**n, 2**n)``.

@@ -90,10 +90,8 @@ class UPBFamily(StateFamily):
     )
     Params = FamilyParams
 
-    @classmethod
-    def supports(cls, n_qubits: int) -> bool:
-        """Three qubits only."""
-        return n_qubits == 3
+    #: Three qubits only.
+    qubit_range = (3, 3)
 
     def sample(self, count: int, rng: np.random.Generator, n_qubits: int = 3) -> StateBatch:
         """``count`` copies of the state (``rng`` is not used; randomness comes from ``local_randomize``)."""

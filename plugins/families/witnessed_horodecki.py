@@ -9,8 +9,16 @@ Definition. For ``b0`` drawn from ``b_values``: ``rho0 = rho_{b0}`` (P. Horodeck
     rho = F ((1 - q) rho0 + q sigma) F^† / tr(.),
 
 with noise ``sigma`` fully separable: ``white`` (``1/d``), ``product`` (one Haar-random pure
-product state) or ``separable`` (a random mixture of 2..d pure product states), and ``F`` random
-invertible local filters (``kappa``).
+product state), ``separable`` (a random mixture of 2..d pure product states) or ``range-product``
+(one pure product state ``|e>|f>`` *in the range* of ``rho0``: ``e`` Haar on the qubit, ``f`` a null
+vector of the ``(D-1) x D`` system ``<k_i|e, f> = 0`` over the kernel vectors ``k_i`` of ``rho0``,
+which always has one), and ``F`` random invertible local filters (``kappa``). With
+``range-product`` the range of the state stays that of ``rho0`` while ``|e*>|f>`` is not in the
+range of ``rho0^{T_1}`` (``rho0`` is an edge state), so the birank is ``(D+1, D+2)`` — for three
+qubits ``(5, 6)``, the other type of extremal/edge 2 x 4 PPT entangled states besides ``(5, 5)``
+(Augusiak, Grabowski, Kuś, Lewenstein, Opt. Commun. 283, 805 (2010)); and the tolerated noise weight
+is large (``q`` up to ~0.49 at ``b0 = 0.35``, against ~1 % for white noise) because
+``<e,f|P|e,f> = 0`` in the LKCH witness. The birank is a description; the label rests on the witness.
 
 Certificate (exact, one witness reused for every state of one ``b0``). ``W`` is block-positive
 and ``sigma`` separable, so ``tr(W sigma) >= 0``; ``tr(W rho0) = -eps < 0``. The noise weight is
@@ -52,13 +60,14 @@ from qeframe.interfaces import StateBatch, StateFamily
 from qeframe.labels import ENTANGLED, UNKNOWN, provenance_code
 from qeframe.quantum.ops import pure_density
 from qeframe.quantum.ppt import npt_mask
+from qeframe.quantum.random import haar_state
 from qeframe.quantum.witness import DEFAULT_RESOLUTION, witness_values
 
 from ._common import mix_vectors, random_counts, random_weights
 from ._ppt import FilterParams, filter_batch, horodecki_witness, product_vectors
 from .horodecki import horodecki_states
 
-NOISE_KINDS = ("white", "product", "separable")
+NOISE_KINDS = ("white", "product", "separable", "range-product")
 
 
 class WitnessedHorodeckiParams(FilterParams):
@@ -69,9 +78,10 @@ class WitnessedHorodeckiParams(FilterParams):
         min_length=1,
         description="The b0 of the Horodecki states (one witness each).",
     )
-    noise: Literal["white", "product", "separable"] = Field(
+    noise: Literal["white", "product", "separable", "range-product"] = Field(
         default="white",
-        description="Separable noise: white (1/d), one pure product state, or a product mixture.",
+        description="Separable noise: white (1/d), a pure product state, a product mixture, or a product "
+        "state in the range of rho_b0.",
     )
     reach: float = Field(
         default=1.0,
@@ -109,6 +119,59 @@ def separable_noise(kind: str, count: int, n: int, rng: np.random.Generator) -> 
     return mix_vectors(product_vectors(int(k.sum()), n, rng), weights, k)
 
 
+def range_product_vectors(rho0: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Product vectors ``e ⊗ f`` in the range of ``rho0`` ``(d, d)`` (qubit first): ``(N, d)`` complex128.
+
+    ``e`` ``(N, 2)`` unit qubit vectors. ``f`` ``(d/2,)`` is the right-singular vector of the smallest
+    singular value of ``A(e)_{ij} = sum_a conj(k_i[a, j]) e_a`` (``k_i`` the kernel vectors of ``rho0``,
+    reshaped ``(2, d/2)``), so ``<k_i|e, f> = 0`` for all ``i``; when ``rho0`` has at most ``d/2 - 1``
+    kernel vectors (the Horodecki states: exactly that many) such an ``f`` exists for every ``e``.
+    """
+    w, v = np.linalg.eigh(rho0)
+    kern = v[:, w <= 1e-12 * max(float(w[-1]), 1.0)].T.reshape(-1, 2, rho0.shape[0] // 2)
+    a = np.einsum("iaj,na->nij", kern.conj(), e)
+    f = np.linalg.svd(a)[2][:, -1, :].conj()
+    return np.einsum("na,nj->naj", e, f).reshape(len(e), -1)
+
+
+def witnessed_mixtures(
+    count: int, p: WitnessedHorodeckiParams, n_qubits: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``count`` unfiltered states ``(1 - q) rho_{b0} + q sigma`` ``(count, d, d)``, each with
+    ``tr(W_{b0} rho) <= -margin_rel * eps`` for the verified LKCH witness ``W_{b0}`` of the cut ``1|2..n``.
+
+    ``b0`` uniform over ``p.b_values``, noise ``sigma`` of kind ``p.noise`` and weight ``q`` as in the
+    module docstring; raises :class:`QeframeError` if a state escaped its witness (internal error).
+    """
+    d = 2**n_qubits
+    which = rng.integers(len(p.b_values), size=count)
+    rho = np.empty((count, d, d), dtype=np.complex128)
+    value = np.empty(count)
+    if p.noise == "range-product":  # depends on b0: completed per witness below
+        e = haar_state(2, count, rng)
+        sigma = np.empty((count, d, d), dtype=np.complex128)
+    else:
+        sigma = separable_noise(p.noise, count, n_qubits, rng)
+    u = 1.0 - rng.random(count)  # (0, 1]
+    for k, b0 in enumerate(p.b_values):  # loop over the few witnesses, batched over states
+        idx = np.flatnonzero(which == k)
+        if idx.size == 0:
+            continue
+        wit = horodecki_witness(float(b0), n_qubits, p.resolution)
+        rho0 = horodecki_states([b0], n_qubits)[0]
+        if p.noise == "range-product":
+            sigma[idx] = pure_density(range_product_vectors(rho0, e[idx]))
+        eps = -float(witness_values(wit.matrix, rho0[None])[0])
+        w_sigma = np.maximum(witness_values(wit.matrix, sigma[idx]), 0.0)
+        margin = p.margin_rel * eps
+        q = p.reach * u[idx] * (eps - margin) / (eps + w_sigma)
+        rho[idx] = (1.0 - q)[:, None, None] * rho0 + q[:, None, None] * sigma[idx]
+        value[idx] = witness_values(wit.matrix, rho[idx]) / margin
+    if not (value <= -1.0 + 1e-9).all():
+        raise QeframeError("witnessed-horodecki: a state escaped its witness (internal error)")
+    return rho
+
+
 class WitnessedHorodeckiFamily(StateFamily):
     """Horodecki states + separable noise + local filters, PPT-entangled on 1|rest by a verified witness."""
 
@@ -122,26 +185,7 @@ class WitnessedHorodeckiFamily(StateFamily):
 
     def sample(self, count: int, rng: np.random.Generator, n_qubits: int = 3) -> StateBatch:
         p = self.params
-        d = 2**n_qubits
-        which = rng.integers(len(p.b_values), size=count)
-        rho = np.empty((count, d, d), dtype=np.complex128)
-        value = np.empty(count)
-        sigma = separable_noise(p.noise, count, n_qubits, rng)
-        u = 1.0 - rng.random(count)  # (0, 1]
-        for k, b0 in enumerate(p.b_values):  # loop over the few witnesses, batched over states
-            idx = np.flatnonzero(which == k)
-            if idx.size == 0:
-                continue
-            wit = horodecki_witness(float(b0), n_qubits, p.resolution)
-            rho0 = horodecki_states([b0], n_qubits)[0]
-            eps = -float(witness_values(wit.matrix, rho0[None])[0])
-            w_sigma = np.maximum(witness_values(wit.matrix, sigma[idx]), 0.0)
-            margin = p.margin_rel * eps
-            q = p.reach * u[idx] * (eps - margin) / (eps + w_sigma)
-            rho[idx] = (1.0 - q)[:, None, None] * rho0 + q[:, None, None] * sigma[idx]
-            value[idx] = witness_values(wit.matrix, rho[idx]) / margin
-        if not (value <= -1.0 + 1e-9).all():
-            raise QeframeError("witnessed-horodecki: a state escaped its witness (internal error)")
+        rho = witnessed_mixtures(count, p, n_qubits, rng)
         npt = npt_mask(rho, workers=1)
         truth = np.where(npt, ENTANGLED, UNKNOWN).astype(np.int8)
         prov = np.where(npt, provenance_code("npt"), provenance_code("unknown")).astype(np.uint8)

@@ -1,9 +1,11 @@
 """``negativity`` labeler: the paper's "negativity labeled" strategy.
 
-Per cut: NPT (smallest eigenvalue of the partial transpose ``< -tol``) -> entangled (provenance
-``npt``); PPT -> separable. For a pure state PPT across a cut means product across it, which is
+Per cut: NPT (smallest eigenvalue of the partial transpose ``< -tol``, decided by
+:func:`qeframe.quantum.ppt.npt_mask` like every other labeler) -> entangled (provenance ``npt``);
+PPT -> separable. For a pure state PPT across a cut means product across it, which is
 exact (provenance ``pure-ppt``); for a mixed state it is a guess (``ppt-assumed-separable``), since
-PPT entangled states exist. No sample is dropped.
+PPT entangled states exist. No sample is dropped. Evidence: ``lambda_min(rho^{T_A})`` of every cut
+(``eigvalsh``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from qeframe import hookimpl
 from qeframe.interfaces import LabelBatch, Labeler, Params, StateBatch
 from qeframe.labels import ENTANGLED, SEPARABLE, provenance_code
 from qeframe.quantum.ops import PURE_TOL, purity
-from qeframe.quantum.ppt import PPT_TOL, pt_min_eigenvalues
+from qeframe.quantum.ppt import PPT_TOL, npt_mask, pt_min_eigenvalues
 
 
 class NegativityParams(Params):
@@ -30,8 +32,8 @@ class NegativityLabeler(Labeler):
     Params = NegativityParams
 
     def label(self, batch: StateBatch) -> LabelBatch:
+        npt = npt_mask(batch.rho, tol=self.params.tol)
         lam = pt_min_eigenvalues(batch.rho)
-        npt = lam < -self.params.tol
         pure = purity(batch.rho) > 1.0 - PURE_TOL
         labels = np.where(npt, ENTANGLED, SEPARABLE).astype(np.int8)
         ppt_code = np.where(
