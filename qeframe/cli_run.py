@@ -753,7 +753,7 @@ def classify_command(
 
     table = Table(
         title=f"Answer and P(entangled) per cut — {run_dir.path.name}, epoch {config.get('epoch')}",
-        caption="E entangled, S separable, ? unknown; 'npt': proved by the negative partial transpose",
+        caption="E entangled, S separable, ? unknown; 'npt': proved by the negative partial transpose; 'realignment', 'witness': proved by those stages",
     )
     table.add_column("index", justify="right")
     for cut in cuts:
@@ -764,7 +764,7 @@ def classify_command(
         table.add_row(
             str(i),
             *(
-                f"{short[a]} npt" if proof else f"{short[a]} {p:.4f}"
+                f"{short[a]} {proof}" if proof else f"{short[a]} {p:.4f}"
                 for a, proof, p in zip(names[i], proofs[i], prediction.probability[i])
             ),
         )

@@ -27,6 +27,7 @@ PROVENANCE: tuple[str, ...] = (
     "paper-convention",  # 8: the paper's convention (e.g. max-rank reduced states called entangled)
     "witness",  # 9: tr(W rho) < 0 for a verified block-positive witness W -> entangled (exact)
     "spectrum",  # 10: separable from the spectrum alone (Johnston, PRA 88, 062330 (2013), 2 x N cuts)
+    "realignment",  # 11: realignment / correlation-tensor bound violated in filter normal form -> entangled
 )
 
 PROVENANCE_CODE: dict[str, int] = {name: i for i, name in enumerate(PROVENANCE)}

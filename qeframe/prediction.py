@@ -321,6 +321,8 @@ class PredictionConfig:
     target_fnr: float | None = None
     fit: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    #: proof stages run on PPT cuts after the gate (:data:`PROOF_STAGES`), in order
+    proofs: tuple[str, ...] = ()
 
     @classmethod
     def uncalibrated(
@@ -350,6 +352,7 @@ class PredictionConfig:
             "targets": {"fpr": self.target_fpr, "fnr": self.target_fnr},
             "fit": self.fit,
             "note": self.note,
+            "proofs": list(self.proofs),
         }
 
     @classmethod
@@ -368,11 +371,14 @@ class PredictionConfig:
             target_fnr=data.get("targets", {}).get("fnr"),
             fit=dict(data.get("fit") or {}),
             note=str(data.get("note", "")),
+            proofs=_check_proofs(data.get("proofs") or ()),
         )
 
     def describe(self) -> str:
         """One line for tables and ``classify``."""
         gate = "PPT gate" if self.gate == "ppt" else "no gate"
+        if self.proofs:
+            gate += " + proofs " + ", ".join(self.proofs)
         if not self.calibrated:
             return f"{gate}; uncalibrated, entangled when P > {self.t_entangled:.3g} on PPT cuts" + (
                 f" ({self.note})" if self.note else ""
@@ -402,6 +408,8 @@ class Prediction:
         probability: float64 ``P(entangled)``: 1 on NPT cuts (gate), the calibrated ``p`` elsewhere.
         answer: int8 1 entangled / 0 separable / -1 unknown.
         npt: bool, the cut is NPT (its answer carries the proof ``npt``).
+        proved: object array of the proof name behind an "entangled" answer on a PPT cut
+            (``"realignment"``, ``"witness"``) or ``None``; ``None`` (all) when no proof stage ran.
     """
 
     logits: np.ndarray
@@ -409,10 +417,12 @@ class Prediction:
     probability: np.ndarray
     answer: np.ndarray
     npt: np.ndarray
+    proved: np.ndarray | None = None
 
     def proof(self) -> list[list[str | None]]:
-        """Per sample and cut, the proof behind the answer: ``"npt"`` or ``None``."""
-        return [["npt" if v else None for v in row] for row in self.npt]
+        """Per sample and cut, the proof behind the answer: ``"npt"``, a proof stage's name or ``None``."""
+        other = self.proved if self.proved is not None else np.full(self.npt.shape, None, dtype=object)
+        return [["npt" if v else o for v, o in zip(row, orow)] for row, orow in zip(self.npt, other)]
 
     def answer_names(self) -> list[list[str]]:
         return [[ANSWER_NAMES[int(v)] for v in row] for row in self.answer]
@@ -435,7 +445,73 @@ def predict(
     answer = answers_from_probabilities(p, config.t_separable, config.t_entangled)
     answer[npt] = ENTANGLED
     probability = np.where(npt, 1.0, p)
-    return Prediction(logits, _sigmoid(logits), probability, answer, npt)
+    proved = None
+    if config.proofs:
+        proved = proof_stages(rho, config.proofs, ~npt)
+        hit = proved.astype(bool)  # None -> False, a proof name -> True
+        answer[hit] = ENTANGLED
+        probability = np.where(hit, 1.0, probability)
+    return Prediction(logits, _sigmoid(logits), probability, answer, npt, proved)
+
+
+#: Proof stages the prediction layer can run on PPT cuts (``prediction.proofs``), cheapest first.
+PROOF_STAGES: tuple[str, ...] = ("witness", "realignment")
+
+
+def _check_proofs(proofs: Any) -> tuple[str, ...]:
+    proofs = tuple(str(p) for p in proofs)
+    bad = [p for p in proofs if p not in PROOF_STAGES]
+    if bad:
+        raise QeframeError(f"unknown proof stage(s) {bad}; allowed: {', '.join(PROOF_STAGES)}")
+    return proofs
+
+
+def proof_stages(rho: np.ndarray, proofs: Sequence[str], mask: np.ndarray) -> np.ndarray:
+    """Run the proof stages ``proofs`` on the cuts in ``mask`` ``(N, n_cuts)`` of ``rho`` ``(N, d, d)``.
+
+    Returns an ``(N, n_cuts)`` object array: the name of the first stage that proves the cut
+    entangled, else ``None``. Stages (each a proof, never a guess):
+
+    - ``witness``: ``tr(W rho) < -1e-9`` on a ``1 | rest`` cut for a verified block-positive witness
+      of the built-in library (:func:`qeframe.quantum.witness.load_witness_library`, LKCH witnesses
+      of Horodecki states; Lewenstein, Kraus, Cirac, Horodecki, PRA 62, 052310 (2000)).
+    - ``realignment``: realignment or de Vicente correlation-tensor bound violated in filter normal
+      form beyond the rounding budget (:func:`qeframe.quantum.realignment.fnf_certificate`).
+    """
+    from .quantum.cuts import bipartitions
+    from .quantum.ops import num_qubits
+    from .quantum.realignment import fnf_certificate
+    from .quantum.witness import load_witness_library, qubit_first, witness_values
+
+    rho = np.asarray(rho)
+    if rho.ndim == 2:
+        rho = rho[None]
+    open_ = np.asarray(mask, bool).copy()
+    out = np.full(open_.shape, None, dtype=object)
+    n = num_qubits(rho.shape[-1])
+    for stage in _check_proofs(proofs):
+        if not open_.any():
+            break
+        if stage == "witness":
+            library = load_witness_library(("horodecki",), None, n)
+            for cut in bipartitions(n):
+                rows = np.flatnonzero(open_[:, cut.index])
+                if len(cut.side_a) != 1 or rows.size == 0 or library.shape[0] == 0:
+                    continue
+                moved = qubit_first(rho[rows], cut.side_a[0])
+                values = np.stack([witness_values(w, moved) for w in library], axis=1).min(axis=1)
+                hit = rows[values < -WITNESS_MARGIN]
+                out[hit, cut.index] = "witness"
+                open_[hit, cut.index] = False
+        else:
+            hit = fnf_certificate(rho, mask=open_).entangled
+            out[hit] = "realignment"
+            open_ &= ~hit
+    return out
+
+
+#: Margin of the witness proof stage (as the ``certified`` labeler's ``witness_margin`` default).
+WITNESS_MARGIN = 1e-9
 
 
 def model_logits(
@@ -460,7 +536,7 @@ def calibration_pairs(arrays: DatasetArrays, npt: np.ndarray | None = None) -> n
     return certified_mask(arrays.labels, arrays.provenance) & ~npt
 
 
-def fit_prediction(
+def _fit_prediction(
     spec: PredictionSpec,
     logits: Sequence[np.ndarray],
     datasets: Sequence[DatasetArrays],
@@ -531,6 +607,26 @@ def fit_prediction(
         target_fnr=spec.target_fnr,
         fit=fit,
     )
+
+
+def fit_prediction(
+    spec: PredictionSpec,
+    logits: Sequence[np.ndarray],
+    datasets: Sequence[DatasetArrays],
+    *,
+    threshold: float = 0.5,
+    n_cuts: int | None = None,
+) -> PredictionConfig:
+    """Fit calibration and thresholds on the proved PPT cuts of ``datasets`` (model ``logits`` of each).
+
+    With ``spec.calibration == "none"`` the result is :meth:`PredictionConfig.uncalibrated` at
+    ``threshold``. When the data hold too few proved PPT cuts of a class the calibration cannot be
+    fitted: the result is uncalibrated too, with a note saying why (a run never fails here). The
+    proof stages ``spec.proofs`` are recorded in the result and run by :func:`predict`.
+    """
+    config = _fit_prediction(spec, logits, datasets, threshold=threshold, n_cuts=n_cuts)
+    config.proofs = _check_proofs(getattr(spec, "proofs", ()) or ())
+    return config
 
 
 def _rate(hits: np.ndarray) -> float | None:

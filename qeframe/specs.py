@@ -238,6 +238,11 @@ class PredictionSpec(Frame):
         ge=1,
         description="a cut needs this many proved cuts of each class for its own fit (else pooled)",
     )
+    proofs: list[Literal["witness", "realignment"]] = Field(
+        default_factory=list,
+        description="proof stages on PPT cuts after the gate, before the model: `witness` (verified "
+        "library witnesses), `realignment` (realignment / correlation tensor in filter normal form)",
+    )
 
     @field_validator("calibrate_on", mode="before")
     @classmethod

@@ -200,9 +200,13 @@ def test_numerical_not_nominal_ranks_for_an_entangled_rank4_state_on_a_3x3_suppo
     assert np.linalg.matrix_rank(rho[0], tol=1e-10) == 4
     cut = 4  # 12|34 in bipartitions(4) order: 1|234, 2|134, 3|124, 4|123, 12|34, 13|24, 14|23
     assert pt_min_eigenvalues(rho)[0, cut] > -1e-12
-    cert = labeler(sdp=False).certify(rho)
+    cert = labeler(sdp=False, realignment=False).certify(rho)
     assert cert.cuts[cut] == "12|34"
     assert cert.labels[0, cut] == -1  # never "separable"
+    # the realignment stage proves it entangled (a PPT-entangled cut, in filter normal form)
+    cert = labeler(sdp=False).certify(rho)
+    assert cert.labels[0, cut] == 1
+    assert cert.provenance_names()[0, cut] == "realignment"
     # CCNR detects it (realignment norms are invariant under local isometries): 1.0874 > 1
     assert realignment_norms(rho)[0, cut] == pytest.approx(1.0874, abs=1e-4)
     assert CcnrBaseline().predict(rho)[0, cut] == 1
@@ -277,7 +281,7 @@ def test_dps2_stage_never_calls_separable_states_entangled_and_ignores_workers()
 @needs_cvxpy
 def test_tiles_state_in_four_qubits_is_found_by_dps2():
     """The 4x4 extension SDP (dimension 64) on cut 12|34; numerically p* ≈ 0.787: far from 1."""
-    cert = labeler().certify(tiles_in_four_qubits())
+    cert = labeler(realignment=False).certify(tiles_in_four_qubits())  # else the realignment stage decides
     assert cert.labels[0, 4] == 1 and cert.provenance_names()[0, 4] == "dps2"
     assert cert.evidence[0, 4] == pytest.approx(0.787, abs=5e-3)
 

@@ -548,3 +548,26 @@ def test_module_docstring_example():
     from qeframe import prediction
 
     assert doctest.testmod(prediction).failed == 0
+
+
+def test_classify_carries_proof_stage_names(trained_run, tmp_path, qeframe_cli):
+    """``proofs = ["realignment"]`` in prediction.json: cuts proved by the FNF certificate are
+    entangled with P = 1 and proof ``realignment`` (no gate here, so GHZ reaches the stage); an
+    unknown stage name in the file is a one-line error."""
+    path = _user_states(tmp_path)
+    config = PredictionConfig.uncalibrated(3, gate="none")
+    config.proofs = ("realignment",)
+    write_prediction(trained_run, config)
+    code, out, err = qeframe_cli("classify", path, "--run", trained_run, "--device", "cpu", "--json")
+    assert code == 0, err
+    payload = json.loads(out)
+    assert payload["proof"][0] == ["realignment"] * 3 and payload["answers"][0] == ["entangled"] * 3
+    assert payload["probabilities"][0] == [1.0] * 3
+    assert payload["proof"][1] == [None] * 3 and payload["proof"][3] == [None] * 3  # I/8, product: no proof
+    code, out, err = qeframe_cli("classify", path, "--run", trained_run, "--device", "cpu")
+    assert code == 0 and "E realignment" in out
+    data = json.loads((trained_run / "prediction.json").read_text())
+    data["proofs"] = ["sdp"]
+    (trained_run / "prediction.json").write_text(json.dumps(data))
+    code, _out, err = qeframe_cli("classify", path, "--run", trained_run, "--device", "cpu", "--json")
+    assert code != 0 and "allowed: witness, realignment" in err and "Traceback" not in err

@@ -17,7 +17,7 @@ entangled states (e.g. the 3x3 "Tiles" UPB state, ``||R||_1 ≈ 1.087``) and mis
 A state that is separable across a cut (e.g. the 3-qubit "Shifts" UPB state, separable across
 every cut although entangled) is never detected.
 
-Batched: for each cut, one ``reshape``/``transpose`` of ``(N, 2, ..., 2)`` into
+The helpers live in :mod:`qeframe.quantum.realignment` (re-exported here). Batched: for each cut, one ``reshape``/``transpose`` of ``(N, 2, ..., 2)`` into
 ``(N, d_A^2, d_B^2)`` (qubits of each side in ascending order) and one batched
 ``numpy.linalg.svd(compute_uv=False)``; any ``n``.
 
@@ -39,52 +39,12 @@ from pydantic import Field
 
 from qeframe import hookimpl
 from qeframe.interfaces import Baseline, Params
-from qeframe.quantum.cuts import Cut, bipartitions
-from qeframe.quantum.ops import num_qubits
+from qeframe.quantum.realignment import realign, realign_bipartite, realignment_norms
+
+__all__ = ["CCNR_TOL", "CcnrBaseline", "CcnrParams", "realign", "realign_bipartite", "realignment_norms"]
 
 #: Default slack on the bound ``||R||_1 <= 1`` (float64 singular values are accurate to ~1e-15).
 CCNR_TOL = 1e-9
-
-
-def realign(rho: np.ndarray, cut: Cut) -> np.ndarray:
-    """The realigned matrix of every state across ``cut``: ``(N, d, d)`` -> ``(N, d_A^2, d_B^2)``.
-
-    Row index ``(a_row, a_col)`` over the qubits of ``cut.side_a`` (ascending), column index
-    ``(b_row, b_col)`` over ``cut.side_b``.
-    """
-    rho = np.asarray(rho)
-    if rho.ndim == 2:
-        rho = rho[None]
-    n_batch, d = rho.shape[0], rho.shape[1]
-    n = num_qubits(d)
-    t = rho.reshape((n_batch,) + (2,) * (2 * n))
-    a, b = list(cut.side_a), list(cut.side_b)
-    axes = [0] + [1 + q for q in a] + [1 + n + q for q in a] + [1 + q for q in b] + [1 + n + q for q in b]
-    return t.transpose(axes).reshape(n_batch, 4 ** len(a), 4 ** len(b))
-
-
-def realign_bipartite(rho: np.ndarray, d_a: int, d_b: int) -> np.ndarray:
-    """Realignment of operators on ``C^{d_a} ⊗ C^{d_b}`` (any local dimensions, A leftmost):
-    ``(N, d_a d_b, d_a d_b)`` -> ``(N, d_a^2, d_b^2)`` with ``R[(i k), (j l)] = rho[(i j), (k l)]``."""
-    rho = np.asarray(rho)
-    if rho.ndim == 2:
-        rho = rho[None]
-    if rho.shape[-1] != d_a * d_b or rho.shape[-2] != d_a * d_b:
-        raise ValueError(f"expected ({d_a * d_b}, {d_a * d_b}) matrices, got {rho.shape[1:]}")
-    t = rho.reshape(rho.shape[0], d_a, d_b, d_a, d_b)
-    return t.transpose(0, 1, 3, 2, 4).reshape(rho.shape[0], d_a * d_a, d_b * d_b)
-
-
-def realignment_norms(rho: np.ndarray) -> np.ndarray:
-    """``||R(rho)||_1`` (sum of singular values) per state and cut: ``(N, d, d)`` -> ``(N, n_cuts)``."""
-    rho = np.asarray(rho)
-    if rho.ndim == 2:
-        rho = rho[None]
-    cuts = bipartitions(num_qubits(rho.shape[-1]))
-    out = np.empty((rho.shape[0], len(cuts)))
-    for cut in cuts:  # loop over cuts; each is one batched SVD
-        out[:, cut.index] = np.linalg.svd(realign(rho, cut), compute_uv=False).sum(axis=-1)
-    return out
 
 
 class CcnrParams(Params):

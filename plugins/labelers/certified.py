@@ -29,6 +29,11 @@ provenance      label  condition (in this order)                                
                        built-in ``horodecki`` set holds LKCH witnesses of Horodecki
                        states (Lewenstein et al., PRA 62, 052310 (2000)); a
                        ``witness_file`` adds stored ones
+``realignment`` 1      a PPT cut whose filter normal form violates the realignment or  the violation margin
+                       the de Vicente correlation-tensor bound beyond the rounding
+                       budget (:mod:`qeframe.quantum.realignment`; Gittsovich,
+                       Gühne, Hyllus, Eisert, PRA 78, 052319 (2008);
+                       ``realignment = true``)
 ``dps2``        1      the visibility SDP gives ``p* < 1 - margin``: ``rho`` has no    ``p*``
                        PPT symmetric extension to 2 copies of ``A`` even with
                        ``margin`` white noise (Doherty, Parrilo, Spedalieri)
@@ -79,6 +84,7 @@ from qeframe.labels import ENTANGLED, PROVENANCE, SEPARABLE, UNKNOWN, provenance
 from qeframe.quantum.cuts import bipartitions, cut_names, n_cuts
 from qeframe.quantum.ops import batch_kron, num_qubits, partial_trace, partial_transpose
 from qeframe.quantum.ppt import PPT_TOL, npt_mask
+from qeframe.quantum.realignment import fnf_certificate
 from qeframe.quantum.witness import (
     absolute_separability_margin,
     load_witness_library,
@@ -87,7 +93,17 @@ from qeframe.quantum.witness import (
 )
 
 #: Ground-truth provenances the labeler accepts as proofs (never ``paper-convention`` or guesses).
-DEFAULT_TRUSTED = ("construction", "analytic", "npt", "pure-ppt", "rank", "dps2", "witness", "spectrum")
+DEFAULT_TRUSTED = (
+    "construction",
+    "analytic",
+    "npt",
+    "pure-ppt",
+    "rank",
+    "dps2",
+    "witness",
+    "spectrum",
+    "realignment",
+)
 
 _P_UNKNOWN = provenance_code("unknown")
 #: The separable ball is used strictly inside its radius (rounding of tr(rho^2) is ~1e-16).
@@ -117,6 +133,10 @@ class CertifiedParams(Params):
     )
     witness_margin: float = Field(
         default=1e-9, gt=0, description="Entangled when tr(W rho) < -witness_margin."
+    )
+    realignment: bool = Field(
+        default=True,
+        description="Prove PPT cuts entangled by realignment / correlation tensor in filter normal form.",
     )
     sdp: bool = Field(default=True, description="Run the DPS-2 SDP on PPT cuts that no exact stage decides.")
     solver: Literal["SCS", "CLARABEL"] = "SCS"
@@ -274,7 +294,14 @@ class CertifiedLabeler(Labeler):
         self._witness_stage(rho, open_, labels, prov, evidence)
         open_ = labels == UNKNOWN
 
-        # 5. DPS-2 visibility SDP on the PPT cuts still open.
+        # 5. Realignment / correlation tensor in filter normal form on the cuts still open.
+        if p.realignment and open_.any():
+            cert = fnf_certificate(rho, mask=open_)
+            labels[cert.entangled], prov[cert.entangled] = ENTANGLED, provenance_code("realignment")
+            evidence[cert.entangled] = cert.margin[cert.entangled]
+            open_ = labels == UNKNOWN
+
+        # 6. DPS-2 visibility SDP on the PPT cuts still open.
         self._dps_stage(rho, open_, labels, prov, evidence, reasons)
         still = (labels == UNKNOWN) & (reasons == "")
         reasons[still] = "PPT; no certificate (SDP stage disabled)"
