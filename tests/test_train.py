@@ -605,10 +605,14 @@ def test_new_training_fields_keep_old_spec_hashes():
 @pytest.mark.skipif(
     shutil.which("c++") is None and shutil.which("g++") is None, reason="needs a C++ compiler"
 )
-def test_compiled_training_matches_eager():
+def test_compiled_training_matches_eager(monkeypatch):
     """``training.compile`` (torch.compile, Inductor's C++ backend on the CPU) trains the same
     model as the eager step, up to float32 rounding: same losses, same weights after a plain
     epoch and a Siamese epoch (two graphs, each with its backward)."""
+    # Inductor's C++ builder imports setuptools; when an earlier test in the same process already
+    # imported the standard library's distutils, setuptools' distutils shim asserts (seen in CI
+    # with `pytest -n 2`). Telling the shim to use the standard library's distutils avoids that.
+    monkeypatch.setenv("SETUPTOOLS_USE_DISTUTILS", "stdlib")
     train = synthetic_arrays("train", 32, seed=6, unknown=0.2)
     results = []
     for compiled in (False, True):
