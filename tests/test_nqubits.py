@@ -219,6 +219,24 @@ def test_unsupported_n_names_family_n_and_range(registry):
         fam.generate(1, np.random.default_rng(0), 2)
 
 
+@pytest.mark.parametrize(
+    ("name", "supported", "n"),
+    [
+        ("filtered-separable", "n = 3", 4),
+        ("filtered-horodecki", "n >= 3", 2),
+        ("witnessed-horodecki", "n >= 3", 2),
+        ("cut-filtered-horodecki", "n >= 3", 2),
+    ],
+)
+def test_certified_ppt_families_state_their_range(registry, name, supported, n):
+    """The certified PPT families declare ``qubit_range``, so the one-line error names their range."""
+    fam = registry.create("family", name, {})
+    assert not fam.supports(n)
+    message = rf"'{name}' does not support n = {n} qubits \(supported: {supported}\)"
+    with pytest.raises(QeframeError, match=message):
+        fam.generate(1, np.random.default_rng(0), n)
+
+
 @pytest.mark.parametrize("n", [4, 5, 6])
 def test_families_support_n_up_to_six(registry, n):
     """Every built-in family but the 3-qubit-only ones produces valid n-qubit states with per-cut truth."""

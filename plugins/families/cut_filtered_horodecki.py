@@ -146,9 +146,7 @@ class CutFilteredHorodeckiFamily(StateFamily):
     description = "Horodecki PPT entangled states under a filter local only for their PPT cut (joint filter on the rest)"
     Params = CutFilteredHorodeckiParams
 
-    @classmethod
-    def supports(cls, n_qubits: int) -> bool:
-        return n_qubits >= 3
+    qubit_range = (3, None)
 
     def sample(self, count: int, rng: np.random.Generator, n_qubits: int = 3) -> StateBatch:
         p = self.params

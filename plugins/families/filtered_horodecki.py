@@ -66,9 +66,7 @@ class FilteredHorodeckiFamily(StateFamily):
     description = "SLOCC-filtered Horodecki PPT entangled edge states: PPT on one cut, entangled on every cut"
     Params = FilteredHorodeckiParams
 
-    @classmethod
-    def supports(cls, n_qubits: int) -> bool:
-        return n_qubits >= 3
+    qubit_range = (3, None)
 
     def sample(self, count: int, rng: np.random.Generator, n_qubits: int = 3) -> StateBatch:
         b = open_uniform(*self.params.b_range, count, rng)

@@ -55,9 +55,7 @@ class FilteredSeparableFamily(StateFamily):
     description = "SLOCC-filtered UPB or Acin states: PPT and separable on every cut, not fully separable"
     Params = FilteredSeparableParams
 
-    @classmethod
-    def supports(cls, n_qubits: int) -> bool:
-        return n_qubits == 3
+    qubit_range = (3, 3)
 
     def sample(self, count: int, rng: np.random.Generator, n_qubits: int = 3) -> StateBatch:
         if self.params.source == "upb":

@@ -179,9 +179,7 @@ class WitnessedHorodeckiFamily(StateFamily):
     description = "noisy filtered Horodecki states, PPT-entangled on one cut by a verified LKCH witness"
     Params = WitnessedHorodeckiParams
 
-    @classmethod
-    def supports(cls, n_qubits: int) -> bool:
-        return n_qubits >= 3
+    qubit_range = (3, None)
 
     def sample(self, count: int, rng: np.random.Generator, n_qubits: int = 3) -> StateBatch:
         p = self.params
