@@ -567,6 +567,10 @@ def _train_and_evaluate(
         result = trainer.fit(
             datasets[spec.train], [datasets[n] for n in spec.validation], run=run, progress=progress
         )
+    if ctx is not None:
+        from .distributed import barrier
+
+        barrier(ctx)  # every collective of training has completed on every rank
     if not main_rank:  # rank 0 alone evaluates and writes the tables
         return
     prediction = fit_for_run(

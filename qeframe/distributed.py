@@ -226,6 +226,19 @@ def init_distributed(
     return DistContext(rank=rank, world_size=world, local_rank=local, backend=backend), torch_device
 
 
+def barrier(ctx: DistContext) -> None:
+    """Wait until every rank has reached this point (no-op for a single process).
+
+    Called by every rank right after training, before rank 0 goes on alone to evaluate: no
+    collective operation is then still in flight on any rank when the other ranks leave the
+    process group. Without it, a rank that returned straight after its last collective and tore
+    down the group while a peer's last exchange was still being answered was seen to abort in gloo
+    ("terminate called without an active exception", SIGABRT) about once in five CI runs.
+    """
+    if ctx.enabled and dist.is_initialized():
+        dist.barrier()
+
+
 def shutdown(ctx: DistContext) -> None:
     """Leave the process group (no-op for a single process or when it is already gone)."""
     if ctx.enabled and dist.is_initialized():
