@@ -65,8 +65,8 @@ from qeframe.quantum.random import haar_unitary, random_local_filters
 from qeframe.quantum.witness import DEFAULT_RESOLUTION
 
 from ._ppt import FilterParams
-from .horodecki import horodecki_states, open_uniform
-from .witnessed_horodecki import WitnessedHorodeckiParams, witnessed_mixtures
+from .horodecki import check_b_range, horodecki_states, open_uniform
+from .witnessed_horodecki import WitnessedHorodeckiParams, check_b_values, witnessed_mixtures
 
 
 class CutFilteredHorodeckiParams(FilterParams):
@@ -102,17 +102,12 @@ class CutFilteredHorodeckiParams(FilterParams):
     @field_validator("b_range")
     @classmethod
     def _check_range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        low, high = value
-        if not 0.0 <= low < high <= 1.0:
-            raise ValueError(f"b_range must satisfy 0 <= low < high <= 1, got {list(value)}")
-        return value
+        return check_b_range(value)
 
     @field_validator("b_values")
     @classmethod
     def _check_b(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if any(not 0.0 < b < 1.0 for b in value):
-            raise ValueError(f"every b0 must lie in (0, 1), got {list(value)}")
-        return value
+        return check_b_values(value)
 
 
 def random_joint_filters(count: int, dim: int, kappa: float, rng: np.random.Generator) -> np.ndarray:

@@ -40,7 +40,7 @@ from qeframe.interfaces import StateBatch, StateFamily
 from qeframe.labels import ENTANGLED
 
 from ._ppt import FilterParams, filter_batch
-from .horodecki import horodecki_states, open_uniform
+from .horodecki import check_b_range, horodecki_states, open_uniform
 
 
 class FilteredHorodeckiParams(FilterParams):
@@ -53,10 +53,7 @@ class FilteredHorodeckiParams(FilterParams):
     @field_validator("b_range")
     @classmethod
     def _check_range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        low, high = value
-        if not 0.0 <= low < high <= 1.0:
-            raise ValueError(f"b_range must satisfy 0 <= low < high <= 1, got {list(value)}")
-        return value
+        return check_b_range(value)
 
 
 class FilteredHorodeckiFamily(StateFamily):

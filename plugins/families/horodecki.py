@@ -126,6 +126,14 @@ def npt_eigenvalue(b: np.ndarray | float, n_qubits: int = 3) -> np.ndarray:
     return (2.0 * b - np.sqrt(1.0 + 3.0 * b * b)) / (2.0 * ((2**n_qubits - 1) * b + 1.0))
 
 
+def check_b_range(value: tuple[float, float]) -> tuple[float, float]:
+    """Validate a ``b_range`` parameter: an open interval ``(low, high)`` with ``0 <= low < high <= 1``."""
+    low, high = value
+    if not 0.0 <= low < high <= 1.0:
+        raise ValueError(f"b_range must satisfy 0 <= low < high <= 1, got {list(value)}")
+    return value
+
+
 class HorodeckiParams(FamilyParams):
     """Parameters of ``horodecki`` (plus ``local_randomize``): a fixed ``b`` or a range to draw it from."""
 
@@ -140,10 +148,7 @@ class HorodeckiParams(FamilyParams):
     @field_validator("b_range")
     @classmethod
     def _check_range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        low, high = value
-        if not 0.0 <= low < high <= 1.0:
-            raise ValueError(f"b_range must satisfy 0 <= low < high <= 1, got {list(value)}")
-        return value
+        return check_b_range(value)
 
     @model_validator(mode="after")
     def _fixed_or_range(self) -> HorodeckiParams:

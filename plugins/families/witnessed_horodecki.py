@@ -70,6 +70,13 @@ from .horodecki import horodecki_states
 NOISE_KINDS = ("white", "product", "separable", "range-product")
 
 
+def check_b_values(value: tuple[float, ...]) -> tuple[float, ...]:
+    """Validate the ``b0`` values of witnessed mixtures: each in the open interval ``(0, 1)``."""
+    if any(not 0.0 < b < 1.0 for b in value):
+        raise ValueError(f"every b0 must lie in (0, 1), got {list(value)}")
+    return value
+
+
 class WitnessedHorodeckiParams(FilterParams):
     """Parameters of ``witnessed-horodecki`` (plus ``kappa`` and ``local_randomize``)."""
 
@@ -102,9 +109,7 @@ class WitnessedHorodeckiParams(FilterParams):
     @field_validator("b_values")
     @classmethod
     def _check_b(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if any(not 0.0 < b < 1.0 for b in value):
-            raise ValueError(f"every b0 must lie in (0, 1), got {list(value)}")
-        return value
+        return check_b_values(value)
 
 
 def separable_noise(kind: str, count: int, n: int, rng: np.random.Generator) -> np.ndarray:
