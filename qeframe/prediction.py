@@ -536,20 +536,14 @@ def calibration_pairs(arrays: DatasetArrays, npt: np.ndarray | None = None) -> n
     return certified_mask(arrays.labels, arrays.provenance) & ~npt
 
 
-def _fit_prediction(
+def _fit_calibration(
     spec: PredictionSpec,
     logits: Sequence[np.ndarray],
     datasets: Sequence[DatasetArrays],
-    *,
-    threshold: float = 0.5,
-    n_cuts: int | None = None,
+    threshold: float,
+    n_cuts: int | None,
 ) -> PredictionConfig:
-    """Fit calibration and thresholds on the proved PPT cuts of ``datasets`` (model ``logits`` of each).
-
-    With ``spec.calibration == "none"`` the result is :meth:`PredictionConfig.uncalibrated` at
-    ``threshold``. When the data hold too few proved PPT cuts of a class the calibration cannot be
-    fitted: the result is uncalibrated too, with a note saying why (a run never fails here).
-    """
+    """The calibration and thresholds part of :func:`fit_prediction` (every return path)."""
     if n_cuts is None:
         if not logits:
             raise ValueError("fit_prediction: give n_cuts when there are no calibration datasets")
@@ -624,8 +618,8 @@ def fit_prediction(
     fitted: the result is uncalibrated too, with a note saying why (a run never fails here). The
     proof stages ``spec.proofs`` are recorded in the result and run by :func:`predict`.
     """
-    config = _fit_prediction(spec, logits, datasets, threshold=threshold, n_cuts=n_cuts)
-    config.proofs = _check_proofs(getattr(spec, "proofs", ()) or ())
+    config = _fit_calibration(spec, logits, datasets, threshold, n_cuts)
+    config.proofs = _check_proofs(spec.proofs)
     return config
 
 
