@@ -10,11 +10,7 @@ import numpy as np
 import pytest
 import train_plugins
 from qeframe_plugins.labelers import negativity
-from train_plugins import synthetic_arrays
 
-from qeframe.runs import RunDir
-from qeframe.specs import ModelSpec, TrainingSpec
-from qeframe.train import Trainer
 
 REGISTRY_TOML = """
 [datasets.toy-train]
@@ -84,16 +80,7 @@ def registry(qeframe_registry):
 @pytest.fixture
 def trained_run(registry, tmp_path) -> Path:
     """A run folder with one epoch of a tiny model (made by the trainer directly)."""
-    run = RunDir.create(tmp_path / "runs", "exp", "e" * 64)
-    trainer = Trainer(
-        ModelSpec(backbone="test-mlp", params={"hidden": 8}),
-        TrainingSpec(epochs=1, batch_size=16),
-        3,
-        registry=registry,
-        device="cpu",
-    )
-    trainer.fit(synthetic_arrays("train", 32), run=run)
-    return run.path
+    return train_plugins.tiny_trained_run(registry, tmp_path / "runs")
 
 
 def test_run_end_to_end_resume_and_classify(registry, tmp_path, qeframe_cli):

@@ -47,9 +47,8 @@ from qeframe.quantum.ppt import (
     pt_min_eigenvalues,
 )
 from qeframe.quantum.random import haar_state
-from qeframe.runs import RunDir
-from qeframe.specs import EvaluationSpec, ModelSpec, PredictionSpec, TrainingSpec, parse_registry
-from qeframe.train import DatasetArrays, Trainer
+from qeframe.specs import EvaluationSpec, PredictionSpec, parse_registry
+from qeframe.train import DatasetArrays
 
 GHZ = pure_density((np.eye(8)[[0]] + np.eye(8)[[7]]) / np.sqrt(2))[0]
 
@@ -403,16 +402,8 @@ def registry(qeframe_registry):
 
 @pytest.fixture
 def trained_run(registry, tmp_path):
-    run = RunDir.create(tmp_path / "runs", "exp", "e" * 64)
-    trainer = Trainer(
-        ModelSpec(backbone="test-mlp", params={"hidden": 8}),
-        TrainingSpec(epochs=1, batch_size=16),
-        3,
-        registry=registry,
-        device="cpu",
-    )
-    trainer.fit(synthetic_arrays("train", 32), run=run)
-    return run.path
+    """A run folder with one epoch of a tiny model (made by the trainer directly)."""
+    return train_plugins.tiny_trained_run(registry, tmp_path / "runs")
 
 
 def _user_states(tmp_path):

@@ -129,3 +129,22 @@ def synthetic_arrays(name: str, count: int, seed: int = 0, n_qubits: int = 3, un
     return DatasetArrays(
         name=name, rho=batch.rho[order], labels=labels, ground_truth=batch.ground_truth[order], family=family
     )
+
+
+def tiny_trained_run(registry, runs_dir):
+    """Path of a run folder under ``runs_dir`` holding one epoch of the ``test-mlp`` backbone trained
+    on :func:`synthetic_arrays` by the trainer directly (for ``classify`` and prediction tests)."""
+    from qeframe.runs import RunDir
+    from qeframe.specs import ModelSpec, TrainingSpec
+    from qeframe.train import Trainer
+
+    run = RunDir.create(runs_dir, "exp", "e" * 64)
+    trainer = Trainer(
+        ModelSpec(backbone="test-mlp", params={"hidden": 8}),
+        TrainingSpec(epochs=1, batch_size=16),
+        3,
+        registry=registry,
+        device="cpu",
+    )
+    trainer.fit(synthetic_arrays("train", 32), run=run)
+    return run.path
