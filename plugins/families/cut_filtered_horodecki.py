@@ -62,15 +62,15 @@ from qeframe.labels import ENTANGLED, UNKNOWN, provenance_code
 from qeframe.quantum.ops import partial_transpose
 from qeframe.quantum.ppt import npt_mask
 from qeframe.quantum.random import haar_unitary, random_local_filters
-from qeframe.quantum.witness import DEFAULT_RESOLUTION
 
-from ._ppt import FilterParams
 from .horodecki import check_b_range, horodecki_states, open_uniform
-from .witnessed_horodecki import WitnessedHorodeckiParams, check_b_values, witnessed_mixtures
+from .witnessed_horodecki import WitnessedHorodeckiParams, witnessed_mixtures
 
 
-class CutFilteredHorodeckiParams(FilterParams):
-    """Parameters of ``cut-filtered-horodecki`` (plus ``kappa`` for qubit 1 and ``local_randomize``)."""
+class CutFilteredHorodeckiParams(WitnessedHorodeckiParams):
+    """Parameters of ``cut-filtered-horodecki``: those of ``witnessed-horodecki`` (``b_values``,
+    ``reach``, ``margin_rel``, ``resolution``, ``kappa`` for qubit 1, ``local_randomize``) with the
+    extra noise kind ``none``, plus the joint filter, the transpose probability and ``b_range``."""
 
     kappa_rest: float = Field(
         default=4.0, ge=1.0, le=1e3, description="Max condition number of the joint filter G on qubits 2..n."
@@ -85,29 +85,11 @@ class CutFilteredHorodeckiParams(FilterParams):
     b_range: tuple[float, float] = Field(
         default=(0.0, 1.0), description="Open interval (low, high), 0 <= low < high <= 1, for b (noise none)."
     )
-    b_values: tuple[float, ...] = Field(
-        default=(0.2, 0.3, 0.4, 0.5), min_length=1, description="The b0 of the witnessed mixtures."
-    )
-    reach: float = Field(default=1.0, gt=0, le=1, description="Noise weight in (0, reach * q_max).")
-    margin_rel: float = Field(
-        default=0.01, gt=0, lt=1, description="Required tr(W rho0) <= -margin_rel * eps."
-    )
-    resolution: int = Field(
-        default=DEFAULT_RESOLUTION,
-        ge=16,
-        le=1024,
-        description="Bloch-grid rings of the witness verification.",
-    )
 
     @field_validator("b_range")
     @classmethod
     def _check_range(cls, value: tuple[float, float]) -> tuple[float, float]:
         return check_b_range(value)
-
-    @field_validator("b_values")
-    @classmethod
-    def _check_b(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        return check_b_values(value)
 
 
 def random_joint_filters(count: int, dim: int, kappa: float, rng: np.random.Generator) -> np.ndarray:
@@ -149,11 +131,7 @@ class CutFilteredHorodeckiFamily(StateFamily):
             rho0 = horodecki_states(open_uniform(*p.b_range, count, rng), n_qubits)
         else:
             wp = WitnessedHorodeckiParams(
-                b_values=p.b_values,
-                noise=p.noise,
-                reach=p.reach,
-                margin_rel=p.margin_rel,
-                resolution=p.resolution,
+                **p.model_dump(include={"b_values", "noise", "reach", "margin_rel", "resolution"})
             )
             rho0 = witnessed_mixtures(count, wp, n_qubits, rng)
         flip = rng.random(count) < p.transpose
