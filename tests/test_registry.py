@@ -2,7 +2,7 @@
 
 Test-only plugins are tiny classes registered through ``Registry.load(entry_points=False,
 plugins=[...])`` or the ``qeframe_registry`` fixture of :mod:`qeframe.testing`; entry points are
-simulated by monkeypatching ``importlib.metadata.entry_points`` as seen by :mod:`qeframe.registry`.
+simulated by monkeypatching ``importlib.metadata.entry_points`` as seen by :mod:`qeframe.plugin.registry`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from pydantic import Field
 from qeframe_plugins.labelers import negativity as negativity_plugin
 from typer.testing import CliRunner
 
-import qeframe.commands  # noqa: F401  (registers the CLI sub-commands on `app`)
+import qeframe.cli  # noqa: F401  (registers the CLI sub-commands on `app`)
 from qeframe import hookimpl
-from qeframe import registry as registry_module
-from qeframe.cli import app
+from qeframe.plugin import registry as registry_module
+from qeframe.cli.base import app
 from qeframe.errors import PluginConflictError, QeframeError, SpecError, UnknownComponentError
-from qeframe.interfaces import LabelBatch, Labeler, Params, StateBatch, StateFamily
-from qeframe.registry import Registry, get_registry
+from qeframe.plugin.interfaces import LabelBatch, Labeler, Params, StateBatch, StateFamily
+from qeframe.plugin.registry import Registry, get_registry
 
 # ------------------------------------------------------------------------------ test plugins
 
@@ -344,7 +344,7 @@ def cli_registry(qeframe_registry):
 
 
 def test_cli_plugins_table(cli_registry, monkeypatch):
-    from qeframe import cli
+    from qeframe.cli import base as cli
 
     monkeypatch.setattr(cli.console, "width", 250)
     result = CliRunner().invoke(app, ["plugins"])
@@ -356,7 +356,8 @@ def test_cli_plugins_table(cli_registry, monkeypatch):
 
 def test_cli_plugins_table_prints_brackets_literally(qeframe_registry, monkeypatch):
     """Descriptions are data, not rich markup: an install hint like qeframe[ray] survives."""
-    from qeframe import cli, hookimpl
+    from qeframe import hookimpl
+    from qeframe.cli import base as cli
 
     class Hinted(ToyLabeler):
         name = "hinted"

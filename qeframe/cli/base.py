@@ -1,4 +1,7 @@
-"""The ``qeframe`` command line.
+"""The ``qeframe`` command line: the typer app, its shared options and helpers, and :func:`main`.
+
+The commands live in the sibling modules ``run``, ``data`` and ``certify``; importing the package
+:mod:`qeframe.cli` (which any import of this module does first) registers them on :data:`app`.
 
 Conventions: every command that reads the registry takes ``--registry PATH`` (default
 ``./registry.toml``); tables also come as ``--json``; a user error prints one line to stderr and
@@ -17,8 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__
-from .errors import QeframeError
+from qeframe import __version__
+from qeframe.errors import QeframeError
 
 app = typer.Typer(
     name="qeframe",
@@ -77,7 +80,7 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]], as_json: 
 @app.command("plugins")
 def plugins_command(as_json: JsonOption = False) -> None:
     """List installed plugins: kind, name, providing distribution and version, description."""
-    from .registry import get_registry
+    from qeframe.plugin.registry import get_registry
 
     reg = get_registry()
     rows: list[list[Any]] = [
@@ -109,8 +112,8 @@ def reference_command(
     ] = None,
 ) -> None:
     """Print the registry.toml reference generated from the pydantic models of the built-in plugins."""
-    from .reference import registry_reference
-    from .registry import get_registry
+    from qeframe.config.reference import registry_reference
+    from qeframe.plugin.registry import get_registry
 
     text = registry_reference(get_registry())
     if out is None:
@@ -122,9 +125,6 @@ def reference_command(
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``qeframe`` script: user errors become one line and exit status 2."""
-    # Importing submodules registers their commands on `app`.
-    from . import commands  # noqa: F401
-
     try:
         code = app(args=argv, standalone_mode=False)
         if isinstance(code, int) and code:  # e.g. typer turns Ctrl-C into exit code 130 without raising
@@ -144,10 +144,3 @@ def main(argv: list[str] | None = None) -> None:
     except _CLICK_EXCEPTION as exc:  # usage errors: click prints its own message
         exc.show()
         sys.exit(exc.exit_code)
-
-
-if __name__ == "__main__":  # `python -m qeframe.cli`, `torchrun ... -m qeframe.cli run ...`
-    # Run the package's module: the commands register on `qeframe.cli.app`, not on this `__main__` copy.
-    from qeframe.cli import main as _package_main
-
-    _package_main()

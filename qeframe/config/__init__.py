@@ -1,0 +1,2 @@
+"""Configuration as data: the pydantic specs of datasets and experiments (:mod:`.specs`) and the
+generated ``registry.toml`` reference (:mod:`.reference`)."""

@@ -1,0 +1,1 @@
+"""Evaluation: metrics and result tables (:mod:`.evaluate`) and plots (:mod:`.plots`)."""
