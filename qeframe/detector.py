@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 
     from .prediction import Prediction, PredictionConfig
     from .registry import Registry
+    from .runs import RunDir
 
 __all__ = ["DetectionResult", "Detector", "as_density_matrices", "load", "shipped_models"]
 
@@ -107,7 +108,7 @@ def resolve_run(source: str | os.PathLike[str]) -> Path:
     )
 
 
-def _open_run(path: Path) -> Any:
+def _open_run(path: Path) -> RunDir:
     """:meth:`RunDir.open` read-only; a folder of runs (``runs/<experiment>``, ``pretrained``) gets
     an error that names its runs."""
     from .runs import RunDir
@@ -118,7 +119,7 @@ def _open_run(path: Path) -> Any:
         if path.is_dir():
             runs = sorted(p for p in path.iterdir() if p.is_dir() and (p / "spec.json").is_file())
             if runs:
-                shown = ", ".join(repr(p.name) for p in runs[-3:]) + (" ..." if len(runs) > 3 else "")
+                shown = ("..., " if len(runs) > 3 else "") + ", ".join(repr(p.name) for p in runs[-3:])
                 raise QeframeError(
                     f"{str(path)!r} holds {len(runs)} run folder(s), it is not one; load one of them "
                     f"(run ids sort by start time, the newest last): {shown}"
@@ -198,7 +199,7 @@ def answer_cell(answer: str, proof: str | None, probability: float) -> str:
     return f"{SHORT_ANSWERS[answer]} {proof}" if proof else f"{SHORT_ANSWERS[answer]} {probability:.4f}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays have no single truth value: compare to_dict()
 class DetectionResult:
     """What a :class:`Detector` answers for ``N`` states; arrays are ``(N, n_cuts)`` in cut order.
 
