@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .detector import DetectionResult, Detector, load
+    from qeframe.detector import DetectionResult, Detector, load
 
 __version__ = "0.1.0"
 

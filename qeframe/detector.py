@@ -17,12 +17,12 @@ the same numbers for the same matrices.
 
 **Loading** (:func:`load`, :meth:`Detector.from_run`): the run's selected model —
 ``checkpoints/best.json`` and its weights, or for an ensemble run the router and every member
-(:func:`qeframe.ensemble.load_ensemble`) — rebuilt through the plugin registry from the JSON
-config, and the run's prediction layer (``prediction.json``, :func:`qeframe.prediction.load_prediction`:
+(:func:`qeframe.learn.ensemble.load_ensemble`) — rebuilt through the plugin registry from the JSON
+config, and the run's prediction layer (``prediction.json``, :func:`qeframe.learn.prediction.load_prediction`:
 PPT gate, calibration, thresholds, proof stages; a run without one is answered with the gate and
 the raw model probability, flagged uncalibrated). Only JSON and safetensors are read, so loading
 never unpickles (never executes) anything, and the weights are checked against the sha256 their
-checkpoint config records (:func:`qeframe.runs.load_model_weights`). Nothing is written to the
+checkpoint config records (:func:`qeframe.learn.runs.load_model_weights`). Nothing is written to the
 run folder.
 
 **Inputs** (:func:`as_density_matrices`), one state or a batch:
@@ -42,7 +42,7 @@ of ``classify`` (shape and qubit count, finite, Hermitian, unit trace, positive 
 within ``1e-8``). A failed check raises :class:`~qeframe.errors.InvalidDensityMatrixError` whose
 ``check`` and ``index`` name the check and the first offending state.
 
-**Answers** per state and cut (:mod:`qeframe.prediction`): an NPT cut is entangled with proof
+**Answers** per state and cut (:mod:`qeframe.learn.prediction`): an NPT cut is entangled with proof
 ``npt`` (Peres, PRL 77, 1413 (1996)); a run whose ``prediction.json`` lists proof stages may prove
 PPT cuts entangled (``witness``, ``realignment``); the calibrated model answers the rest entangled,
 separable or unknown (two-valued at the run's threshold when uncalibrated).
@@ -57,14 +57,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import InvalidDensityMatrixError, QeframeError
+from qeframe.errors import InvalidDensityMatrixError, QeframeError
 
 if TYPE_CHECKING:
     import torch
 
-    from .prediction import Prediction, PredictionConfig
-    from .registry import Registry
-    from .runs import RunDir
+    from qeframe.learn.prediction import Prediction, PredictionConfig
+    from qeframe.plugin.registry import Registry
+    from qeframe.learn.runs import RunDir
 
 __all__ = ["DetectionResult", "Detector", "as_density_matrices", "load", "shipped_models"]
 
@@ -111,7 +111,7 @@ def resolve_run(source: str | os.PathLike[str]) -> Path:
 def _open_run(path: Path) -> RunDir:
     """:meth:`RunDir.open` read-only; a folder of runs (``runs/<experiment>``, ``pretrained``) gets
     an error that names its runs."""
-    from .runs import RunDir
+    from qeframe.learn.runs import RunDir
 
     try:
         return RunDir.open(path, create=False)
@@ -149,7 +149,7 @@ def _tensor_to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 def _one_state(obj: Any) -> np.ndarray:
     if _package(obj) == "qiskit":
-        from .quantum.qiskit_interop import from_qiskit
+        from qeframe.quantum.qiskit_interop import from_qiskit
 
         return from_qiskit(obj, density=True)
     if _package(obj) == "torch":
@@ -243,7 +243,7 @@ class DetectionResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-safe structures (lists, numbers, strings): the ``qeframe classify --json``
         payload without its ``file`` field. An infinite threshold is the string ``"inf"``."""
-        from .prediction import json_float
+        from qeframe.learn.prediction import json_float
 
         out: dict[str, Any] = {
             "run": self.run,
@@ -298,9 +298,9 @@ class Detector:
 
     Make one with :func:`load` or :meth:`from_run`. Attributes: ``run`` (the run folder),
     ``model`` (a ``torch.nn.Module`` mapping ``(B, 2, d, d)`` float32 to ``(B, n_cuts)`` logits,
-    in eval mode; an :class:`~qeframe.ensemble.EnsembleModel` for ensemble runs), ``config`` (the
+    in eval mode; an :class:`~qeframe.learn.ensemble.EnsembleModel` for ensemble runs), ``config`` (the
     checkpoint config or ensemble manifest), ``prediction`` (the
-    :class:`~qeframe.prediction.PredictionConfig`), ``threshold``, ``device``, ``n_qubits``,
+    :class:`~qeframe.learn.prediction.PredictionConfig`), ``threshold``, ``device``, ``n_qubits``,
     ``cuts``, ``epoch``, ``calibrated``, ``is_ensemble``.
     """
 
@@ -331,21 +331,21 @@ class Detector:
             device: ``"auto"`` (CUDA when available, with bf16 autocast as ``classify``), ``"cpu"``,
                 ``"cuda"`` or a ``torch.device``.
             registry: the plugin registry that rebuilds the backbone (default: the process-wide
-                one, :func:`qeframe.registry.get_registry`).
+                one, :func:`qeframe.plugin.registry.get_registry`).
 
         Raises :class:`QeframeError` (one line) for a missing or damaged run folder, checkpoint,
         ensemble or ``prediction.json``.
         """
-        from .prediction import load_prediction
-        from .registry import get_registry
-        from .runs import load_model_weights, selected_model
-        from .train import build_model_from_config, load_state, resolve_device
+        from qeframe.learn.prediction import load_prediction
+        from qeframe.plugin.registry import get_registry
+        from qeframe.learn.runs import load_model_weights, selected_model
+        from qeframe.learn.train import build_model_from_config, load_state, resolve_device
 
         run_dir = _open_run(Path(run))
         torch_device = resolve_device(device)
         registry = registry if registry is not None else get_registry()
         if (run_dir.path / "ensemble" / "ensemble.json").is_file():  # an ensemble run: route, then members
-            from .ensemble import load_ensemble
+            from qeframe.learn.ensemble import load_ensemble
 
             model, config = load_ensemble(run_dir, registry, torch_device)
             config = {**config, "epoch": "ensemble"}
@@ -385,15 +385,15 @@ class Detector:
 
         Validates exactly as ``qeframe classify`` (:func:`~qeframe.quantum.validation.validate_density_matrices`
         with this model's ``n_qubits``), computes the logits in batches on ``self.device`` and
-        applies the run's prediction layer (:func:`qeframe.prediction.predict`).
+        applies the run's prediction layer (:func:`qeframe.learn.prediction.predict`).
 
         Raises :class:`~qeframe.errors.InvalidDensityMatrixError` (``check``: ``shape``,
         ``finite``, ``hermitian``, ``trace`` or ``psd``; ``index``: the first offending state)
         and :class:`~qeframe.errors.QeframeError` for objects it cannot read.
         """
-        from .prediction import model_logits, predict
-        from .quantum.validation import validate_density_matrices
-        from .train import autocast_dtype
+        from qeframe.learn.prediction import model_logits, predict
+        from qeframe.quantum.validation import validate_density_matrices
+        from qeframe.learn.train import autocast_dtype
 
         rho = validate_density_matrices(as_density_matrices(states), n_qubits=self.n_qubits)
         logits = model_logits(

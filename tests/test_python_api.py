@@ -33,7 +33,7 @@ from qiskit.quantum_info import (
 import qeframe
 from qeframe.detector import DetectionResult, Detector, as_density_matrices, shipped_models
 from qeframe.errors import InvalidDensityMatrixError, QeframeError
-from qeframe.prediction import Calibration, PredictionConfig, ppt_gate, write_prediction
+from qeframe.learn.prediction import Calibration, PredictionConfig, ppt_gate, write_prediction
 from qeframe.quantum.validation import validate_density_matrices
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -324,9 +324,9 @@ def test_tiny_trained_run_uncalibrated_and_calibrated_agree_with_classify(regist
 def test_ensemble_run_agrees_with_classify(registry, tmp_path, qeframe_cli):
     from qeframe_plugins.routers.pt_spectrum import PtSpectrumRouter
 
-    from qeframe.ensemble import train_ensemble
-    from qeframe.runs import RunDir
-    from qeframe.specs import ModelSpec, TrainingSpec
+    from qeframe.learn.ensemble import train_ensemble
+    from qeframe.learn.runs import RunDir
+    from qeframe.config.specs import ModelSpec, TrainingSpec
 
     run = RunDir.create(tmp_path / "runs", "ens", "a" * 64)
     train_ensemble(
@@ -352,7 +352,7 @@ def test_ensemble_run_agrees_with_classify(registry, tmp_path, qeframe_cli):
 def test_import_qeframe_is_lazy():
     code = (
         "import sys, qeframe\n"
-        "heavy = [m for m in ('torch', 'numpy', 'qiskit', 'qeframe.detector', 'qeframe.registry') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'numpy', 'qiskit', 'qeframe.detector', 'qeframe.plugin.registry') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
         "assert {'load', 'Detector', 'DetectionResult'} <= set(dir(qeframe))\n"
         "from qeframe import Detector, load\n"
