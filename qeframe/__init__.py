@@ -7,14 +7,41 @@ Conventions shared by every part of qeframe (see ``docs/concepts.md``):
 * Cuts (bipartitions) are ordered by :func:`qeframe.quantum.cuts.bipartitions` and named with the
   smaller side first: ``1|23``, ``2|13``, ``3|12`` for three qubits.
 * Labels are int8 per cut: 1 entangled, 0 separable, -1 unknown, each with a provenance code.
+
+The notebook API: ``qeframe.load(run_or_pretrained_name)`` returns a :class:`~qeframe.detector.Detector`
+whose ``predict(states)`` answers per cut (``docs/python-api.md``). These names are imported on
+first use (PEP 562), so ``import qeframe`` stays as light as the ``hookimpl`` marker needs.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import pluggy
+
+if TYPE_CHECKING:
+    from qeframe.detector import DetectionResult, Detector, load
 
 __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker("qeframe")
 
-__all__ = ["__version__", "hookimpl"]
+#: Public names imported from their module on first access: name -> module.
+_LAZY = {"load": "detector", "Detector": "detector", "DetectionResult": "detector"}
+
+__all__ = ["DetectionResult", "Detector", "__version__", "hookimpl", "load"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qeframe' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

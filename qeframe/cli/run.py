@@ -9,7 +9,8 @@ last complete checkpoint. ``run A B C --jobs N``: several experiments, each in a
 (:mod:`qeframe.multirun`), after their datasets are built once; a comparison table closes it.
 
 ``classify``: applies a run's selected model to user matrices (``.npy`` ``(N, 2**n, 2**n)`` or
-``.npz`` with key ``rho``), after validating them, and prints/writes per-cut probabilities.
+``.npz`` with key ``rho``), after validating them, and prints/writes per-cut probabilities; the
+loading, validation and prediction are :class:`qeframe.detector.Detector`'s (the notebook API).
 
 Data-parallel ``run`` (:mod:`qeframe.learn.distributed`): ``torchrun --nproc_per_node=K -m qeframe.cli run
 EXPERIMENT`` (or ``--distributed``; automatic when torchrun starts more than one process). Rank 0
@@ -671,7 +672,7 @@ def load_matrices(path: Path) -> np.ndarray:
     raise QeframeError(f"{path}: unsupported file type {suffix or '(none)'!r}; expected .npy or .npz")
 
 
-def _write_probabilities(out: Path, cuts: list[str], prediction: Any, payload: dict[str, Any]) -> None:
+def _write_probabilities(out: Path, result: Any, payload: dict[str, Any]) -> None:
     """``--out``: the JSON payload, or a CSV with per cut P(entangled), the answer and its proof."""
     from qeframe.learn.runs import atomic_write_json, atomic_write_text
 
@@ -680,10 +681,17 @@ def _write_probabilities(out: Path, cuts: list[str], prediction: Any, payload: d
     else:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
+        cuts = result.cuts
         writer.writerow(["index", *cuts, *(f"answer {c}" for c in cuts), *(f"proof {c}" for c in cuts)])
-        names, proofs = prediction.answer_names(), prediction.proof()
-        for i, row in enumerate(prediction.probability):
-            writer.writerow([i, *(f"{p:.6f}" for p in row), *names[i], *(proof or "" for proof in proofs[i])])
+        for i, row in enumerate(result.probabilities):
+            writer.writerow(
+                [
+                    i,
+                    *(f"{p:.6f}" for p in row),
+                    *result.answers[i],
+                    *(proof or "" for proof in result.proof[i]),
+                ]
+            )
         atomic_write_text(out, buf.getvalue())
 
 
@@ -703,81 +711,38 @@ def classify_command(
     calibrated and with the abstention thresholds of the run's prediction.json (a run without one
     answers with the raw model probability, marked uncalibrated).
     """
-    from qeframe.learn.prediction import load_prediction, model_logits, predict
-    from qeframe.quantum.validation import validate_density_matrices
-    from qeframe.plugin.registry import get_registry
-    from qeframe.learn.runs import RunDir, load_tensors, selected_model
-    from qeframe.learn.train import autocast_dtype, build_model_from_config, load_state, resolve_device
+    from qeframe.detector import Detector
 
     if out is not None and out.suffix.lower() not in (".json", ".csv"):
         raise QeframeError(f"--out {out}: unsupported file type; expected .json or .csv")
-    run_dir = RunDir.open(run)
-    torch_device = resolve_device(device)
-    if (run_dir.path / "ensemble" / "ensemble.json").is_file():  # an ensemble run: route, then members
-        from qeframe.learn.ensemble import load_ensemble
-
-        model, config = load_ensemble(run_dir, get_registry(), torch_device)
-        config = {**config, "epoch": "ensemble"}
-    else:
-        weights, config = selected_model(run_dir)
-        model = build_model_from_config(config, get_registry(), torch_device)
-        load_state(model, load_tensors(weights, torch_device), str(weights))
-    n_qubits = int(config["n_qubits"])
-    cuts = list(config["cuts"])
-    threshold = 0.5
-    if run_dir.spec_file.is_file():
-        threshold = float(run_dir.read_spec().get("spec", {}).get("evaluation", {}).get("threshold", 0.5))
-    gate = load_prediction(run_dir, len(cuts), threshold)  # a damaged prediction.json fails here
-    rho = validate_density_matrices(load_matrices(file), n_qubits=n_qubits)
-    logits = model_logits(model, rho, device=torch_device, amp_dtype=autocast_dtype("auto", torch_device))
-    prediction = predict(gate, logits, rho)
-    payload = {
-        "run": str(run_dir.path),
-        "epoch": config.get("epoch"),
-        "file": str(file),
-        "cuts": cuts,
-        "calibrated": gate.calibrated,
-        "prediction": gate.describe(),
-        "thresholds": gate.to_dict()["thresholds"],  # JSON-safe: an infinite threshold is "inf"
-        "threshold": threshold,
-        "probabilities": [[float(p) for p in row] for row in prediction.probability],
-        "model_probabilities": [[float(p) for p in row] for row in prediction.raw],
-        "answers": prediction.answer_names(),
-        "proof": prediction.proof(),
-        "entangled": (prediction.answer == 1).astype(int).tolist(),
-    }
-    if not gate.calibrated:
-        payload["note"] = f"uncalibrated: {gate.note}" if gate.note else "uncalibrated"
+    detector = Detector.from_run(run, device=device)  # a damaged prediction.json fails here
+    result = detector.predict(load_matrices(file))  # the notebook API's code: same numbers
+    answer = result.to_dict()
+    payload = {"run": answer["run"], "epoch": answer["epoch"], "file": str(file), **answer}
     if out is not None:
-        _write_probabilities(out, cuts, prediction, payload)
+        _write_probabilities(out, result, payload)
     if as_json:
         print(json.dumps(payload, indent=2, allow_nan=False, default=str))
         return
     from rich.table import Table
 
     table = Table(
-        title=f"Answer and P(entangled) per cut — {run_dir.path.name}, epoch {config.get('epoch')}",
+        title=f"Answer and P(entangled) per cut — {detector.run.name}, epoch {detector.epoch}",
         caption="E entangled, S separable, ? unknown; 'npt': proved by the negative partial transpose; 'realignment', 'witness': proved by those stages",
     )
     table.add_column("index", justify="right")
-    for cut in cuts:
+    for cut in result.cuts:
         table.add_column(cut, justify="right")
-    short = {"entangled": "E", "separable": "S", "unknown": "?"}
-    names, proofs = prediction.answer_names(), prediction.proof()
-    for i in range(min(len(rho), _CLASSIFY_PRINT_ROWS)):
-        table.add_row(
-            str(i),
-            *(
-                f"{short[a]} {proof}" if proof else f"{short[a]} {p:.4f}"
-                for a, proof, p in zip(names[i], proofs[i], prediction.probability[i])
-            ),
-        )
+    for i, cells in enumerate(result.rows(_CLASSIFY_PRINT_ROWS)):
+        table.add_row(str(i), *cells)
     console.print(table)
     console.print(
-        gate.describe() if gate.calibrated else f"note: {payload['note']}", markup=False, highlight=False
+        result.prediction if result.calibrated else f"note: {payload['note']}", markup=False, highlight=False
     )
-    if len(rho) > _CLASSIFY_PRINT_ROWS:
-        console.print(f"… {len(rho) - _CLASSIFY_PRINT_ROWS} more rows (use --out or --json)", highlight=False)
+    if len(result) > _CLASSIFY_PRINT_ROWS:
+        console.print(
+            f"… {len(result) - _CLASSIFY_PRINT_ROWS} more rows (use --out or --json)", highlight=False
+        )
     if out is not None:
         console.print(f"wrote {out}", markup=False, highlight=False)
     sys.stdout.flush()

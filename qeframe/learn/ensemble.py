@@ -61,7 +61,14 @@ import torch
 
 from qeframe.errors import QeframeError, SpecError
 from qeframe.plugin.interfaces import Router
-from qeframe.learn.runs import RunDir, atomic_save_tensors, atomic_write_json, load_tensors, read_checkpoint_config
+from qeframe.learn.runs import (
+    RunDir,
+    atomic_save_tensors,
+    atomic_write_json,
+    load_model_weights,
+    load_tensors,
+    read_checkpoint_config,
+)
 from qeframe.learn.train import (
     DatasetArrays,
     Trainer,
@@ -301,15 +308,18 @@ def load_ensemble(
     """
     from qeframe.plugin.registry import get_registry
 
-    run = run if isinstance(run, RunDir) else RunDir.open(run)
+    run = run if isinstance(run, RunDir) else RunDir.open(run, create=False)
     registry = registry if registry is not None else get_registry()
     path = ensemble_dir(run) / "ensemble.json"
     if not path.is_file():
         raise QeframeError(
             f"run folder {str(run.path)!r} has no finished ensemble (no {ENSEMBLE_DIR}/ensemble.json)"
         )
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if manifest.get("format") != ENSEMBLE_FORMAT:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise QeframeError(f"ensemble manifest {str(path)!r} is damaged: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != ENSEMBLE_FORMAT:
         raise QeframeError(f"{str(path)!r} is not a qeframe ensemble manifest ({ENSEMBLE_FORMAT})")
     router = load_router(ensemble_dir(run), registry)
     device = torch.device(device)
@@ -319,7 +329,7 @@ def load_ensemble(
         config = read_checkpoint_config(best)
         model = build_model_from_config(config, registry, device)
         weights = best.parent / config["model_file"]
-        load_state(model, load_tensors(weights, device), str(weights))
+        load_state(model, load_model_weights(weights, config, device), str(weights))
         members.append(model)
     return EnsembleModel(router, members, manifest["domain_to_member"]).to(device), manifest
 

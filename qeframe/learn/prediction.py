@@ -346,8 +346,8 @@ class PredictionConfig:
             "calibrated": self.calibrated,
             "calibration": self.calibration.to_dict(),
             "thresholds": {
-                "separable": _json_float(self.t_separable),
-                "entangled": _json_float(self.t_entangled),
+                "separable": json_float(self.t_separable),
+                "entangled": json_float(self.t_entangled),
             },
             "targets": {"fpr": self.target_fpr, "fnr": self.target_fnr},
             "fit": self.fit,
@@ -390,7 +390,8 @@ class PredictionConfig:
         )
 
 
-def _json_float(x: float) -> float | str:
+def json_float(x: float) -> float | str:
+    """``x``, or ``"inf"`` / ``"-inf"`` for an infinite threshold (JSON has no infinity)."""
     return x if np.isfinite(x) else ("inf" if x > 0 else "-inf")
 
 

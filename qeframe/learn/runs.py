@@ -100,6 +100,26 @@ def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[s
         raise QeframeError(f"checkpoint file {str(path)!r} cannot be read: {exc}") from None
 
 
+def load_model_weights(
+    weights: str | Path, config: Mapping[str, Any], device: str | torch.device = "cpu"
+) -> dict[str, torch.Tensor]:
+    """The tensors of the weights file ``weights`` that checkpoint ``config`` names, after checking
+    the file against the sha256 the config records for it (``config["sha256"][file name]``, written
+    by :func:`save_checkpoint` and :func:`write_best`; a config without one is read unchecked).
+
+    Safetensors and JSON only: nothing is unpickled. A changed or damaged file raises
+    :class:`QeframeError` (one line), so a model never predicts with weights other than its own.
+    """
+    weights = Path(weights)
+    expected = (config.get("sha256") or {}).get(weights.name)
+    if expected is not None and weights.is_file() and file_sha256(weights) != expected:
+        raise QeframeError(
+            f"checkpoint file {str(weights)!r} does not match the sha256 recorded in its checkpoint "
+            "config: the file is damaged or was replaced"
+        )
+    return load_tensors(weights, device)
+
+
 def file_sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -173,16 +193,21 @@ class RunDir:
         raise QeframeError(f"cannot create a run folder under {str(parent)!r}")  # pragma: no cover
 
     @classmethod
-    def open(cls, path: str | Path) -> RunDir:
-        """An existing run folder; :class:`QeframeError` when it is missing or not a run folder."""
+    def open(cls, path: str | Path, *, create: bool = True) -> RunDir:
+        """An existing run folder; :class:`QeframeError` when it is missing or not a run folder.
+
+        ``create``: make ``checkpoints/`` and ``plots/`` where missing (for a run that goes on);
+        ``False`` opens the folder read-only (inference from a shipped or read-only folder).
+        """
         path = Path(path)
         if not path.is_dir():
             raise QeframeError(f"run folder {str(path)!r} not found")
         if not (path / "spec.json").is_file() and not (path / "checkpoints").is_dir():
             raise QeframeError(f"{str(path)!r} is not a qeframe run folder (no spec.json, no checkpoints/)")
         run = cls(path)
-        run.checkpoints.mkdir(exist_ok=True)
-        run.plots.mkdir(exist_ok=True)
+        if create:
+            run.checkpoints.mkdir(exist_ok=True)
+            run.plots.mkdir(exist_ok=True)
         return run
 
     @property
