@@ -38,6 +38,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .config.templates import expand_registry
 from .errors import SpecError
 from .registry import Registry, format_validation_error
 
@@ -332,7 +333,14 @@ class RegistryFile(Frame):
 
 
 def parse_registry(data: dict[str, Any]) -> RegistryFile:
-    """Validate already-parsed TOML data; raises :class:`SpecError` naming the key."""
+    """Expand the templates of already-parsed TOML data (:mod:`qeframe.config.templates`), then
+    validate it; raises :class:`SpecError` naming the key."""
+    fields = {
+        "datasets": DatasetSpec.model_fields,
+        "experiments": ExperimentSpec.model_fields,
+        "families": FamilyEntry.model_fields,
+    }
+    data = expand_registry(data, fields)
     try:
         return RegistryFile.model_validate(data)
     except ValidationError as exc:

@@ -1,0 +1,1 @@
+"""Configuration as data: ``registry.toml`` templates expanded into plain entries before validation."""
