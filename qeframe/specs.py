@@ -25,6 +25,11 @@ Layout::
     prediction = { gate = "ppt", calibration = "platt", target_fpr = 0.01 }
     [experiments.NAME.training] ...
     [experiments.NAME.evaluation] ...
+
+Entries may use templates and inheritance (``extends``, ``scale``, ``override``,
+``families_extra``, ``include``); :func:`parse_registry` expands them with
+:func:`qeframe.config.templates.expand_registry` before validating, so the models here only ever
+see entries written out in full.
 """
 
 from __future__ import annotations

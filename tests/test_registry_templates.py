@@ -25,8 +25,17 @@ from registry_snapshot import registry_snapshot
 
 from qeframe.config.templates import REFERENCE, expand_registry, merge, parse_scale, scale_count
 from qeframe.errors import SpecError
+from qeframe.registry import Registry
 from qeframe.runs import experiment_spec_hash
-from qeframe.specs import DatasetSpec, ExperimentSpec, FamilyEntry, load_registry_file, parse_registry
+from qeframe.specs import (
+    DatasetSpec,
+    ExperimentSpec,
+    FamilyEntry,
+    load_registry_file,
+    parse_registry,
+    validate_dataset_plugins,
+)
+from qeframe.train import validate_experiment_plugins
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = json.loads((ROOT / "tests" / "fixtures" / "registry_hashes.json").read_text(encoding="utf-8"))
@@ -136,14 +145,15 @@ def reference_toml_blocks() -> list[str]:
 
 
 def test_reference_examples_expand_as_documented():
-    """The "How to add a dataset" examples of the reference page, added to the real registry."""
-    blocks = reference_toml_blocks()
-    assert len(blocks) == 2
+    """The "How to add a dataset or an experiment" examples of the reference page, added to the
+    real registry, give what the page says."""
+    blocks = [tomllib.loads(block) for block in reference_toml_blocks()]
+    assert [list(b) for b in blocks] == [["datasets"], ["datasets"], ["experiments"]]
     data = tomllib.loads((ROOT / "registry.toml").read_text(encoding="utf-8"))
-    twin = tomllib.loads(blocks[0])["datasets"]
-    assert set(twin) == {"quickstart-test-upb"}
-    data["datasets"].update(twin)  # the block written out as a table: the same spec as the one-liner
-    data["datasets"].update(tomllib.loads(blocks[1])["datasets"])
+    assert set(blocks[0]["datasets"]) == {"quickstart-test-upb"}
+    for block in blocks:  # the first replaces the one-line entry by the same entry as a table
+        for kind, entries in block.items():
+            data[kind].update(entries)
     registry = parse_registry(data)
     assert registry.datasets["quickstart-test-upb"] == REGISTRY.datasets["quickstart-test-upb"]
     mine = registry.datasets["my-train"]
@@ -152,6 +162,16 @@ def test_reference_examples_expand_as_documented():
     assert mine.families[20].params == {"base": "circuit", "base_kind": "entangled", "keep": "npt_all"}
     assert mine.families[-1].family == "horodecki" and mine.families[-1].count == 500
     assert mine.labeler.name == "verified" and mine.split == "train"
+    experiment = registry.experiments["my-quickstart-bn"].model_dump()
+    expected = REGISTRY.experiments["quickstart"].model_dump()
+    expected["train"] = "my-train"
+    expected["description"] = "quickstart's Siamese CNN with batch norm, 5 epochs, on my-train"
+    expected["model"] = {"backbone": "cnn", "params": {"batch_norm": True}}
+    expected["training"]["epochs"] = 5
+    assert experiment == expected
+    plugins = Registry.load()
+    validate_dataset_plugins("my-train", mine, plugins)
+    validate_experiment_plugins("my-quickstart-bn", registry.experiments["my-quickstart-bn"], plugins)
 
 
 # ------------------------------------------------------------------ merge and extends

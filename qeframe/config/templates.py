@@ -58,8 +58,9 @@ REFERENCE = """\
 Entries can inherit from other entries and from templates, so a family list or a training block
 is written once. The expansion happens before validation and produces exactly the entries one
 would write out in full: a dataset's spec hash (and so its store and every run trained on it)
-is the same whichever way its entry is written. `qeframe data list` and the run folders show
-the expanded entries.
+is the same whichever way its entry is written. Store manifests and run folders record the
+expanded specs; `load_registry_file("registry.toml").dataset("NAME").model_dump()` (in
+`qeframe.specs`) shows one.
 
 | key | where | meaning |
 |---|---|---|
@@ -73,12 +74,14 @@ the expanded entries.
 Order for one entry: `extends` -> own keys merged -> `scale` -> `override` -> `families_extra`. A
 scale acts on the counts as inherited, so to take 1/28 of Table I extend the unscaled template,
 not an already-scaled set (rounding twice can differ by one). An entry cannot delete an inherited
-key; extend a template that lacks it. Errors are one line naming the key path, e.g.
+key; extend a template that lacks it. A short entry can be one line of a `[datasets]` or
+`[experiments]` table (`NAME = { extends = "...", seed = 7 }`, as in `registry.toml`); TOML
+allows each of these two tables once per file. Errors are one line naming the key path, e.g.
 `datasets.quickstart-test-pure.extends: unknown dataset or template 'paper-test-pur' (did you mean
 'paper-test-pure'?); defined: ...`, `datasets.a.extends: cycle a -> b -> a`,
 `datasets.x.scale: expected a positive number or a fraction like "1/28", got -1`.
 
-### How to add a dataset
+### How to add a dataset or an experiment
 
 A test set twin at 1/20 of an existing one, with its own seed (give every dataset its own seed:
 the same families under the same seed draw the same states):
@@ -105,9 +108,19 @@ families_extra = [
 ]
 ```
 
-`qeframe data list` shows the expanded entry and `qeframe data build my-train` builds it; an
-experiment is added the same way (`extends` an experiment or `[templates.experiments.NAME]`,
-then e.g. `[experiments.NAME.training]` with only the keys that differ).
+An experiment that differs from `quickstart` in the model's parameters and the training length,
+trained on the set above:
+
+```toml
+[experiments.my-quickstart-bn]
+extends = "quickstart"
+train = "my-train"
+description = "quickstart's Siamese CNN with batch norm, 5 epochs, on my-train"
+model.params.batch_norm = true   # merged: the backbone stays "cnn"
+training.epochs = 5              # merged: lr, batch size, symmetries stay
+```
+
+`qeframe data build my-train` builds the set and `qeframe run my-quickstart-bn` trains on it.
 """
 
 
