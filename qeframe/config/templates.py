@@ -135,14 +135,12 @@ def parse_scale(key: str, value: Any) -> Fraction:
     ``"0.05"``. ``key`` is the key path named in the error."""
     factor: Fraction | None = None
     try:
-        if isinstance(value, bool):
-            factor = None
-        elif isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool):
             factor = Fraction(value)
         elif isinstance(value, float) and math.isfinite(value):
             factor = Fraction(repr(value))
         elif isinstance(value, str):
-            factor = Fraction(value.strip())
+            factor = Fraction(value.strip())  # "1/28", "0.05", "3"; "inf", "nan", "1/0" raise
     except (ValueError, ZeroDivisionError):
         factor = None
     if factor is None or factor <= 0:
