@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def _configs(args: argparse.Namespace) -> dict:
-    from qeframe.specs import SymmetryLoss, TrainingSpec
+    from qeframe.config.specs import SymmetryLoss, TrainingSpec
 
     base = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": 0, "select": "last"}
     symmetries = [
@@ -59,10 +59,10 @@ def worker(args: argparse.Namespace) -> None:
     import torch
     from bench_train import _synthetic
 
-    from qeframe.distributed import SINGLE, init_distributed, shutdown, torchrun_env
-    from qeframe.registry import Registry
-    from qeframe.specs import ModelSpec
-    from qeframe.train import Trainer, resolve_device
+    from qeframe.learn.distributed import SINGLE, init_distributed, shutdown, torchrun_env
+    from qeframe.plugin.registry import Registry
+    from qeframe.config.specs import ModelSpec
+    from qeframe.learn.train import Trainer, resolve_device
 
     torch.set_num_threads(args.threads)
     if torchrun_env() is not None:

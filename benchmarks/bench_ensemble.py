@@ -17,7 +17,7 @@ Timed, in this order:
   paper's ten M domains after so short a fit (``router_fit.domain_counts``).
 * ``routing``: ``route`` of the whole set (autoencoder forward passes only).
 * ``single``: one model (``--backbone``) trained for ``--epochs`` on all samples (the trainer).
-* ``ensemble``: :func:`qeframe.ensemble.train_ensemble` with ``--members`` members, routed by
+* ``ensemble``: :func:`qeframe.learn.ensemble.train_ensemble` with ``--members`` members, routed by
   ``pt_spectrum`` with ``quantiles = members`` (equally filled domains, so exactly that many
   members; the cheap router keeps the member training in focus), the same backbone and epochs.
   Members train one after the other on their subsets, so the total should be about ``single``
@@ -49,8 +49,8 @@ def _data(n: int, seed: int, registry):
     """``n`` labelled 3-qubit states of four kinds (module docstring) as DatasetArrays."""
     import numpy as np
 
-    from qeframe.interfaces import StateBatch
-    from qeframe.train import DatasetArrays
+    from qeframe.plugin.interfaces import StateBatch
+    from qeframe.learn.train import DatasetArrays
 
     rng = np.random.default_rng(seed)
     recipe = [
@@ -85,7 +85,7 @@ def _batched_step(registry, model_spec, n_members: int, batch: int, device, repe
     import torch
     from torch.func import functional_call, grad, stack_module_state, vmap
 
-    from qeframe.train import masked_bce
+    from qeframe.learn.train import masked_bce
 
     backbone = registry.create("backbone", model_spec.backbone, model_spec.params)
     torch.manual_seed(0)
@@ -158,10 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from qeframe.ensemble import route_arrays, train_ensemble
-    from qeframe.registry import Registry
-    from qeframe.specs import ModelSpec, TrainingSpec
-    from qeframe.train import Trainer, model_input, resolve_device
+    from qeframe.learn.ensemble import route_arrays, train_ensemble
+    from qeframe.plugin.registry import Registry
+    from qeframe.config.specs import ModelSpec, TrainingSpec
+    from qeframe.learn.train import Trainer, model_input, resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

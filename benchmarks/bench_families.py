@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from qeframe_plugins.labelers.negativity import NegativityLabeler
 
-from qeframe.registry import Registry
+from qeframe.plugin.registry import Registry
 
 #: (label, family name, params) — the paper's generation recipes.
 CONFIGS: list[tuple[str, str, dict]] = [

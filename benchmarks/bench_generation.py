@@ -92,9 +92,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from qeframe_plugins.families import _common
 
-    from qeframe.registry import Registry
-    from qeframe.specs import load_registry_file
-    from qeframe.store import generation_context
+    from qeframe.plugin.registry import Registry
+    from qeframe.config.specs import load_registry_file
+    from qeframe.data.store import generation_context
 
     before = os.getloadavg()
     spec = load_registry_file(args.registry).dataset(args.dataset)

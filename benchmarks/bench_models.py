@@ -45,7 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import qeframe
 from qeframe.quantum.cuts import n_cuts
 from qeframe.quantum.torch_ops import to_model_input
-from qeframe.registry import Registry
+from qeframe.plugin.registry import Registry
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "models.json"
 

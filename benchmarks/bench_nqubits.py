@@ -7,7 +7,7 @@ description and the load average::
 * **label** — states/s of the ``negativity`` and ``verified`` labelers on a mixed workload, and the
   ``certified`` labeler per stage on mixtures (PPT cuts decided by exact stages or the DPS-2 SDP;
   the SDP is skipped above ``max_extension_dim``, which is why it stops being practical);
-* **store** — bytes per state on disk (:func:`qeframe.build.row_shapes` and the store's dtypes:
+* **store** — bytes per state on disk (:func:`qeframe.data.build.row_shapes` and the store's dtypes:
   ``rho`` complex128 dominates, ``16 * 4**n`` bytes);
 * **train** — samples/s of one Adam step (forward + backward, batch ``--batch``) and the peak
   resident memory growth, per backbone, each in a fresh subprocess (``ru_maxrss`` after the steps
@@ -84,7 +84,7 @@ def bench_generate(n: int, count: int, registry) -> dict[str, Any]:
 
 
 def _mixed_workload(n: int, count: int, registry) -> Any:
-    from qeframe.interfaces import StateBatch
+    from qeframe.plugin.interfaces import StateBatch
 
     rng = np.random.default_rng(1)
     parts = [
@@ -99,7 +99,7 @@ def _mixed_workload(n: int, count: int, registry) -> Any:
 
 
 def bench_label(n: int, count: int, certified_count: int, registry) -> dict[str, Any]:
-    from qeframe.labels import provenance_names
+    from qeframe.plugin.labels import provenance_names
 
     batch = _mixed_workload(n, count, registry)
     out: dict[str, Any] = {}
@@ -136,7 +136,7 @@ def bench_label(n: int, count: int, certified_count: int, registry) -> dict[str,
 
 
 def bench_store(n: int) -> dict[str, Any]:
-    from qeframe.build import ARRAY_DTYPES, row_shapes
+    from qeframe.data.build import ARRAY_DTYPES, row_shapes
 
     shapes = row_shapes(n)
     per_array = {
@@ -165,7 +165,7 @@ def bench_ppt(n: int, count: int, registry) -> dict[str, Any]:
 
 _TRAIN_CHILD = r"""
 import json, resource, sys, time, torch
-from qeframe.registry import get_registry
+from qeframe.plugin.registry import get_registry
 torch.manual_seed(0)
 n, name, params, batch, steps, max_params = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 model = get_registry().create("backbone", name, params).build(n)
@@ -279,7 +279,7 @@ def main() -> None:
         print(markdown_table(json.loads(args.table.read_text())))
         return
 
-    from qeframe.registry import get_registry
+    from qeframe.plugin.registry import get_registry
 
     registry = get_registry()
     load0 = os.getloadavg()

@@ -85,7 +85,7 @@ def per_family(registry, count: int, seed: int) -> tuple[list[dict], float]:
 
 
 def certified_ppt_cuts(ds) -> dict:
-    from qeframe.labels import provenance_names
+    from qeframe.plugin.labels import provenance_names
     from qeframe.quantum.ppt import pt_min_eigenvalues
 
     rho, labels, prov = ds.rho, ds.labels, ds.provenance
@@ -124,9 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ppt_data.json")
     args = parser.parse_args(argv)
 
-    from qeframe.registry import Registry
-    from qeframe.specs import load_registry_file
-    from qeframe.store import build_dataset
+    from qeframe.plugin.registry import Registry
+    from qeframe.config.specs import load_registry_file
+    from qeframe.data.store import build_dataset
 
     load0 = os.getloadavg()
     registry = Registry.load()

@@ -130,7 +130,7 @@ fi
 # datasets of all experiments (train, validation, test), built once with every core
 datasets=$(python3 - "$@" <<'EOF'
 import sys
-from qeframe.specs import load_registry_file
+from qeframe.config.specs import load_registry_file
 reg = load_registry_file("registry.toml")
 names = []
 for e in sys.argv[1:]:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from qeframe.quantum import torch_ops
-from qeframe.registry import get_registry
+from qeframe.plugin.registry import get_registry
 
 
 @torch.no_grad()

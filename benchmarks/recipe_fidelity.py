@@ -2,7 +2,7 @@
 
 Our side: for every family entry of the named ``registry.toml`` datasets, the script draws
 ``max(--min-count, round(--ratio * count))`` kept states through the same path as
-``qeframe data build`` (family -> labeler, :func:`qeframe.build.compute_block`, blocks of
+``qeframe data build`` (family -> labeler, :func:`qeframe.data.build.compute_block`, blocks of
 ``--block`` states until enough are kept) and reports, per group, the fraction of (state, cut)
 pairs that are NPT (:func:`qeframe.quantum.ppt.npt_mask`, tolerance ``PPT_TOL``) and the
 quartiles of ``tr rho^2``. The draws are a sample of each group's distribution, not the store's
@@ -36,13 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from qeframe.build import compute_block
+from qeframe.data.build import compute_block
 from qeframe.quantum.ops import purity
 from qeframe.quantum.ppt import PPT_TOL, npt_mask
 from qeframe.quantum.qiskit_interop import reverse_qubit_order
-from qeframe.registry import get_registry
-from qeframe.specs import load_registry_file
-from qeframe.store import generation_context
+from qeframe.plugin.registry import get_registry
+from qeframe.config.specs import load_registry_file
+from qeframe.data.store import generation_context
 
 ROOT = Path(__file__).resolve().parent.parent
 

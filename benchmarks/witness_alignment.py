@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from qeframe.quantum.witness import load_witness_library
-from qeframe.store import open_dataset
-from qeframe.train import DatasetArrays
+from qeframe.data.store import open_dataset
+from qeframe.learn.train import DatasetArrays
 
 
 def main() -> None:

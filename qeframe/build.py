@@ -7,7 +7,7 @@ exactly ``count_e`` labelled states. They are produced in **blocks**:
   ``family.generate(size, rng, n_qubits)`` (which applies ``local_randomize``) from the generator
   ``np.random.default_rng(SeedSequence(seed, spawn_key=(e, b)))`` — the same seed sequence as
   ``SeedSequence(seed).spawn(E)[e].spawn(b + 1)[b]`` — and then labels them with the labeler, which
-  may drop samples (:attr:`~qeframe.interfaces.LabelBatch.keep`).
+  may drop samples (:attr:`~qeframe.plugin.interfaces.LabelBatch.keep`).
 * The planned blocks ``b < P_e`` (:func:`planned_block_count`: ``ceil(count_e / B)``, but at least
   ``min(8, ceil(count_e / 256))``) split ``count_e`` into near-equal sizes; when the labeler dropped
   samples, further blocks of ``B`` states follow until ``count_e`` states are kept.
@@ -20,7 +20,7 @@ order (:func:`iter_pieces`), so only a few blocks are ever held in memory.
 
 For builds split across machines, :class:`ShardPlan` divides the blocks among ``N`` shards (the exact
 rule is in its docstring and in ``docs/scaling.md``), :class:`ShardSchedule` is the deterministic
-block sequence of one shard and :func:`iter_shard_blocks` computes it; :mod:`qeframe.shards` stores
+block sequence of one shard and :func:`iter_shard_blocks` computes it; :mod:`qeframe.data.shards` stores
 and merges the shards.
 """
 
@@ -38,10 +38,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import QeframeError, SpecError
-from .interfaces import STANDARD_META, Labeler, StateFamily
-from .labels import PROVENANCE
-from .quantum.cuts import n_cuts as count_cuts
+from qeframe.errors import QeframeError, SpecError
+from qeframe.plugin.interfaces import STANDARD_META, Labeler, StateFamily
+from qeframe.plugin.labels import PROVENANCE
+from qeframe.quantum.cuts import n_cuts as count_cuts
 
 #: Largest generation block (states). Smaller for many qubits so that a block's ``rho`` stays ~2 MiB.
 MAX_BLOCK_ROWS = 2048
@@ -206,7 +206,7 @@ def compute_block(ctx: GenerationContext, entry: int, block: int, size: int) -> 
         _check(bool(np.isin(out[name], (-1, 0, 1)).all()), f"{who}: {name} outside 1/0/-1")
     for name in ("provenance", "ground_truth_provenance"):
         _check(
-            bool((out[name] < len(PROVENANCE)).all()), f"{who}: {name} code outside qeframe.labels.PROVENANCE"
+            bool((out[name] < len(PROVENANCE)).all()), f"{who}: {name} code outside qeframe.plugin.labels.PROVENANCE"
         )
     return Block(entry, block, size, out, result.evidence is not None)
 
@@ -470,7 +470,7 @@ class ShardPlan:
        at that rate (:meth:`extras_wanted`).
 
     The union of the shards is thus every planned block plus a prefix-like set of extras; the merge
-    (:func:`qeframe.shards.merge_shards`) consumes blocks ``0, 1, 2, ...`` of every entry exactly as
+    (:func:`qeframe.data.shards.merge_shards`) consumes blocks ``0, 1, 2, ...`` of every entry exactly as
     a single build does and truncates at ``count_e``, computing itself only extra blocks that no
     shard holds (rare: when the shards' estimates fell short). Every block's content depends only on
     ``(seed, e, b, size)``, so the merged rows are bit-identical to a single build's.

@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__
-from .errors import QeframeError
+from qeframe import __version__
+from qeframe.errors import QeframeError
 
 app = typer.Typer(
     name="qeframe",
@@ -77,7 +77,7 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]], as_json: 
 @app.command("plugins")
 def plugins_command(as_json: JsonOption = False) -> None:
     """List installed plugins: kind, name, providing distribution and version, description."""
-    from .registry import get_registry
+    from qeframe.plugin.registry import get_registry
 
     reg = get_registry()
     rows: list[list[Any]] = [
@@ -109,8 +109,8 @@ def reference_command(
     ] = None,
 ) -> None:
     """Print the registry.toml reference generated from the pydantic models of the built-in plugins."""
-    from .reference import registry_reference
-    from .registry import get_registry
+    from qeframe.config.reference import registry_reference
+    from qeframe.plugin.registry import get_registry
 
     text = registry_reference(get_registry())
     if out is None:
@@ -123,7 +123,7 @@ def reference_command(
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``qeframe`` script: user errors become one line and exit status 2."""
     # Importing submodules registers their commands on `app`.
-    from . import commands  # noqa: F401
+    from qeframe import commands  # noqa: F401
 
     try:
         code = app(args=argv, standalone_mode=False)

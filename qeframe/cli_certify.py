@@ -21,15 +21,15 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from .cli import JsonOption, app, console, err_console, print_table
-from .errors import QeframeError
+from qeframe.cli.base import JsonOption, app, console, err_console, print_table
+from qeframe.errors import QeframeError
 
 _VERDICT = {1: "entangled", 0: "separable", -1: "unknown"}
 
 
 def load_density_matrices(path: Path) -> np.ndarray:
     """Load ``.npy`` or ``.npz`` (key ``rho``) and validate; user errors raise :class:`QeframeError`."""
-    from .quantum.validation import validate_density_matrices
+    from qeframe.quantum.validation import validate_density_matrices
 
     if not path.is_file():
         raise QeframeError(f"file not found: {path}")
@@ -103,7 +103,7 @@ def certify_command(
     separable ball -> separable; DPS-2 symmetric-extension SDP -> entangled (needs
     pip install 'qeframe\[certify]'); otherwise unknown, with the reason.
     """
-    from .registry import get_registry
+    from qeframe.plugin.registry import get_registry
 
     if out is not None and out.suffix.lower() not in (".json", ".npz"):
         raise QeframeError(f"unsupported output type {out.suffix!r} for --out; allowed: .json, .npz")

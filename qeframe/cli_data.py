@@ -2,7 +2,7 @@
 
 ``build``, ``merge`` and ``list`` read the registry file (``--registry``, default ``./registry.toml``);
 ``info`` and ``export`` read only the store. Every command takes ``--data-dir`` (default ``data``);
-tables also come as ``--json``. Sharded builds (:mod:`qeframe.shards`): ``build NAME --shard i/N``
+tables also come as ``--json``. Sharded builds (:mod:`qeframe.data.shards`): ``build NAME --shard i/N``
 builds one shard store ``data/<name>.shard-i-of-N/``, ``merge NAME`` merges the ``N`` shards into
 ``data/<name>/``, ``build NAME --shards N [--executor E]`` does both through an executor plugin.
 """
@@ -16,8 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli import DEFAULT_REGISTRY, JsonOption, RegistryOption, console, data_app, print_table
-from .errors import QeframeError
+from qeframe.cli.base import DEFAULT_REGISTRY, JsonOption, RegistryOption, console, data_app, print_table
+from qeframe.errors import QeframeError
 
 DataDirOption = Annotated[Path, typer.Option("--data-dir", help="Folder holding the dataset stores.")]
 DEFAULT_DATA_DIR = Path("data")
@@ -65,10 +65,10 @@ def build_command(
     as_json: JsonOption = False,
 ) -> None:
     """Build dataset stores; an interrupted build resumes, an up-to-date store is kept (unless --force)."""
-    from .registry import get_registry
-    from .shards import build_shard, build_sharded, parse_shard, shard_dir_name
-    from .specs import load_registry_file, validate_dataset_plugins
-    from .store import build_dataset, read_manifest, store_status
+    from qeframe.plugin.registry import get_registry
+    from qeframe.data.shards import build_shard, build_sharded, parse_shard, shard_dir_name
+    from qeframe.config.specs import load_registry_file, validate_dataset_plugins
+    from qeframe.data.store import build_dataset, read_manifest, store_status
 
     if shard is not None and (shards is not None or executor is not None):
         raise QeframeError(
@@ -231,9 +231,9 @@ def merge_command(
     """Merge the shards built with `data build NAME --shard i/N` into data/<name>/ (as one build makes it)."""
     import shutil
 
-    from .registry import get_registry
-    from .shards import merge_shards
-    from .specs import load_registry_file
+    from qeframe.plugin.registry import get_registry
+    from qeframe.data.shards import merge_shards
+    from qeframe.config.specs import load_registry_file
 
     spec = load_registry_file(registry).dataset(name)
     t0 = time.perf_counter()
@@ -277,7 +277,7 @@ def info_command(
     as_json: JsonOption = False,
 ) -> None:
     """Per-family counts, per-cut label balance and provenance counts of a built store (its manifest)."""
-    from .store import open_dataset
+    from qeframe.data.store import open_dataset
 
     m = open_dataset(name, data_dir=data_dir).manifest
     if as_json:
@@ -326,7 +326,7 @@ def export_command(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Export a built store to one .npz: rho, labels, family, cuts, provenance names, ground truth."""
-    from .store import export_npz, open_dataset
+    from qeframe.data.store import export_npz, open_dataset
 
     ds = open_dataset(name, data_dir=data_dir)
     export_npz(ds, out)
@@ -340,9 +340,9 @@ def list_command(
     as_json: JsonOption = False,
 ) -> None:
     """Datasets declared in the registry and the state of their stores (built, stale, partial, missing)."""
-    from .shards import shard_status
-    from .specs import load_registry_file
-    from .store import read_manifest, store_status
+    from qeframe.data.shards import shard_status
+    from qeframe.config.specs import load_registry_file
+    from qeframe.data.store import read_manifest, store_status
 
     registry_file = load_registry_file(registry)
     rows: list[list[Any]] = []

@@ -1,9 +1,9 @@
 """``qeframe run EXPERIMENT`` and ``qeframe classify FILE --run RUN_DIR``.
 
 ``run``: reads the experiment from ``registry.toml``, checks every plugin name and parameter it
-uses, builds missing datasets (:func:`qeframe.store.ensure_dataset`), trains (:mod:`qeframe.train`)
-with a progress bar, evaluates on the test datasets (:mod:`qeframe.evaluate`) and writes the run
-folder (:mod:`qeframe.runs`): ``spec.json``, ``plugins.json``, ``metrics.jsonl``, ``checkpoints/``,
+uses, builds missing datasets (:func:`qeframe.data.store.ensure_dataset`), trains (:mod:`qeframe.learn.train`)
+with a progress bar, evaluates on the test datasets (:mod:`qeframe.evaluation.evaluate`) and writes the run
+folder (:mod:`qeframe.learn.runs`): ``spec.json``, ``plugins.json``, ``metrics.jsonl``, ``checkpoints/``,
 ``results.json``, ``results.md``, ``plots/``. ``--resume RUN_DIR`` continues a killed run from its
 last complete checkpoint. ``run A B C --jobs N``: several experiments, each in a process of its own
 (:mod:`qeframe.multirun`), after their datasets are built once; a comparison table closes it.
@@ -11,7 +11,7 @@ last complete checkpoint. ``run A B C --jobs N``: several experiments, each in a
 ``classify``: applies a run's selected model to user matrices (``.npy`` ``(N, 2**n, 2**n)`` or
 ``.npz`` with key ``rho``), after validating them, and prints/writes per-cut probabilities.
 
-Data-parallel ``run`` (:mod:`qeframe.distributed`): ``torchrun --nproc_per_node=K -m qeframe.cli run
+Data-parallel ``run`` (:mod:`qeframe.learn.distributed`): ``torchrun --nproc_per_node=K -m qeframe.cli run
 EXPERIMENT`` (or ``--distributed``; automatic when torchrun starts more than one process). Rank 0
 builds missing datasets while the other ranks wait for the stores to be complete; then every rank
 joins the process group, loads the training and validation sets and trains its part of every
@@ -33,9 +33,9 @@ from typing import Annotated, Any, Self
 import numpy as np
 import typer
 
-from . import __version__
-from .cli import DEFAULT_REGISTRY, JsonOption, RegistryOption, app, console, err_console
-from .errors import QeframeError, SpecError
+from qeframe import __version__
+from qeframe.cli.base import DEFAULT_REGISTRY, JsonOption, RegistryOption, app, console, err_console
+from qeframe.errors import QeframeError, SpecError
 
 DeviceOption = Annotated[
     str, typer.Option("--device", help="Where to compute: auto (CUDA when available), cpu or cuda.")
@@ -119,7 +119,7 @@ def _wait_for_datasets(names: list[str], registry_file: Any, data_dir: Path, pol
     """Block until the stores of ``names`` are complete and of the current spec (a data-parallel
     rank other than 0 waiting for rank 0's build). No timeout: torchrun stops the other ranks when
     rank 0 fails."""
-    from .store import store_status
+    from qeframe.data.store import store_status
 
     while True:
         pending = [
@@ -143,9 +143,9 @@ def _check_experiment(
     Returns ``(spec, dataset names it reads, n_qubits)``; ``epochs`` overrides ``training.epochs``,
     ``compile`` sets ``training.compile``.
     """
-    from .evaluate import validate_baselines
-    from .specs import validate_dataset_plugins
-    from .train import validate_experiment_plugins
+    from qeframe.evaluation.evaluate import validate_baselines
+    from qeframe.config.specs import validate_dataset_plugins
+    from qeframe.learn.train import validate_experiment_plugins
 
     spec = registry_file.experiment(experiment)
     updates: dict[str, Any] = {} if epochs is None else {"epochs": epochs}
@@ -160,7 +160,7 @@ def _check_experiment(
         dict.fromkeys([spec.train, *spec.validation, *spec.test, *(spec.prediction.calibrate_on or [])])
     )
     if spec.router is not None:  # ensemble experiment: check the router now; it may need `fit_on`
-        from .ensemble import validate_router
+        from qeframe.learn.ensemble import validate_router
 
         names += [n for n in validate_router(experiment, spec, registry_file, reg) if n not in names]
     for name in names:
@@ -187,13 +187,13 @@ def _run_several(
     (:mod:`qeframe.multirun`), then print and write the comparison of their results."""
     import datetime as dt
 
-    from .evaluate import CONVENTIONS, TableData, comparison_tables, print_tables, tables_markdown
-    from .multirun import Job, child_command, run_jobs
-    from .registry import get_registry
-    from .runs import atomic_write_json, atomic_write_text
-    from .specs import load_registry_file
-    from .store import ensure_dataset
-    from .train import resolve_device
+    from qeframe.evaluation.evaluate import CONVENTIONS, TableData, comparison_tables, print_tables, tables_markdown
+    from qeframe.multirun import Job, child_command, run_jobs
+    from qeframe.plugin.registry import get_registry
+    from qeframe.learn.runs import atomic_write_json, atomic_write_text
+    from qeframe.config.specs import load_registry_file
+    from qeframe.data.store import ensure_dataset
+    from qeframe.learn.train import resolve_device
 
     twice = sorted({e for e in experiments if experiments.count(e) > 1})
     if twice:
@@ -370,7 +370,7 @@ def run_command(
     a process of its own, at most --jobs at a time; a comparison table and runs/_logs/<stamp>/
     (logs, summary.md, summary.json) close the command.
     """
-    from .distributed import (
+    from qeframe.learn.distributed import (
         NOT_UNDER_TORCHRUN,
         SINGLE,
         distributed_device,
@@ -379,11 +379,11 @@ def run_command(
         torchrun_env,
         wants_distributed,
     )
-    from .registry import get_registry
-    from .runs import RunDir, experiment_spec_hash
-    from .specs import load_registry_file
-    from .store import ensure_dataset
-    from .train import DatasetArrays, resolve_device
+    from qeframe.plugin.registry import get_registry
+    from qeframe.learn.runs import RunDir, experiment_spec_hash
+    from qeframe.config.specs import load_registry_file
+    from qeframe.data.store import ensure_dataset
+    from qeframe.learn.train import DatasetArrays, resolve_device
 
     if len(experiments) > 1:
         if resume is not None:
@@ -487,15 +487,15 @@ def _train_and_evaluate(
 ) -> None:
     """The part of ``qeframe run`` after the datasets are loaded: train, evaluate, write, print.
 
-    ``ctx`` is the data-parallel :class:`~qeframe.distributed.DistContext` (``None`` in one
+    ``ctx`` is the data-parallel :class:`~qeframe.learn.distributed.DistContext` (``None`` in one
     process); only its rank 0 writes the run folder, evaluates and prints. ``chatty``: progress
     bar and per-epoch lines on stderr (``--progress``); ``as_json``: stdout is one JSON document.
     """
-    from .evaluate import evaluate, print_results, results_markdown
-    from .plots import write_plots
-    from .prediction import fit_for_run
-    from .runs import RunDir, atomic_write_json, atomic_write_text
-    from .train import Trainer
+    from qeframe.evaluation.evaluate import evaluate, print_results, results_markdown
+    from qeframe.evaluation.plots import write_plots
+    from qeframe.learn.prediction import fit_for_run
+    from qeframe.learn.runs import RunDir, atomic_write_json, atomic_write_text
+    from qeframe.learn.train import Trainer
 
     main_rank = ctx is None or ctx.is_main
     if run is None:  # created only now, so that a failed or interrupted dataset build leaves no empty run
@@ -517,8 +517,8 @@ def _train_and_evaluate(
         _write_run_records(
             run, experiment, spec, spec_hash, registry_file, registry_path, names, reg, trainer, ctx
         )
-    if spec.router is not None:  # ensemble of per-domain models: qeframe.ensemble trains, evaluates, writes
-        from .ensemble import run_ensemble
+    if spec.router is not None:  # ensemble of per-domain models: qeframe.learn.ensemble trains, evaluates, writes
+        from qeframe.learn.ensemble import run_ensemble
 
         if chatty:
             err_console.print(f"{'resuming' if resume else 'run folder'} {run.path}", markup=False)
@@ -568,7 +568,7 @@ def _train_and_evaluate(
             datasets[spec.train], [datasets[n] for n in spec.validation], run=run, progress=progress
         )
     if ctx is not None:
-        from .distributed import barrier
+        from qeframe.learn.distributed import barrier
 
         barrier(ctx)  # every collective of training has completed on every rank
     if not main_rank:  # rank 0 alone evaluates and writes the tables
@@ -618,7 +618,7 @@ def _write_run_records(
     ctx: Any,
 ) -> None:
     """``spec.json`` and ``plugins.json`` of a run (rank 0)."""
-    from .runs import atomic_write_json
+    from qeframe.learn.runs import atomic_write_json
 
     atomic_write_json(
         run.spec_file,
@@ -673,7 +673,7 @@ def load_matrices(path: Path) -> np.ndarray:
 
 def _write_probabilities(out: Path, cuts: list[str], prediction: Any, payload: dict[str, Any]) -> None:
     """``--out``: the JSON payload, or a CSV with per cut P(entangled), the answer and its proof."""
-    from .runs import atomic_write_json, atomic_write_text
+    from qeframe.learn.runs import atomic_write_json, atomic_write_text
 
     if out.suffix.lower() == ".json":
         atomic_write_json(out, payload, sort_keys=False)
@@ -703,18 +703,18 @@ def classify_command(
     calibrated and with the abstention thresholds of the run's prediction.json (a run without one
     answers with the raw model probability, marked uncalibrated).
     """
-    from .prediction import load_prediction, model_logits, predict
-    from .quantum.validation import validate_density_matrices
-    from .registry import get_registry
-    from .runs import RunDir, load_tensors, selected_model
-    from .train import autocast_dtype, build_model_from_config, load_state, resolve_device
+    from qeframe.learn.prediction import load_prediction, model_logits, predict
+    from qeframe.quantum.validation import validate_density_matrices
+    from qeframe.plugin.registry import get_registry
+    from qeframe.learn.runs import RunDir, load_tensors, selected_model
+    from qeframe.learn.train import autocast_dtype, build_model_from_config, load_state, resolve_device
 
     if out is not None and out.suffix.lower() not in (".json", ".csv"):
         raise QeframeError(f"--out {out}: unsupported file type; expected .json or .csv")
     run_dir = RunDir.open(run)
     torch_device = resolve_device(device)
     if (run_dir.path / "ensemble" / "ensemble.json").is_file():  # an ensemble run: route, then members
-        from .ensemble import load_ensemble
+        from qeframe.learn.ensemble import load_ensemble
 
         model, config = load_ensemble(run_dir, get_registry(), torch_device)
         config = {**config, "epoch": "ensemble"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import (
+from qeframe import (
     cli_certify,  # noqa: F401
     cli_data,  # noqa: F401
     cli_run,  # noqa: F401

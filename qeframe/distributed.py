@@ -4,7 +4,7 @@
 torchrun gives each the environment variables ``WORLD_SIZE`` (K), ``RANK`` (0..K-1), ``LOCAL_RANK``
 (its index on this machine), ``MASTER_ADDR`` and ``MASTER_PORT``. :func:`init_distributed` reads
 them, picks the process's device (``cuda:LOCAL_RANK`` with the ``nccl`` backend, or the CPU with
-``gloo``) and joins the process group; the trainer (:class:`qeframe.train.Trainer`) then wraps the
+``gloo``) and joins the process group; the trainer (:class:`qeframe.learn.train.Trainer`) then wraps the
 model in :class:`torch.nn.parallel.DistributedDataParallel` (DDP).
 
 How one global batch is split. Every rank holds the whole training set and the same seeded
@@ -14,7 +14,7 @@ in a single process, and rank ``r`` of ``K`` takes the contiguous part
 ``[lo_r, hi_r) = shard_bounds(B, K, r)`` of each global batch (the first ``B mod K`` ranks get one
 sample more). Each rank scales its loss so that the sum over ranks is the single-process loss of
 the global batch, and DDP averages the gradients over ranks; the update is therefore the
-single-process update up to floating-point rounding (see :mod:`qeframe.train` for the loss terms).
+single-process update up to floating-point rounding (see :mod:`qeframe.learn.train` for the loss terms).
 
 The :class:`DistContext` that the trainer and ``qeframe run`` receive says which rank this process
 is and wraps the few collective operations they use; :data:`SINGLE` is the context of an ordinary
@@ -31,7 +31,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from .errors import QeframeError
+from qeframe.errors import QeframeError
 
 #: The environment variables torchrun sets for every worker (``MASTER_ADDR``/``MASTER_PORT`` too).
 TORCHRUN_ENV = ("WORLD_SIZE", "RANK", "LOCAL_RANK")

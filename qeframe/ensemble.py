@@ -19,7 +19,7 @@ Training (:func:`train_ensemble`), for training set ``T`` with model input ``x``
    ties) — empty domains get a member too, for states routed there at inference. Members are
    numbered in domain order: member ``j`` covers a contiguous range of domains, i.e. of the
    router's score.
-4. **Train each member** with the single-model :class:`~qeframe.train.Trainer` on the training
+4. **Train each member** with the single-model :class:`~qeframe.learn.train.Trainer` on the training
    samples routed to it, validated on the samples of each validation set routed to it (none: the
    last epoch is kept), with the experiment's backbone and training spec except the seed, which is
    ``SeedSequence([training.seed, j])``'s first 63-bit word for member ``j``. Members train one after
@@ -59,10 +59,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .errors import QeframeError, SpecError
-from .interfaces import Router
-from .runs import RunDir, atomic_save_tensors, atomic_write_json, load_tensors, read_checkpoint_config
-from .train import (
+from qeframe.errors import QeframeError, SpecError
+from qeframe.plugin.interfaces import Router
+from qeframe.learn.runs import RunDir, atomic_save_tensors, atomic_write_json, load_tensors, read_checkpoint_config
+from qeframe.learn.train import (
     DatasetArrays,
     Trainer,
     TrainProgress,
@@ -73,8 +73,8 @@ from .train import (
 )
 
 if TYPE_CHECKING:
-    from .registry import Registry
-    from .specs import ExperimentSpec, ModelSpec, RegistryFile, TrainingSpec
+    from qeframe.plugin.registry import Registry
+    from qeframe.config.specs import ExperimentSpec, ModelSpec, RegistryFile, TrainingSpec
 
 ENSEMBLE_FORMAT = "qeframe-ensemble/1"
 ENSEMBLE_DIR = "ensemble"
@@ -233,7 +233,7 @@ class EnsembleModel(torch.nn.Module):
                 out = torch.zeros((x.shape[0], logits.shape[1]), dtype=torch.float32, device=x.device)
             out[idx] = logits
         if out is None:  # empty batch
-            from .quantum.cuts import n_cuts
+            from qeframe.quantum.cuts import n_cuts
 
             out = torch.zeros((x.shape[0], n_cuts(int(x.shape[-1]).bit_length() - 1)), device=x.device)
         return out
@@ -274,7 +274,7 @@ def save_router(directory: Path, router: Router) -> None:
 
 def load_router(directory: Path, registry: Registry | None = None) -> Router:
     """The router saved by :func:`save_router` in ``directory`` (created through the registry)."""
-    from .registry import get_registry
+    from qeframe.plugin.registry import get_registry
 
     registry = registry if registry is not None else get_registry()
     path = directory / "router.json"
@@ -299,7 +299,7 @@ def load_ensemble(
     The manifest has ``n_qubits`` and ``cuts`` like a checkpoint config, so ``classify`` can treat
     it like one. Raises :class:`QeframeError` when the run has no finished ensemble.
     """
-    from .registry import get_registry
+    from qeframe.plugin.registry import get_registry
 
     run = run if isinstance(run, RunDir) else RunDir.open(run)
     registry = registry if registry is not None else get_registry()
@@ -401,7 +401,7 @@ def train_ensemble(
     """Fit ``router``, route, plan the members and train one model per member (module docstring).
 
     Args:
-        train, validation: the training set and validation sets (:class:`~qeframe.train.DatasetArrays`).
+        train, validation: the training set and validation sets (:class:`~qeframe.learn.train.DatasetArrays`).
         router: an unfitted router (a fitted one is refitted unless ``resume`` finds a saved one).
         model_spec, training: backbone and training spec of every member (seeds per member).
         min_domain_size: domains with fewer training samples are merged (:func:`plan_members`).
@@ -410,7 +410,7 @@ def train_ensemble(
         resume: reuse the saved router/plan and finished members of ``run``; continue the others.
         progress, log: per-epoch progress of the members' trainers; one-line messages.
     """
-    from .quantum.cuts import cut_names
+    from qeframe.quantum.cuts import cut_names
 
     device = resolve_device(device)
     n_qubits = train.n_qubits
@@ -596,7 +596,7 @@ def plot_router_scores(
     as dotted lines. A router without ``scores`` is shown by its domain index instead. Bins are
     logarithmic when every score is positive (the autoencoder's ``M``), linear otherwise.
     """
-    from .plots import _figure
+    from qeframe.evaluation.plots import _figure
 
     path = Path(path)
     panels: list[tuple[str, dict[str, np.ndarray]]] = []
@@ -703,10 +703,10 @@ def run_ensemble(
     ``ensemble/`` folder, ``results.json``, ``results.md`` and the plots, and adds the router to
     ``plugins.json``'s components.
     """
-    from .evaluate import evaluate, results_markdown
-    from .plots import plot_training, write_plots
-    from .prediction import fit_for_run
-    from .runs import atomic_write_text
+    from qeframe.evaluation.evaluate import evaluate, results_markdown
+    from qeframe.evaluation.plots import plot_training, write_plots
+    from qeframe.learn.prediction import fit_for_run
+    from qeframe.learn.runs import atomic_write_text
 
     assert spec.router is not None
     key = f"experiments.{experiment}"

@@ -25,12 +25,12 @@ telling separable from PPT-entangled is the hard part.
 
 Rows ``model`` and ``gated``: ``model`` is the network alone, entangled where
 ``sigmoid(logit) > evaluation.threshold``; ``gated`` is the same network behind the prediction
-layer (:mod:`qeframe.prediction`): entangled with proof on NPT cuts, the calibrated three-valued
+layer (:mod:`qeframe.learn.prediction`): entangled with proof on NPT cuts, the calibrated three-valued
 answer on PPT cuts. Its "unknown" (-1) counts as wrong in the accuracies, like a baseline's "no
 answer".
 
 PPT-cut detection (``ppt_detection``, for every row, when the test set says how its labels are
-known): on the PPT cuts whose label is *proved* (:func:`qeframe.labels.certified_mask`, the same
+known): on the PPT cuts whose label is *proved* (:func:`qeframe.plugin.labels.certified_mask`, the same
 set for every table), ``recall`` = share of the proved-entangled PPT cuts answered entangled,
 ``fpr`` = share of the proved-separable PPT cuts answered entangled, ``abstention`` = share of all
 PPT cuts answered unknown (-1), with the counts behind each. These are convention-free: they
@@ -57,18 +57,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import QeframeError
-from .labels import PROOF_PROVENANCE, PROVENANCE, certified_mask
-from .quantum.ppt import npt_mask
+from qeframe.errors import QeframeError
+from qeframe.plugin.labels import PROOF_PROVENANCE, PROVENANCE, certified_mask
+from qeframe.quantum.ppt import npt_mask
 
 if TYPE_CHECKING:
     import torch
     from rich.console import Console
 
-    from .prediction import PredictionConfig
-    from .registry import Registry
-    from .specs import EvaluationSpec
-    from .train import DatasetArrays
+    from qeframe.learn.prediction import PredictionConfig
+    from qeframe.plugin.registry import Registry
+    from qeframe.config.specs import EvaluationSpec
+    from qeframe.learn.train import DatasetArrays
 
 CONVENTIONS: tuple[str, ...] = ("paper", "correct")
 MODEL_ROW = "model"
@@ -123,7 +123,7 @@ def _ordered_unique(values: np.ndarray) -> list[str]:
     return [str(values[i]) for i in sorted(first)]
 
 
-#: Provenances whose label is proved (defined once, in :mod:`qeframe.labels`).
+#: Provenances whose label is proved (defined once, in :mod:`qeframe.plugin.labels`).
 PROVED_PROVENANCE = PROOF_PROVENANCE
 
 
@@ -179,7 +179,7 @@ def ppt_detection(
     }
 
 
-#: Answer codes and names (as in :mod:`qeframe.labels`).
+#: Answer codes and names (as in :mod:`qeframe.plugin.labels`).
 ANSWERS: tuple[tuple[int, str], ...] = ((1, "entangled"), (0, "separable"), (-1, "unknown"))
 
 
@@ -279,7 +279,7 @@ def baseline_predictions(
             out[name] = npt.astype(np.int8)
             continue
         if registry is None:
-            from .registry import get_registry
+            from qeframe.plugin.registry import get_registry
 
             registry = get_registry()
         baseline = registry.create("baseline", name, {})
@@ -297,7 +297,7 @@ def model_probabilities(
     """Entanglement probabilities ``sigmoid(f(rho))`` ``(N, m)`` float64 of a model, batched."""
     import torch
 
-    from .train import model_input, predict_logits
+    from qeframe.learn.train import model_input, predict_logits
 
     x = model_input(rho, torch.device(device))
     logits = predict_logits(model, x, amp_dtype=amp_dtype)
@@ -308,7 +308,7 @@ def calibration_block(
     arrays: DatasetArrays, raw: np.ndarray, calibrated: np.ndarray, npt: np.ndarray
 ) -> dict[str, Any]:
     """ECE and reliability bins of the raw and the calibrated P(entangled) on the proved PPT cuts."""
-    from .prediction import expected_calibration_error, reliability_bins
+    from qeframe.learn.prediction import expected_calibration_error, reliability_bins
 
     mask = certified_mask(arrays.labels, arrays.provenance) & ~np.asarray(npt, bool)
     y = (np.asarray(arrays.labels)[mask] == 1).astype(int)
@@ -335,10 +335,10 @@ def evaluate(
     ``prediction`` is given too) and the baselines on every test dataset.
 
     Row ``model``: entangled when the model's probability exceeds ``evaluation.threshold``
-    (default 0.5). Row ``gated``: :func:`qeframe.prediction.predict` with ``prediction``.
+    (default 0.5). Row ``gated``: :func:`qeframe.learn.prediction.predict` with ``prediction``.
     Returns the ``results.json`` dict (module docstring).
     """
-    from .prediction import model_logits, predict
+    from qeframe.learn.prediction import model_logits, predict
 
     threshold = evaluation.threshold if evaluation is not None else 0.5
     results: dict[str, Any] = {}
@@ -366,7 +366,7 @@ def evaluate(
 
 
 def _plain(n_cuts: int, threshold: float) -> PredictionConfig:
-    from .prediction import PredictionConfig
+    from qeframe.learn.prediction import PredictionConfig
 
     return PredictionConfig.uncalibrated(n_cuts, threshold, gate="none")
 

@@ -31,34 +31,34 @@ Register = Callable[[type[Any]], None]
 
 @hookspec
 def qeframe_register_families(register: Register) -> None:
-    """Register :class:`qeframe.interfaces.StateFamily` subclasses (generators of density matrices)."""
+    """Register :class:`qeframe.plugin.interfaces.StateFamily` subclasses (generators of density matrices)."""
 
 
 @hookspec
 def qeframe_register_labelers(register: Register) -> None:
-    """Register :class:`qeframe.interfaces.Labeler` subclasses (per-cut labels with provenance)."""
+    """Register :class:`qeframe.plugin.interfaces.Labeler` subclasses (per-cut labels with provenance)."""
 
 
 @hookspec
 def qeframe_register_symmetries(register: Register) -> None:
-    """Register :class:`qeframe.interfaces.Symmetry` subclasses (random entanglement-preserving maps)."""
+    """Register :class:`qeframe.plugin.interfaces.Symmetry` subclasses (random entanglement-preserving maps)."""
 
 
 @hookspec
 def qeframe_register_backbones(register: Register) -> None:
-    """Register :class:`qeframe.interfaces.Backbone` subclasses (torch models: states -> per-cut logits)."""
+    """Register :class:`qeframe.plugin.interfaces.Backbone` subclasses (torch models: states -> per-cut logits)."""
 
 
 @hookspec
 def qeframe_register_routers(register: Register) -> None:
-    """Register :class:`qeframe.interfaces.Router` subclasses (map states to ensemble domains)."""
+    """Register :class:`qeframe.plugin.interfaces.Router` subclasses (map states to ensemble domains)."""
 
 
 @hookspec
 def qeframe_register_baselines(register: Register) -> None:
-    """Register :class:`qeframe.interfaces.Baseline` subclasses (classical criteria as predictors)."""
+    """Register :class:`qeframe.plugin.interfaces.Baseline` subclasses (classical criteria as predictors)."""
 
 
 @hookspec
 def qeframe_register_executors(register: Register) -> None:
-    """Register :class:`qeframe.interfaces.Executor` subclasses (run the shards of a dataset build)."""
+    """Register :class:`qeframe.plugin.interfaces.Executor` subclasses (run the shards of a dataset build)."""

@@ -3,7 +3,7 @@
 Every component is a class with three class attributes — ``name`` (how ``registry.toml`` refers to
 it), ``description`` (one line, shown by ``qeframe plugins``) and ``Params`` (a pydantic model of
 its parameters, ``extra="forbid"``) — and is constructed as ``Component(params)``. The registry
-validates raw parameters against ``Params`` before constructing (:meth:`qeframe.registry.Registry.create`).
+validates raw parameters against ``Params`` before constructing (:meth:`qeframe.plugin.registry.Registry.create`).
 
 Shapes and conventions (identical everywhere):
 
@@ -12,7 +12,7 @@ Shapes and conventions (identical everywhere):
 * Cuts are ordered as :func:`qeframe.quantum.cuts.bipartitions` (``1|23``, ``2|13``, ``3|12``);
   ``n_cuts = 2**(n-1) - 1``.
 * Labels are ``int8`` ``(N, n_cuts)``: 1 entangled, 0 separable, -1 unknown; provenance is
-  ``uint8`` ``(N, n_cuts)`` indexing :data:`qeframe.labels.PROVENANCE`.
+  ``uint8`` ``(N, n_cuts)`` indexing :data:`qeframe.plugin.labels.PROVENANCE`.
 * Model input is a real tensor ``(B, 2, d, d)`` (channel 0 real part, channel 1 imaginary part),
   model output ``(B, n_cuts)`` logits.
 """
@@ -116,8 +116,8 @@ class StateBatch:
     ) -> StateBatch:
         """Convenience constructor: scalars broadcast to ``(N, n_cuts)`` / ``(N,)``; a provenance
         name is turned into its code."""
-        from .labels import provenance_code
-        from .quantum.cuts import n_cuts
+        from qeframe.plugin.labels import provenance_code
+        from qeframe.quantum.cuts import n_cuts
 
         n = rho.shape[0]
         shape = (n, n_cuts(int(rho.shape[-1]).bit_length() - 1))
@@ -203,12 +203,12 @@ class StateFamily(Component):
     def generate(self, count: int, rng: np.random.Generator, n_qubits: int = 3) -> StateBatch:
         """:meth:`sample`, then local randomisation when ``params.local_randomize`` is set."""
         if not self.supports(n_qubits):
-            from .errors import QeframeError
+            from qeframe.errors import QeframeError
 
             raise QeframeError(self.unsupported_message(n_qubits))
         batch = self.sample(count, rng, n_qubits)
         if getattr(self.params, "local_randomize", False):
-            from .quantum.random import locally_randomize
+            from qeframe.quantum.random import locally_randomize
 
             batch = locally_randomize(batch, rng)
         return batch
@@ -355,9 +355,9 @@ class Executor(Component):
     returns their results in task order.
 
     qeframe hands it the shards of a dataset build (``qeframe data build NAME --executor NAME
-    --shards N``, :func:`qeframe.shards.build_sharded`): each task is a small picklable
-    :class:`qeframe.shards.ShardTask` and ``fn`` is the top-level function
-    :func:`qeframe.shards.run_shard_task`, which writes one shard store under the task's data folder
+    --shards N``, :func:`qeframe.data.shards.build_sharded`): each task is a small picklable
+    :class:`qeframe.data.shards.ShardTask` and ``fn`` is the top-level function
+    :func:`qeframe.data.shards.run_shard_task`, which writes one shard store under the task's data folder
     and returns a JSON-able summary. The contract of :meth:`map`:
 
     * call ``fn(task)`` exactly once per task, as concurrently as the backend allows; ``fn`` may run

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .evaluate import CONVENTIONS
+from qeframe.evaluation.evaluate import CONVENTIONS
 
 
 def _figure(width: float, height: float):
@@ -117,7 +117,7 @@ def plot_accuracy(results: Mapping[str, Any], convention: str, path: str | Path)
 
 
 def _merge_bins(parts: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    """Pool reliability bins (:func:`qeframe.prediction.reliability_bins`) of several datasets."""
+    """Pool reliability bins (:func:`qeframe.learn.prediction.reliability_bins`) of several datasets."""
     count = [sum(p["count"][b] for p in parts) for b in range(len(parts[0]["count"]))]
     out: dict[str, list[Any]] = {"count": count, "mean_p": [], "frequency": []}
     for key in ("mean_p", "frequency"):

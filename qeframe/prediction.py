@@ -1,7 +1,7 @@
 """Per-cut prediction of a trained model: the PPT gate, calibration and the three-valued answer.
 
 The prediction layer wraps *any* model — a single backbone or an
-:class:`~qeframe.ensemble.EnsembleModel` — that maps the model input ``(B, 2, d, d)`` to
+:class:`~qeframe.learn.ensemble.EnsembleModel` — that maps the model input ``(B, 2, d, d)`` to
 ``(B, n_cuts)`` logits::
 
     rho ─▶ PPT sign test ── NPT ─▶ entangled (proof: npt)
@@ -16,7 +16,7 @@ The prediction layer wraps *any* model — a single backbone or an
    baseline. The answer on an NPT cut never depends on the model: a prediction never contradicts
    this proof.
 2. **Calibration** of ``p = P(entangled)`` on PPT cuts, fitted on the PPT cuts with *proved* labels
-   (:func:`qeframe.labels.certified_mask`) of the validation data:
+   (:func:`qeframe.plugin.labels.certified_mask`) of the validation data:
 
    * ``platt`` — ``p = sigmoid(a_j z + b_j)`` per cut ``j`` (Platt, "Probabilistic outputs for
      support vector machines", 1999): a scale *and* a shift, because a network trained with
@@ -52,7 +52,7 @@ AAAI 2015; Guo et al. 2017).
 Example: a model that says "separable" on every cut cannot overrule the gate::
 
     >>> import numpy as np
-    >>> from qeframe.prediction import PredictionConfig, predict
+    >>> from qeframe.learn.prediction import PredictionConfig, predict
     >>> ghz = np.zeros(8); ghz[[0, 7]] = 2 ** -0.5
     >>> rho = np.stack([np.outer(ghz, ghz), np.eye(8) / 8]).astype(complex)
     >>> logits = np.full((2, 3), -30.0)
@@ -73,16 +73,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import QeframeError
-from .labels import ENTANGLED, SEPARABLE, UNKNOWN, certified_mask
-from .quantum.ppt import npt_mask, npt_tolerance
+from qeframe.errors import QeframeError
+from qeframe.plugin.labels import ENTANGLED, SEPARABLE, UNKNOWN, certified_mask
+from qeframe.quantum.ppt import npt_mask, npt_tolerance
 
 if TYPE_CHECKING:
     import torch
 
-    from .runs import RunDir
-    from .specs import PredictionSpec
-    from .train import DatasetArrays
+    from qeframe.learn.runs import RunDir
+    from qeframe.config.specs import PredictionSpec
+    from qeframe.learn.train import DatasetArrays
 
 PREDICTION_FORMAT = "qeframe-prediction/1"
 PREDICTION_FILE = "prediction.json"
@@ -478,10 +478,10 @@ def proof_stages(rho: np.ndarray, proofs: Sequence[str], mask: np.ndarray) -> np
     - ``realignment``: realignment or de Vicente correlation-tensor bound violated in filter normal
       form beyond the rounding budget (:func:`qeframe.quantum.realignment.fnf_certificate`).
     """
-    from .quantum.cuts import bipartitions
-    from .quantum.ops import num_qubits
-    from .quantum.realignment import fnf_certificate
-    from .quantum.witness import load_witness_library, qubit_first, witness_values
+    from qeframe.quantum.cuts import bipartitions
+    from qeframe.quantum.ops import num_qubits
+    from qeframe.quantum.realignment import fnf_certificate
+    from qeframe.quantum.witness import load_witness_library, qubit_first, witness_values
 
     rho = np.asarray(rho)
     if rho.ndim == 2:
@@ -520,7 +520,7 @@ def model_logits(
     """Logits ``(N, n_cuts)`` float64 of any model (a backbone or an ensemble), batched."""
     import torch
 
-    from .train import model_input, predict_logits
+    from qeframe.learn.train import model_input, predict_logits
 
     x = model_input(rho, torch.device(device))
     return predict_logits(model, x, amp_dtype=amp_dtype).double().cpu().numpy()
@@ -638,7 +638,7 @@ def prediction_path(run: RunDir | Path) -> Path:
 
 def write_prediction(run: RunDir | Path, config: PredictionConfig) -> Path:
     """``prediction.json`` in the run folder (atomic)."""
-    from .runs import atomic_write_json
+    from qeframe.learn.runs import atomic_write_json
 
     path = prediction_path(run)
     atomic_write_json(path, config.to_dict(), sort_keys=False)
@@ -678,7 +678,7 @@ def fit_for_run(
     amp_dtype: Any = None,
 ) -> PredictionConfig:
     """Fit the prediction layer of a trained ``model`` for experiment ``spec`` (an
-    :class:`~qeframe.specs.ExperimentSpec`) on ``datasets[name]`` for the ``calibrate_on`` names
+    :class:`~qeframe.config.specs.ExperimentSpec`) on ``datasets[name]`` for the ``calibrate_on`` names
     (default: the validation sets), write ``prediction.json`` and return the configuration.
 
     Used by ``qeframe run`` for single models and ensembles alike (any module mapping the model

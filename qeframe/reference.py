@@ -1,6 +1,6 @@
 """Generate the ``registry.toml`` reference (``docs/registry-reference.md``) from the pydantic models.
 
-The frame models of :mod:`qeframe.specs` and the ``Params`` model of every plugin that a
+The frame models of :mod:`qeframe.config.specs` and the ``Params`` model of every plugin that a
 distribution provides are rendered as Markdown tables (key, type, default, constraints,
 description); the templates and inheritance section is :data:`qeframe.config.templates.REFERENCE`. ``tests/test_reference.py`` regenerates the page and fails when the committed copy
 is out of date; refresh it with ``qeframe reference --out docs/registry-reference.md``.
@@ -14,9 +14,9 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from .config.templates import REFERENCE as TEMPLATES_REFERENCE
-from .registry import Registry
-from .specs import (
+from qeframe.config.templates import REFERENCE as TEMPLATES_REFERENCE
+from qeframe.plugin.registry import Registry
+from qeframe.config.specs import (
     ComponentRef,
     DatasetSpec,
     EvaluationSpec,
@@ -59,7 +59,7 @@ KIND_TITLES = {
 def _type_name(annotation: Any) -> str:
     text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
     text = text or repr(annotation)
-    for prefix in ("typing.", "pathlib.", "qeframe.specs.", "annotated_types."):
+    for prefix in ("typing.", "pathlib.", "qeframe.config.specs.", "annotated_types."):
         text = text.replace(prefix, "")
     return text.replace("NoneType", "None").replace("|", "\\|")
 

@@ -26,9 +26,9 @@ from typing import Any
 import pluggy
 from pydantic import ValidationError
 
-from . import hookspecs
-from .errors import PluginConflictError, SpecError, UnknownComponentError
-from .interfaces import KINDS, Component
+from qeframe.plugin import hookspecs
+from qeframe.errors import PluginConflictError, SpecError, UnknownComponentError
+from qeframe.plugin.interfaces import KINDS, Component
 
 ENTRY_POINT_GROUP = "qeframe"
 

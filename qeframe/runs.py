@@ -11,7 +11,7 @@ A run folder holds everything one training run produced::
             epoch-0003.state.safetensors optimizer tensors and RNG states after epoch 3
             epoch-0003.json              the checkpoint config; written last, so it marks completeness
             best.safetensors, best.json  the selected model (written when training finishes)
-        prediction.json                  PPT gate, calibration and thresholds (qeframe.prediction)
+        prediction.json                  PPT gate, calibration and thresholds (qeframe.learn.prediction)
         results.json, results.md         evaluation tables
         plots/*.png
 
@@ -33,12 +33,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import QeframeError
+from qeframe.errors import QeframeError
 
 if TYPE_CHECKING:
     import torch
 
-    from .specs import DatasetSpec, ExperimentSpec
+    from qeframe.config.specs import DatasetSpec, ExperimentSpec
 
 CHECKPOINT_FORMAT = "qeframe-checkpoint/1"
 _EPOCH_JSON = re.compile(r"^epoch-(\d{4,})\.json$")

@@ -1,7 +1,7 @@
 """Sharded dataset builds: independent shards of a dataset, built anywhere, merged bit-identically.
 
-A dataset's rows are a pure function of its spec, computed in generation blocks (:mod:`qeframe.build`).
-:class:`qeframe.build.ShardPlan` divides those blocks among ``N`` shards (numbered ``0 .. N-1``):
+A dataset's rows are a pure function of its spec, computed in generation blocks (:mod:`qeframe.data.build`).
+:class:`qeframe.data.build.ShardPlan` divides those blocks among ``N`` shards (numbered ``0 .. N-1``):
 planned blocks round robin over the whole dataset, the extra blocks a dropping labeler needs to the
 shards that own the entry, each shard deciding from its own blocks how many extras to compute.
 
@@ -20,7 +20,7 @@ shards that own the entry, each shard deciding from its own blocks how many extr
   The result has the same arrays, order, manifest (but for its ``build`` record) and content hash
   as ``qeframe data build NAME`` on one machine. Nothing is written before every check has passed.
 * :func:`build_sharded` (``qeframe data build NAME --executor E --shards N``) runs the ``N`` shard
-  builds through an :class:`qeframe.interfaces.Executor` plugin and merges them.
+  builds through an :class:`qeframe.plugin.interfaces.Executor` plugin and merges them.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .build import (
+from qeframe import __version__
+from qeframe.data.build import (
     ARRAY_DTYPES,
     Block,
     GenerationContext,
@@ -54,11 +54,11 @@ from .build import (
     make_executor,
     row_shapes,
 )
-from .errors import QeframeError, StoreError
-from .interfaces import Executor
-from .registry import Registry, get_registry
-from .specs import NAME_PATTERN, DatasetSpec
-from .store import (
+from qeframe.errors import QeframeError, StoreError
+from qeframe.plugin.interfaces import Executor
+from qeframe.plugin.registry import Registry, get_registry
+from qeframe.config.specs import NAME_PATTERN, DatasetSpec
+from qeframe.data.store import (
     BUILD_STATE,
     MANIFEST,
     SHARD_KIND,
@@ -165,7 +165,7 @@ def build_shard(
     """Build (or finish, or reuse) shard ``index`` of ``count`` of dataset ``name``; return its manifest.
 
     The store is ``data_dir/<name>.shard-<index>-of-<count>/``. It holds the blocks
-    :class:`qeframe.build.ShardPlan` gives the shard, in the shard's order, whole (a block is never
+    :class:`qeframe.data.build.ShardPlan` gives the shard, in the shard's order, whole (a block is never
     split between files): a data file is written once ``shard_size`` rows or :data:`FLUSH_BYTES`
     are buffered. A complete shard store of the same spec, shard layout and code versions is
     returned as it is unless ``force``; an interrupted one is resumed from its complete files.
@@ -655,8 +655,8 @@ def merge_shards(
     exist and be complete, come from ``spec`` (spec hash, block size) and this code (qeframe and
     plugin versions), share one ``N``, hold only their own blocks and cover every planned block; with
     ``verify`` every shard's per-array hashes are recomputed from its files. Then the store is
-    written as :func:`qeframe.store.build_dataset` writes it, stored blocks standing in for computed
-    ones; missing extra blocks (see :class:`qeframe.build.ShardPlan`) are computed on ``workers``
+    written as :func:`qeframe.data.store.build_dataset` writes it, stored blocks standing in for computed
+    ones; missing extra blocks (see :class:`qeframe.data.build.ShardPlan`) are computed on ``workers``
     processes. Finally the written store's content hash is recomputed from its files.
 
     The merged store equals a single build of ``spec``: same arrays, order and content hash, the same
@@ -747,7 +747,7 @@ def merge_shards(
 
 @dataclass(frozen=True)
 class ShardTask:
-    """One shard build, as an :class:`~qeframe.interfaces.Executor` task (plain, picklable data)."""
+    """One shard build, as an :class:`~qeframe.plugin.interfaces.Executor` task (plain, picklable data)."""
 
     name: str
     spec: DatasetSpec

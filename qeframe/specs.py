@@ -43,9 +43,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .config.templates import expand_registry
-from .errors import SpecError
-from .registry import Registry, format_validation_error
+from qeframe.config.templates import expand_registry
+from qeframe.errors import SpecError
+from qeframe.plugin.registry import Registry, format_validation_error
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -211,7 +211,7 @@ class EvaluationSpec(Frame):
 class PredictionSpec(Frame):
     """How the trained model answers per cut: PPT gate, calibration on PPT cuts, abstention thresholds.
 
-    See :mod:`qeframe.prediction` and docs/beyond-ppt.md.
+    See :mod:`qeframe.learn.prediction` and docs/beyond-ppt.md.
 
     ``gate = "ppt"``: a cut whose partial transpose has ``lambda_min < -tol``
     (:func:`qeframe.quantum.ppt.npt_tolerance`) is entangled with proof ``npt``; the model decides
@@ -257,7 +257,7 @@ class PredictionSpec(Frame):
 
 
 class RouterSpec(Frame):
-    """An ensemble's router (:mod:`qeframe.ensemble`): plugin ``name`` with ``params``; fitted on the
+    """An ensemble's router (:mod:`qeframe.learn.ensemble`): plugin ``name`` with ``params``; fitted on the
     dataset ``fit_on`` (default: the training set); a domain with fewer than ``min_domain_size``
     training samples is merged into its nearest non-empty neighbour."""
 

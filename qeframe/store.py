@@ -14,24 +14,24 @@ Layout::
 
 Arrays (``N`` states, ``d = 2**n``, ``c = n_cuts``): ``rho`` ``(N, d, d)`` complex128; ``labels``
 ``(N, c)`` int8 (1 entangled, 0 separable, -1 unknown); ``provenance`` ``(N, c)`` uint8 codes into
-:data:`qeframe.labels.PROVENANCE`; ``evidence`` ``(N, c)`` float64 (NaN when the labeler gives none);
+:data:`qeframe.plugin.labels.PROVENANCE`; ``evidence`` ``(N, c)`` float64 (NaN when the labeler gives none);
 ``ground_truth`` / ``ground_truth_provenance`` as the family's construction knows it; ``entry``
 ``(N,)`` uint16, the index of the family entry in the spec; ``meta.<key>`` the standard meta of
-:data:`qeframe.interfaces.STANDARD_META`.
+:data:`qeframe.plugin.interfaces.STANDARD_META`.
 
 Safety. A shard is written under a temporary name and renamed with :func:`os.replace` once its files
 are complete and synced; the manifest is written the same way after every shard, so a store that
 has a manifest with ``"complete": true`` is complete, and a killed build leaves only whole shards
 (``kill -9`` at any moment included). Building again reuses those shards — the rows are a pure
-function of the spec (:mod:`qeframe.build`) — and ends with the same content hash as a clean build.
+function of the spec (:mod:`qeframe.data.build`) — and ends with the same content hash as a clean build.
 A store built from another spec (another spec hash or block size) is wiped before anything is
 written, never mixed.
 
-Content hash: for each array in :data:`qeframe.build.ARRAY_DTYPES` order, the sha256 of the
+Content hash: for each array in :data:`qeframe.data.build.ARRAY_DTYPES` order, the sha256 of the
 concatenated little-endian bytes of all its rows; the content hash is the sha256 of the lines
 ``name:dtype:row_shape:digest``. It does not depend on the shard layout or the number of workers.
 
-Sharded builds (:mod:`qeframe.shards`) write shard stores ``data/<name>.shard-i-of-N/`` with the
+Sharded builds (:mod:`qeframe.data.shards`) write shard stores ``data/<name>.shard-i-of-N/`` with the
 same file layout and a manifest of ``"kind": "shard"``; :func:`open_dataset` refuses them and
 :func:`store_status` does not count them as built. Their merge writes ``data/<name>/`` through
 :func:`_build` with stored blocks in place of computed ones, so it equals a single build.
@@ -56,8 +56,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from . import __version__
-from .build import (
+from qeframe import __version__
+from qeframe.data.build import (
     ARRAY_DTYPES,
     Cursor,
     GenerationContext,
@@ -68,13 +68,13 @@ from .build import (
     planned_blocks,
     row_shapes,
 )
-from .errors import QeframeError, StoreError
-from .interfaces import STANDARD_META
-from .labels import PROVENANCE, provenance_names
-from .progress import progress_bar
-from .quantum.cuts import cut_names
-from .registry import Registry, get_registry
-from .specs import NAME_PATTERN, DatasetSpec, RegistryFile, validate_dataset_plugins
+from qeframe.errors import QeframeError, StoreError
+from qeframe.plugin.interfaces import STANDARD_META
+from qeframe.plugin.labels import PROVENANCE, provenance_names
+from qeframe.progress import progress_bar
+from qeframe.quantum.cuts import cut_names
+from qeframe.plugin.registry import Registry, get_registry
+from qeframe.config.specs import NAME_PATTERN, DatasetSpec, RegistryFile, validate_dataset_plugins
 
 #: Version of the on-disk layout and of the random streams behind the rows; a store of another
 #: format is rebuilt. History: 1 — first layout; 2 — trig-free gate and phase sampling in the
@@ -84,7 +84,7 @@ STORE_FORMAT = 2
 #: Why a store of an older format cannot be read, per format (for the error message).
 _FORMAT_CHANGES = {1: "format 2 draws the circuit and Haar states with other random streams"}
 MANIFEST = "manifest.json"
-#: ``manifest["kind"]`` of a shard store (:mod:`qeframe.shards`); a dataset's manifest has no ``kind``.
+#: ``manifest["kind"]`` of a shard store (:mod:`qeframe.data.shards`); a dataset's manifest has no ``kind``.
 SHARD_KIND = "shard"
 BUILD_STATE = "build.json"
 SHARD_INFO = "shard.json"
@@ -112,7 +112,7 @@ class Dataset:
         n_qubits: qubits per state; ``cuts``: cut names.
         rho: ``(N, 2**n, 2**n)`` complex128.
         labels: ``(N, n_cuts)`` int8, 1 entangled / 0 separable / -1 unknown (the labeler's).
-        provenance: ``(N, n_cuts)`` uint8 codes into :data:`qeframe.labels.PROVENANCE`.
+        provenance: ``(N, n_cuts)`` uint8 codes into :data:`qeframe.plugin.labels.PROVENANCE`.
         evidence: ``(N, n_cuts)`` float64 if the labeler gave evidence, else ``None``.
         ground_truth, ground_truth_provenance: the same, as known by the family's construction.
         family: ``(N,)`` str, the entry's label (its ``tag``, else the family name).
@@ -147,7 +147,7 @@ class Dataset:
         return [self.path / s["name"] for s in self.manifest["shards"]]
 
     def array(self, name: str) -> np.ndarray:
-        """The stored array ``name`` (a key of :data:`qeframe.build.ARRAY_DTYPES`), read-only."""
+        """The stored array ``name`` (a key of :data:`qeframe.data.build.ARRAY_DTYPES`), read-only."""
         if name not in ARRAY_DTYPES:
             raise KeyError(f"unknown array {name!r}; stored: {', '.join(ARRAY_DTYPES)}")
         parts = [np.load(p / f"{name}.npy", mmap_mode="r") for p in self.shard_paths]
@@ -496,7 +496,7 @@ def _wipe(store: Path) -> None:
 def _complete_shards(store: Path, counts: list[int] | None, n_qubits: int) -> list[dict[str, Any]]:
     """The ``shard.json`` of the consistent prefix ``shard-00000, shard-00001, ...``; later shards and
     leftover temporary folders are removed. With ``counts``, a prefix holding more rows of an entry
-    than its count ends there (a shard store of :mod:`qeframe.shards` passes ``None``)."""
+    than its count ends there (a shard store of :mod:`qeframe.data.shards` passes ``None``)."""
     shapes = row_shapes(n_qubits)
     infos: list[dict[str, Any]] = []
     start = 0
@@ -558,7 +558,7 @@ def _progress_bar(enabled: bool) -> Any:
 
 
 def generation_context(name: str, spec: DatasetSpec, registry: Registry) -> GenerationContext:
-    """Validate ``spec``'s families and labeler (:func:`qeframe.specs.validate_dataset_plugins`) and
+    """Validate ``spec``'s families and labeler (:func:`qeframe.config.specs.validate_dataset_plugins`) and
     construct them: what any process needs to compute any block of dataset ``name``."""
     validate_dataset_plugins(name, spec, registry)
     keys = [f"datasets.{name}.families[{i}]" for i in range(len(spec.families))]
@@ -593,7 +593,7 @@ def build_dataset(
     * An interrupted build of the same spec is resumed from its complete shards.
     * Anything else in the folder that a build wrote (another spec, another format) is removed first.
 
-    Every family and the labeler are validated (:func:`qeframe.specs.validate_dataset_plugins`)
+    Every family and the labeler are validated (:func:`qeframe.config.specs.validate_dataset_plugins`)
     before anything is generated or written. Blocks are generated on ``workers`` processes
     (default ``os.cpu_count()``); ``shard_size`` rows go into each shard. Neither changes the content.
 
@@ -638,7 +638,7 @@ def _build(
     build_info: Callable[[], dict[str, Any]] | None = None,
 ) -> None:
     """Write the store. ``executor_factory(n_workers)``, when given, supplies the blocks instead of a
-    process pool (the merge of :mod:`qeframe.shards` serves stored blocks so); ``build_info()`` adds
+    process pool (the merge of :mod:`qeframe.data.shards` serves stored blocks so); ``build_info()`` adds
     keys to the manifest's ``build`` record."""
     t0 = time.perf_counter()
     block_size = block_size_for(spec.n_qubits)
@@ -862,7 +862,7 @@ def export_npz(dataset: Dataset, out: Path) -> None:
     """Write ``dataset`` to the uncompressed ``.npz`` file ``out`` (exactly that path), shard by shard.
 
     Keys: ``rho`` ``(N, 2**n, 2**n)`` complex128, ``labels`` ``(N, n_cuts)`` int8, ``provenance``
-    ``(N, n_cuts)`` str (names from :data:`qeframe.labels.PROVENANCE`), ``ground_truth`` int8 and
+    ``(N, n_cuts)`` str (names from :data:`qeframe.plugin.labels.PROVENANCE`), ``ground_truth`` int8 and
     ``ground_truth_provenance`` str likewise, ``family`` ``(N,)`` str, ``cuts`` ``(n_cuts,)`` str,
     ``pure`` / ``fully_separable`` / ``pptes`` ``(N,)``, and ``evidence`` float64 when present.
     Load with ``np.load(out)``.

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from .registry import Registry, set_registry
+from qeframe.plugin.registry import Registry, set_registry
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def qeframe_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, 
     Arguments are converted with ``str`` (paths welcome). The exit status is 0 when the command
     returns, else the status it exits with (2 for a user error, whose stderr is one line).
     """
-    from .cli import main
+    from qeframe.cli import main
 
     def invoke(*args: Any) -> tuple[int, str, str]:
         capsys.readouterr()
@@ -49,7 +49,7 @@ def qeframe_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, 
 
 @pytest.fixture
 def qeframe_registry() -> Iterator[Callable[..., Registry]]:
-    from . import registry as registry_module
+    from qeframe.plugin import registry as registry_module
 
     previous = registry_module._DEFAULT  # restore exactly what was there, without loading plugins
 

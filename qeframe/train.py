@@ -14,7 +14,7 @@ Loss of a batch ``b`` of size ``B`` at (0-based) epoch ``e``, with ``p = sigmoid
 
 ``BCE_masked`` averages the binary cross-entropy over the (sample, cut) pairs whose label ``q`` is
 known (``q != -1``); unknown labels enter only the consistency terms, which use every sample (the
-semi-supervised part). For each :class:`~qeframe.specs.SymmetryLoss` ``s``, the symmetry plugin
+semi-supervised part). For each :class:`~qeframe.config.specs.SymmetryLoss` ``s``, the symmetry plugin
 draws a random transformation ``S_s`` per sample and returns ``cut_map`` with ``k_s(i, j) =
 cut_map[i, j]`` (cut ``j`` of ``rho_i`` is cut ``cut_map[i, j]`` of ``S_s rho_i``), and
 ``w_s(e) = s.weight_at(e)`` (paper: 0 for epochs 0..9, then 0.5). A term whose weight is 0 in an
@@ -23,7 +23,7 @@ epoch is not computed in that epoch. Original and views go through the model as 
 = f < 1`` only the first ``ceil(f B)`` samples of the (shuffled) batch get views and the
 consistency sums are divided by ``ceil(f B) m``. Optimiser: Adam(lr, weight_decay), the learning
 rate set before every step from ``training.lr_schedule`` over all ``epochs`` steps
-(:meth:`~qeframe.specs.TrainingSpec.learning_rate`). ``training.compile`` runs
+(:meth:`~qeframe.config.specs.TrainingSpec.learning_rate`). ``training.compile`` runs
 :func:`fused_loss` through :func:`torch.compile` (:func:`compile_loss`).
 
 Devices and precision: CUDA when available (``device="auto"``) with bf16 autocast, CPU in float32;
@@ -33,10 +33,10 @@ the model is built, and two ``torch.Generator`` objects seeded from
 device) for symmetry sampling. Their states go into every checkpoint, so that "train 2 epochs" and
 "train 1 epoch, stop, resume for 1" give the same weights.
 
-Data-parallel training (``torchrun``, :mod:`qeframe.distributed`): with a
-:class:`~qeframe.distributed.DistContext` of ``K`` ranks, every rank holds the whole training set,
+Data-parallel training (``torchrun``, :mod:`qeframe.learn.distributed`): with a
+:class:`~qeframe.learn.distributed.DistContext` of ``K`` ranks, every rank holds the whole training set,
 draws the same permutation and cuts it into the same global batches of ``B`` indices; rank ``r``
-trains on its contiguous part ``[lo_r, hi_r)`` (:func:`~qeframe.distributed.shard_bounds`) through
+trains on its contiguous part ``[lo_r, hi_r)`` (:func:`~qeframe.learn.distributed.shard_bounds`) through
 :class:`~torch.nn.parallel.DistributedDataParallel`. Its loss is its share of the global batch's
 loss — the BCE sum over its known labels divided by the number ``n_known`` of known labels in the
 *global* batch (computed locally: every rank has all labels), the consistency sums divided by
@@ -73,18 +73,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import __version__
-from .distributed import SINGLE, DistContext, broadcast_buffers, prepare_model, wrap_model
-from .errors import QeframeError
-from .labels import PROVENANCE
-from .quantum.cuts import cut_names
-from .quantum.torch_ops import from_model_input, to_model_input
+from qeframe import __version__
+from qeframe.learn.distributed import SINGLE, DistContext, broadcast_buffers, prepare_model, wrap_model
+from qeframe.errors import QeframeError
+from qeframe.plugin.labels import PROVENANCE
+from qeframe.quantum.cuts import cut_names
+from qeframe.quantum.torch_ops import from_model_input, to_model_input
 
 if TYPE_CHECKING:
-    from .interfaces import Symmetry
-    from .registry import Registry
-    from .runs import RunDir
-    from .specs import ExperimentSpec, ModelSpec, TrainingSpec
+    from qeframe.plugin.interfaces import Symmetry
+    from qeframe.plugin.registry import Registry
+    from qeframe.learn.runs import RunDir
+    from qeframe.config.specs import ExperimentSpec, ModelSpec, TrainingSpec
 
 #: Batch size used for inference (validation, evaluation, classify).
 EVAL_BATCH = 4096
@@ -100,7 +100,7 @@ _INPUT_CHUNK = 65536
 class DatasetArrays:
     """The arrays of one dataset that training and evaluation read.
 
-    Built from a store :class:`~qeframe.store.Dataset` with :meth:`from_dataset`, or directly from
+    Built from a store :class:`~qeframe.data.store.Dataset` with :meth:`from_dataset`, or directly from
     in-memory arrays (tests, notebooks).
 
     Attributes:
@@ -111,7 +111,7 @@ class DatasetArrays:
         family: ``(N,)`` str, the family (tag) of each sample; default the dataset name.
         pptes: ``(N,)`` bool, PPT-entangled in the paper's sense (Horodecki, UPB, Acín); default False.
         cuts: cut names in :func:`~qeframe.quantum.cuts.bipartitions` order; default from ``n``.
-        provenance: ``(N, n_cuts)`` uint8 provenance codes of ``labels`` (:data:`qeframe.labels.PROVENANCE`),
+        provenance: ``(N, n_cuts)`` uint8 provenance codes of ``labels`` (:data:`qeframe.plugin.labels.PROVENANCE`),
             or ``None`` when unknown; evaluation reports which share of test labels is proved.
     """
 
@@ -168,7 +168,7 @@ class DatasetArrays:
 
     @classmethod
     def from_dataset(cls, dataset: Any) -> DatasetArrays:
-        """Adapter from a store :class:`~qeframe.store.Dataset` (reads ``name``, ``rho``, ``labels``,
+        """Adapter from a store :class:`~qeframe.data.store.Dataset` (reads ``name``, ``rho``, ``labels``,
         ``ground_truth``, ``family``, ``meta['pptes']``, ``cuts`` and ``provenance``)."""
         meta = getattr(dataset, "meta", {}) or {}
         ground_truth = getattr(dataset, "ground_truth", None)
@@ -272,7 +272,7 @@ def consistency_loss(
     """Siamese consistency ``mean_{b, j} |p[b, j] - p_view[b, cut_map[b, j]]|``.
 
     ``p``, ``p_view``: ``(B, m)`` probabilities of the original and transformed states; ``cut_map``:
-    ``(B, m)`` long from :meth:`qeframe.interfaces.Symmetry.apply`. With ``denominator`` the sum is
+    ``(B, m)`` long from :meth:`qeframe.plugin.interfaces.Symmetry.apply`. With ``denominator`` the sum is
     divided by it instead of ``B m`` (a data-parallel rank passes ``B_global m``).
     """
     diff = (p - p_view.gather(1, cut_map)).abs()
@@ -431,7 +431,7 @@ def _rank_seed(seed: int, rank: int, epoch: int) -> int:
 
 
 class Trainer:
-    """Trains one backbone according to a :class:`~qeframe.specs.TrainingSpec`.
+    """Trains one backbone according to a :class:`~qeframe.config.specs.TrainingSpec`.
 
     Args:
         model_spec: backbone name and params.
@@ -441,7 +441,7 @@ class Trainer:
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or a :class:`torch.device`.
         spec_hash: recorded in checkpoints and checked on resume.
         key: ``registry.toml`` location of the experiment, for error messages.
-        distributed: the data-parallel context (:func:`qeframe.distributed.init_distributed`);
+        distributed: the data-parallel context (:func:`qeframe.learn.distributed.init_distributed`);
             ``None`` for a single process. Every rank builds its own trainer with the same
             arguments and its own ``device``; :attr:`model` is the plain module (checkpoints and
             inference), :attr:`train_model` the DDP wrapper that training runs through.
@@ -459,7 +459,7 @@ class Trainer:
         key: str = "experiment",
         distributed: DistContext | None = None,
     ) -> None:
-        from .registry import get_registry
+        from qeframe.plugin.registry import get_registry
 
         self.registry = registry if registry is not None else get_registry()
         self.model_spec = model_spec
@@ -781,7 +781,7 @@ class Trainer:
             if on_epoch_end is not None:
                 on_epoch_end(record)
         if run is not None and self.epochs_done > 0 and self.dist.is_main:
-            from .runs import latest_checkpoint, read_checkpoint_config, write_best
+            from qeframe.learn.runs import latest_checkpoint, read_checkpoint_config, write_best
 
             last = latest_checkpoint(run.checkpoints)
             if last is not None:
@@ -850,7 +850,7 @@ class Trainer:
 
         Data-parallel: a collective call; rank 0 writes.
         """
-        from .runs import save_checkpoint
+        from qeframe.learn.runs import save_checkpoint
 
         tensors = self.state_tensors()
         if not self.dist.is_main:
@@ -877,7 +877,7 @@ class Trainer:
         from any number of ranks: each rank restores its own global torch RNG state when the
         checkpoint was written by as many ranks, and otherwise reseeds it per rank.
         """
-        from .runs import (
+        from qeframe.learn.runs import (
             check_compatible,
             epoch_stem,
             latest_checkpoint,
@@ -935,7 +935,7 @@ class Trainer:
 
     def load_weights(self, path: Any) -> None:
         """Load model weights from a safetensors file (shape mismatches -> :class:`QeframeError`)."""
-        from .runs import load_tensors
+        from qeframe.learn.runs import load_tensors
 
         load_state(self.model, load_tensors(path, self.device), str(path))
 

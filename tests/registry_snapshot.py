@@ -2,9 +2,9 @@
 ``tests/fixtures/registry_hashes.json`` that ``tests/test_registry_templates.py`` compares the
 repository's registry against.
 
-For each dataset: its spec hash (:meth:`qeframe.specs.DatasetSpec.spec_hash`, the hash a store's
+For each dataset: its spec hash (:meth:`qeframe.config.specs.DatasetSpec.spec_hash`, the hash a store's
 manifest records) and its validated spec (``model_dump(mode="json")``). For each experiment: its
-spec hash (:func:`qeframe.runs.experiment_spec_hash`, the hash in a run folder's name and
+spec hash (:func:`qeframe.learn.runs.experiment_spec_hash`, the hash in a run folder's name and
 ``spec.json``) and its validated spec. The fixture was written from the registry.toml of main
 before templates were introduced (commit 6870e3d), so the test proves that the rewrite with
 ``extends`` / ``scale`` / ``override`` / ``append`` changed no store and no run::
@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from qeframe.runs import experiment_spec_hash
-from qeframe.specs import RegistryFile, load_registry_file
+from qeframe.learn.runs import experiment_spec_hash
+from qeframe.config.specs import RegistryFile, load_registry_file
 
 
 def registry_snapshot(registry_file: RegistryFile) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from qeframe_plugins.labelers import negativity
 
 from qeframe import hookimpl
 from qeframe.cli import main
-from qeframe.interfaces import FamilyParams, LabelBatch, Labeler, StateBatch, StateFamily
+from qeframe.plugin.interfaces import FamilyParams, LabelBatch, Labeler, StateBatch, StateFamily
 from qeframe.quantum.ops import batch_kron, pure_density
 from qeframe.quantum.random import haar_state
 

@@ -12,7 +12,7 @@ from qeframe.quantum import ops, ppt
 from qeframe.quantum import random as nprandom
 from qeframe.quantum.cuts import bipartitions, n_cuts
 from qeframe.quantum.torch_ops import to_model_input
-from qeframe.registry import Registry
+from qeframe.plugin.registry import Registry
 
 BACKBONES = ("cnn", "tensor_network")
 

@@ -25,7 +25,7 @@ from qeframe.quantum.cuts import bipartitions, n_cuts
 from qeframe.quantum.ops import apply_local_unitaries, batch_kron, permute_qubits, pure_density
 from qeframe.quantum.ppt import pt_min_eigenvalues
 from qeframe.quantum.random import haar_state, haar_unitary
-from qeframe.registry import get_registry
+from qeframe.plugin.registry import get_registry
 
 
 #: SDP tests need the optional extra ``qeframe[certify]`` (CI installs only ``qeframe[test]``).

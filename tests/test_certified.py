@@ -23,14 +23,14 @@ from qeframe_plugins.labelers.certified import Certificate, CertifiedLabeler
 from test_baselines import needs_cvxpy
 from typer.testing import CliRunner
 
-from qeframe.cli import app, main
+from qeframe.cli.base import app, main
 from qeframe.errors import SpecError
-from qeframe.interfaces import StateBatch
-from qeframe.labels import PROVENANCE, provenance_code
+from qeframe.plugin.interfaces import StateBatch
+from qeframe.plugin.labels import PROVENANCE, provenance_code
 from qeframe.quantum.ops import batch_kron, pure_density
 from qeframe.quantum.ppt import pt_min_eigenvalues
 from qeframe.quantum.random import haar_state
-from qeframe.registry import get_registry
+from qeframe.plugin.registry import get_registry
 
 
 def labeler(**params) -> CertifiedLabeler:

@@ -13,8 +13,8 @@ from store_plugins import ToyProduct, fails  # shared with the store and shard t
 from typer.testing import CliRunner
 
 from qeframe import hookimpl
-from qeframe.cli import app, main
-from qeframe.interfaces import StateBatch, StateFamily
+from qeframe.cli.base import app, main
+from qeframe.plugin.interfaces import StateBatch, StateFamily
 
 
 class ToyMixed(StateFamily):
@@ -191,12 +191,12 @@ def test_script_reports_an_incomplete_store_in_one_line(env):
 
 def test_interrupted_build_exits_130(env, capsys, monkeypatch):
     """Ctrl-C during a build is a failure for scripts (typer would otherwise report exit status 0)."""
-    import qeframe.store
+    import qeframe.data.store
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(qeframe.store, "build_dataset", interrupted)
+    monkeypatch.setattr(qeframe.data.store, "build_dataset", interrupted)
     with pytest.raises(SystemExit) as info:
         main(["data", "build", "small", "--no-progress"])
     assert info.value.code == 130 and "interrupted" in capsys.readouterr().err

@@ -3,7 +3,7 @@
 * fast: :func:`shard_bounds`; the rank shares of a global batch's loss add up to the single-process
   loss and gradient (simulated in one process, with unknown labels, a symmetry term, uneven and
   empty parts); environment and option errors; ``qeframe run --distributed`` in a group of one.
-* slow (processes): 2 gloo processes through :class:`~qeframe.train.Trainer` (train 1 epoch,
+* slow (processes): 2 gloo processes through :class:`~qeframe.learn.train.Trainer` (train 1 epoch,
   resume, train the 2nd) against one process; ``torchrun --nproc_per_node=2 ... qeframe run``
   against ``qeframe run``: the same files in the run folder, weights, metrics and results.
 """
@@ -28,7 +28,7 @@ from qeframe_plugins.labelers import negativity
 from test_cli_run import REGISTRY_TOML
 from train_plugins import synthetic_arrays
 
-from qeframe.distributed import (
+from qeframe.learn.distributed import (
     distributed_device,
     init_distributed,
     shard_bounds,
@@ -37,10 +37,10 @@ from qeframe.distributed import (
     wants_distributed,
 )
 from qeframe.errors import QeframeError
-from qeframe.registry import Registry
-from qeframe.runs import RunDir, load_tensors
-from qeframe.specs import ModelSpec, SymmetryLoss, TrainingSpec
-from qeframe.train import Trainer, model_input
+from qeframe.plugin.registry import Registry
+from qeframe.learn.runs import RunDir, load_tensors
+from qeframe.config.specs import ModelSpec, SymmetryLoss, TrainingSpec
+from qeframe.learn.train import Trainer, model_input
 
 TESTS = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
@@ -313,7 +313,7 @@ import sys
 sys.path.insert(0, {tests!r})
 import train_plugins
 from qeframe_plugins.labelers import negativity
-from qeframe.registry import Registry, set_registry
+from qeframe.plugin.registry import Registry, set_registry
 set_registry(Registry.load(entry_points=False, plugins=[("train-plugins", train_plugins), ("negativity", negativity)]))
 from qeframe.cli import main
 main(sys.argv[1:])

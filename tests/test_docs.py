@@ -1,11 +1,11 @@
 """The documentation stays in step with the code (datasette's trick).
 
-* Every hook in ``qeframe/hookspecs.py`` has a heading in ``docs/writing-plugins.md`` with its exact
+* Every hook in ``qeframe/plugin/hookspecs.py`` has a heading in ``docs/writing-plugins.md`` with its exact
   signature, and the page documents no hook that does not exist.
 * Every plugin module declared in a ``[project.entry-points.qeframe]`` table (qeframe's built-ins
   and the example package) exists and has a module docstring.
 * ``mkdocs.yml`` lists every page, relative links resolve, and the tables of cut names and of
-  provenance codes in the docs match :mod:`qeframe.quantum.cuts` and :mod:`qeframe.labels`.
+  provenance codes in the docs match :mod:`qeframe.quantum.cuts` and :mod:`qeframe.plugin.labels`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from qeframe.labels import PROVENANCE
+from qeframe.plugin.labels import PROVENANCE
 from qeframe.quantum.cuts import cut_names
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ NOT_PAGES: set[str] = set()
 
 
 def hookspec_signatures() -> dict[str, str]:
-    """``{hook name: "name(params) -> return"}`` exactly as written in ``qeframe/hookspecs.py``."""
+    """``{hook name: "name(params) -> return"}`` exactly as written in ``qeframe/plugin/hookspecs.py``."""
     tree = ast.parse((ROOT / "qeframe" / "hookspecs.py").read_text(encoding="utf-8"))
     signatures = {}
     for node in tree.body:
@@ -60,13 +60,13 @@ def test_hook_documented_with_exact_signature(hook):
         f"docs/writing-plugins.md has no heading for the hook {hook}; add: ### `{signature}`"
     )
     assert headings[hook] == signature, (
-        f"docs/writing-plugins.md documents {headings[hook]!r}, but qeframe/hookspecs.py says {signature!r}"
+        f"docs/writing-plugins.md documents {headings[hook]!r}, but qeframe/plugin/hookspecs.py says {signature!r}"
     )
 
 
 def test_no_documented_hook_is_missing_from_hookspecs():
     extra = sorted(set(documented_hook_headings()) - set(hookspec_signatures()))
-    assert not extra, f"docs/writing-plugins.md documents hooks that qeframe/hookspecs.py lacks: {extra}"
+    assert not extra, f"docs/writing-plugins.md documents hooks that qeframe/plugin/hookspecs.py lacks: {extra}"
 
 
 # ------------------------------------------------------------------------------- plugin docstrings
@@ -169,7 +169,7 @@ def test_concepts_provenance_table_matches_code():
     text = (DOCS / "concepts.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\|\s*(\d+)\s*\|\s*`([a-z0-9-]+)`\s*\|", text, re.MULTILINE)
     assert [(int(c), name) for c, name in rows] == list(enumerate(PROVENANCE)), (
-        "the provenance table in docs/concepts.md must list qeframe.labels.PROVENANCE in code order"
+        "the provenance table in docs/concepts.md must list qeframe.plugin.labels.PROVENANCE in code order"
     )
 
 
@@ -180,7 +180,7 @@ def test_backbone_walkthrough_code_runs_and_trains():
 
     import torch
 
-    from qeframe.registry import Registry
+    from qeframe.plugin.registry import Registry
 
     text = (DOCS / "writing-plugins.md").read_text(encoding="utf-8")
     section = text.split("## Walk-through: a backbone plugin", 1)[1]

@@ -1,4 +1,4 @@
-"""Ensembles of per-domain models (``qeframe.ensemble``): planning, dispatch, training, files, CLI."""
+"""Ensembles of per-domain models (``qeframe.learn.ensemble``): planning, dispatch, training, files, CLI."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from qeframe_plugins.routers.autoencoder import AutoencoderRouter
 from qeframe_plugins.routers.pt_spectrum import PtSpectrumRouter
 from train_plugins import synthetic_arrays
 
-from qeframe.ensemble import (
+from qeframe.learn.ensemble import (
     EnsembleModel,
     load_ensemble,
     member_domains,
@@ -30,10 +30,10 @@ from qeframe.ensemble import (
     validate_router,
 )
 from qeframe.errors import QeframeError, SpecError
-from qeframe.evaluate import evaluate
-from qeframe.runs import RunDir
-from qeframe.specs import ModelSpec, TrainingSpec, parse_registry
-from qeframe.train import model_input, predict_logits
+from qeframe.evaluation.evaluate import evaluate
+from qeframe.learn.runs import RunDir
+from qeframe.config.specs import ModelSpec, TrainingSpec, parse_registry
+from qeframe.learn.train import model_input, predict_logits
 
 # noisy GHZ: lambda_min = -(1 - p)/2 + p/8 in [-0.5, -0.375]; product states: lambda_min = 0
 GHZ_VS_PRODUCT = [float("-inf"), -0.1, float("inf")]
@@ -370,7 +370,7 @@ def test_qeframe_run_trains_and_evaluates_an_ensemble(registry, tmp_path, qefram
     assert payload["results"] == results
 
     # classify routes user matrices through the ensemble: same probabilities as the model in-process
-    from qeframe.evaluate import model_probabilities
+    from qeframe.evaluation.evaluate import model_probabilities
     from qeframe.quantum.ops import pure_density
     from qeframe.quantum.random import haar_state
 

@@ -11,7 +11,7 @@ import train_plugins
 from train_plugins import synthetic_arrays
 
 from qeframe import hookimpl
-from qeframe.evaluate import (
+from qeframe.evaluation.evaluate import (
     CONVENTIONS,
     accuracy_block,
     evaluate,
@@ -20,12 +20,12 @@ from qeframe.evaluate import (
     results_markdown,
     truth_labels,
 )
-from qeframe.interfaces import KINDS
+from qeframe.plugin.interfaces import KINDS
 from qeframe.quantum.ops import batch_kron, pure_density
 from qeframe.quantum.ppt import npt_mask
-from qeframe.registry import Registry
-from qeframe.specs import EvaluationSpec
-from qeframe.train import DatasetArrays
+from qeframe.plugin.registry import Registry
+from qeframe.config.specs import EvaluationSpec
+from qeframe.learn.train import DatasetArrays
 
 
 def _shifts_upb_state() -> np.ndarray:
@@ -166,8 +166,8 @@ def test_ppt_row_always_present_and_tables_print():
 
 
 def test_label_certainty_counts_proved_labels_and_reaches_the_tables():
-    from qeframe.evaluate import evaluate_arrays, label_certainty, results_markdown
-    from qeframe.labels import provenance_code
+    from qeframe.evaluation.evaluate import evaluate_arrays, label_certainty, results_markdown
+    from qeframe.plugin.labels import provenance_code
 
     codes = np.array(
         [
@@ -206,8 +206,8 @@ def test_paper_convention_labels_are_not_facts_under_the_correct_convention():
     `correct` truth treats such labels as unknown, the `paper` truth keeps them."""
     from types import SimpleNamespace
 
-    from qeframe.evaluate import truth_labels
-    from qeframe.labels import provenance_code
+    from qeframe.evaluation.evaluate import truth_labels
+    from qeframe.plugin.labels import provenance_code
 
     guess, npt = provenance_code("paper-convention"), provenance_code("npt")
     rho = np.repeat(np.eye(8, dtype=complex)[None] / 8, 2, axis=0)

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qeframe.labels import provenance_code
+from qeframe.plugin.labels import provenance_code
 from qeframe.quantum.cuts import n_cuts
 from qeframe.quantum.ppt import negativities, pt_min_eigenvalues
 from qeframe.quantum.validation import validate_density_matrices
@@ -232,7 +232,7 @@ def test_pip_install_example_plugin(tmp_path):
         import json
         import numpy as np
         import qeframe_example_family
-        from qeframe.registry import get_registry
+        from qeframe.plugin.registry import get_registry
         from qeframe.quantum.validation import validate_density_matrices
 
         reg = get_registry()

@@ -18,8 +18,8 @@ from qeframe_plugins.families.product import ProductFamily
 from qeframe_plugins.families.reduced import ReducedFamily
 
 from qeframe.errors import QeframeError
-from qeframe.interfaces import StateBatch
-from qeframe.labels import provenance_code
+from qeframe.plugin.interfaces import StateBatch
+from qeframe.plugin.labels import provenance_code
 from qeframe.quantum.cuts import cut_names, n_cuts
 from qeframe.quantum.ops import partial_trace, purity
 from qeframe.quantum.ppt import pt_min_eigenvalues
@@ -330,7 +330,7 @@ def test_bad_params_raise(cls, params):
 
 
 def test_registry_creates_the_mixed_families():
-    from qeframe.registry import Registry
+    from qeframe.plugin.registry import Registry
 
     reg = Registry.load()
     fam = reg.create("family", "mixture", {"base_kind": "biseparable", "cut": "2|13", "d_range": [2, 4]})

@@ -364,7 +364,7 @@ def test_cut_names_are_normalised():
 
 
 def test_families_are_registered_through_entry_points():
-    from qeframe.registry import Registry
+    from qeframe.plugin.registry import Registry
 
     reg = Registry.load()
     fam = reg.create("family", "circuit", {"kind": "ghz"})

@@ -14,12 +14,12 @@ from qeframe_plugins.labelers.negativity import NegativityLabeler
 from qeframe_plugins.labelers.verified import GroundTruthConflictError, VerifiedLabeler
 
 from qeframe.errors import QeframeError, SpecError
-from qeframe.interfaces import LabelBatch, StateBatch
-from qeframe.labels import PROVENANCE, provenance_code
+from qeframe.plugin.interfaces import LabelBatch, StateBatch
+from qeframe.plugin.labels import PROVENANCE, provenance_code
 from qeframe.quantum.ops import batch_kron, pure_density
 from qeframe.quantum.ppt import pt_min_eigenvalues
 from qeframe.quantum.random import haar_state
-from qeframe.registry import Registry
+from qeframe.plugin.registry import Registry
 
 CODE = {name: i for i, name in enumerate(PROVENANCE)}
 

@@ -19,9 +19,9 @@ from qeframe_plugins.families.embedded import EmbeddedFamily, core_cut_table
 from qeframe.errors import QeframeError, SpecError
 from qeframe.quantum import ops, ppt, torch_ops
 from qeframe.quantum.cuts import bipartitions, n_cuts
-from qeframe.registry import Registry
-from qeframe.specs import parse_registry, validate_dataset_plugins
-from qeframe.train import consistency_loss
+from qeframe.plugin.registry import Registry
+from qeframe.config.specs import parse_registry, validate_dataset_plugins
+from qeframe.learn.train import consistency_loss
 
 
 @pytest.fixture(scope="module")
@@ -266,9 +266,9 @@ def four_qubit_run(registry, tmp_path):
     """A run folder of a 4-qubit perm_equivariant model after one epoch on 32 toy states."""
     from train_plugins import synthetic_arrays
 
-    from qeframe.runs import RunDir
-    from qeframe.specs import ModelSpec, TrainingSpec
-    from qeframe.train import Trainer
+    from qeframe.learn.runs import RunDir
+    from qeframe.config.specs import ModelSpec, TrainingSpec
+    from qeframe.learn.train import Trainer
 
     run = RunDir.create(tmp_path / "runs", "exp4", "f" * 64)
     trainer = Trainer(

@@ -1,4 +1,4 @@
-"""The prediction layer (:mod:`qeframe.prediction`): the PPT gate and its tolerance, calibration,
+"""The prediction layer (:mod:`qeframe.learn.prediction`): the PPT gate and its tolerance, calibration,
 abstention thresholds, ``prediction.json``, the gated row and the PPT-cut numbers of the
 evaluation, and ``qeframe classify`` with three-valued answers and proofs."""
 
@@ -16,15 +16,15 @@ from qeframe_plugins.labelers import negativity
 from train_plugins import synthetic_arrays
 
 from qeframe.errors import QeframeError, SpecError
-from qeframe.evaluate import GATED_ROW, comparison_tables, evaluate, evaluate_arrays, ppt_detection
-from qeframe.labels import (
+from qeframe.evaluation.evaluate import GATED_ROW, comparison_tables, evaluate, evaluate_arrays, ppt_detection
+from qeframe.plugin.labels import (
     NOT_PROOF_PROVENANCE,
     PROOF_PROVENANCE,
     PROVENANCE,
     certified_mask,
     provenance_code,
 )
-from qeframe.prediction import (
+from qeframe.learn.prediction import (
     Calibration,
     PredictionConfig,
     answers_from_probabilities,
@@ -47,8 +47,8 @@ from qeframe.quantum.ppt import (
     pt_min_eigenvalues,
 )
 from qeframe.quantum.random import haar_state
-from qeframe.specs import EvaluationSpec, PredictionSpec, parse_registry
-from qeframe.train import DatasetArrays
+from qeframe.config.specs import EvaluationSpec, PredictionSpec, parse_registry
+from qeframe.learn.train import DatasetArrays
 
 GHZ = pure_density((np.eye(8)[[0]] + np.eye(8)[[7]]) / np.sqrt(2))[0]
 
@@ -117,7 +117,7 @@ def test_gate_tolerance_boundary(scale):
 def test_separable_states_at_the_ppt_boundary_are_never_gated(qeframe_registry):
     """States computed in float64 that are separable on a cut with lambda_min(rho^T_A) = 0
     exactly (rank-deficient products, separable states on the PPT boundary) are not flagged."""
-    from qeframe.registry import get_registry
+    from qeframe.plugin.registry import get_registry
 
     reg = get_registry()
     rng = np.random.default_rng(7)
@@ -369,7 +369,7 @@ def test_ppt_detection_numbers_by_hand():
 
 
 def test_results_and_comparison_tables_carry_the_gated_row_and_the_three_numbers():
-    from qeframe.evaluate import results_markdown
+    from qeframe.evaluation.evaluate import results_markdown
 
     arrays = synthetic_arrays("toy", 40, seed=1)
     arrays.provenance = np.full(arrays.labels.shape, provenance_code("construction"), np.uint8)
@@ -536,7 +536,7 @@ def test_run_with_a_bad_prediction_spec_fails_in_one_line_and_writes_nothing(reg
 def test_module_docstring_example():
     import doctest
 
-    from qeframe import prediction
+    from qeframe.learn import prediction
 
     assert doctest.testmod(prediction).failed == 0
 

@@ -25,7 +25,7 @@ def test_pretrained_models_are_shipped():
 @pytest.fixture(scope="module")
 def states(tmp_path_factory) -> tuple[Path, np.ndarray]:
     """40 pure states with known per-cut truth: GHZ-class (entangled on every cut) and products."""
-    from qeframe.registry import get_registry
+    from qeframe.plugin.registry import get_registry
 
     reg = get_registry()
     rng = np.random.default_rng(2026)

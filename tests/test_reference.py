@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from qeframe.reference import FRAME_MODELS, registry_reference
-from qeframe.registry import Registry
+from qeframe.config.reference import FRAME_MODELS, registry_reference
+from qeframe.plugin.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "registry-reference.md"
@@ -36,7 +36,7 @@ def test_every_builtin_plugin_has_a_section():
 
 def test_reference_is_independent_of_third_party_plugins(qeframe_registry):
     from qeframe import hookimpl
-    from qeframe.interfaces import FamilyParams, StateBatch, StateFamily
+    from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
 
     class Extra(StateFamily):
         name = "extra-test-family"

@@ -2,7 +2,7 @@
 
 Test-only plugins are tiny classes registered through ``Registry.load(entry_points=False,
 plugins=[...])`` or the ``qeframe_registry`` fixture of :mod:`qeframe.testing`; entry points are
-simulated by monkeypatching ``importlib.metadata.entry_points`` as seen by :mod:`qeframe.registry`.
+simulated by monkeypatching ``importlib.metadata.entry_points`` as seen by :mod:`qeframe.plugin.registry`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from typer.testing import CliRunner
 
 import qeframe.commands  # noqa: F401  (registers the CLI sub-commands on `app`)
 from qeframe import hookimpl
-from qeframe import registry as registry_module
-from qeframe.cli import app
+from qeframe.plugin import registry as registry_module
+from qeframe.cli.base import app
 from qeframe.errors import PluginConflictError, QeframeError, SpecError, UnknownComponentError
-from qeframe.interfaces import LabelBatch, Labeler, Params, StateBatch, StateFamily
-from qeframe.registry import Registry, get_registry
+from qeframe.plugin.interfaces import LabelBatch, Labeler, Params, StateBatch, StateFamily
+from qeframe.plugin.registry import Registry, get_registry
 
 # ------------------------------------------------------------------------------ test plugins
 

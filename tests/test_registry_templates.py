@@ -25,9 +25,9 @@ from registry_snapshot import registry_snapshot
 
 from qeframe.config.templates import REFERENCE, expand_registry, merge, parse_scale, scale_count
 from qeframe.errors import SpecError
-from qeframe.registry import Registry
-from qeframe.runs import experiment_spec_hash
-from qeframe.specs import (
+from qeframe.plugin.registry import Registry
+from qeframe.learn.runs import experiment_spec_hash
+from qeframe.config.specs import (
     DatasetSpec,
     ExperimentSpec,
     FamilyEntry,
@@ -35,7 +35,7 @@ from qeframe.specs import (
     parse_registry,
     validate_dataset_plugins,
 )
-from qeframe.train import validate_experiment_plugins
+from qeframe.learn.train import validate_experiment_plugins
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = json.loads((ROOT / "tests" / "fixtures" / "registry_hashes.json").read_text(encoding="utf-8"))

@@ -1,6 +1,6 @@
 """Router plugins: ``autoencoder`` (the paper's separability measure M) and ``pt_spectrum``.
 
-Contract (``qeframe.interfaces.Router``): ``route`` before ``fit`` is a one-line QeframeError,
+Contract (``qeframe.plugin.interfaces.Router``): ``route`` before ``fit`` is a one-line QeframeError,
 thresholds must be strictly increasing (pydantic error naming ``thresholds``), ``state_dict`` /
 ``load_state_dict`` reproduce the routes exactly; physics: an autoencoder fitted on product states
 reconstructs product states far better than entangled ones, the PT score matches numpy/LAPACK.
@@ -23,7 +23,7 @@ from qeframe.errors import QeframeError, SpecError
 from qeframe.quantum.ppt import pt_min_eigenvalues
 from qeframe.quantum.random import haar_state
 from qeframe.quantum.torch_ops import to_model_input
-from qeframe.registry import get_registry
+from qeframe.plugin.registry import get_registry
 
 # A small, quickly trained autoencoder (the defaults are the authors' 24 terms, 4 FC layers, 20 epochs).
 QUICK = {"terms": 4, "fc_layers": 0, "epochs": 2, "lr": 1e-2, "batch_size": 16}

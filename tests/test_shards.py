@@ -19,12 +19,12 @@ from qeframe_plugins.labelers import negativity
 from store_plugins import ToyPlugin, fails  # test-only plugins and helpers shared by the store tests
 from typer.testing import CliRunner
 
-import qeframe.shards as shards_module
-from qeframe.build import MAX_OVERSAMPLING, ShardPlan, ShardSchedule, block_rows
-from qeframe.cli import app
+import qeframe.data.shards as shards_module
+from qeframe.data.build import MAX_OVERSAMPLING, ShardPlan, ShardSchedule, block_rows
+from qeframe.cli.base import app
 from qeframe.errors import QeframeError, SpecError, StoreError
-from qeframe.registry import Registry
-from qeframe.shards import (
+from qeframe.plugin.registry import Registry
+from qeframe.data.shards import (
     build_shard,
     build_sharded,
     find_shards,
@@ -33,8 +33,8 @@ from qeframe.shards import (
     parse_shard,
     shard_dir_name,
 )
-from qeframe.specs import DatasetSpec
-from qeframe.store import _store_lock, build_dataset, open_dataset, store_status
+from qeframe.config.specs import DatasetSpec
+from qeframe.data.store import _store_lock, build_dataset, open_dataset, store_status
 
 
 def toy_registry() -> Registry:
@@ -280,7 +280,7 @@ def test_interrupted_shard_resumes_to_the_same_content(tmp_path, reg, monkeypatc
     clean = build_shard(
         "toy", spec, 0, 2, data_dir=tmp_path / "clean", registry=reg, workers=1, progress=False
     )
-    from qeframe import store
+    from qeframe.data import store
 
     real_commit = store._ShardWriter.commit
     calls = {"n": 0}

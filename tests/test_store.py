@@ -22,14 +22,14 @@ import pytest
 from qeframe_plugins.labelers import negativity
 from store_plugins import ToyPlugin  # test-only plugins shared by the store and shard tests
 
-from qeframe.build import block_rows, block_seed, block_size_for, iter_pieces
+from qeframe.data.build import block_rows, block_seed, block_size_for, iter_pieces
 from qeframe.errors import SpecError, StoreError, UnknownComponentError
-from qeframe.interfaces import StateBatch
-from qeframe.labels import PROVENANCE, provenance_code
+from qeframe.plugin.interfaces import StateBatch
+from qeframe.plugin.labels import PROVENANCE, provenance_code
 from qeframe.quantum.cuts import cut_names
-from qeframe.registry import Registry
-from qeframe.specs import DatasetSpec, parse_registry
-from qeframe.store import (
+from qeframe.plugin.registry import Registry
+from qeframe.config.specs import DatasetSpec, parse_registry
+from qeframe.data.store import (
     _ShardWriter,
     _store_lock,
     build_dataset,
@@ -262,7 +262,7 @@ _KILL_SCRIPT = textwrap.dedent(
     from pathlib import Path
     sys.path.insert(0, {tests!r})
     import test_store
-    from qeframe.store import build_dataset
+    from qeframe.data.store import build_dataset
     spec = test_store.make_spec(families={families!r})
     build_dataset("x", spec, data_dir=Path({data!r}), registry=test_store.toy_registry(),
                   workers={workers}, shard_size=500, progress=False)
@@ -553,7 +553,7 @@ def test_export_npz(tmp_path, reg):
 
 def test_iter_pieces_skips_already_stored_rows(reg):
     """A cursor in the middle of a block yields exactly the rows after it."""
-    from qeframe.build import Cursor, GenerationContext, make_executor
+    from qeframe.data.build import Cursor, GenerationContext, make_executor
 
     spec = make_spec(families=[{"family": "toy-ginibre", "count": 5000}])
     ctx = GenerationContext(

@@ -13,14 +13,14 @@ from train_plugins import synthetic_arrays
 
 from qeframe import hookimpl
 from qeframe.errors import QeframeError
-from qeframe.interfaces import Backbone
+from qeframe.plugin.interfaces import Backbone
 from qeframe.quantum import torch_ops
 from qeframe.quantum.cuts import bipartitions
 from qeframe.quantum.random import haar_state
-from qeframe.registry import Registry
-from qeframe.runs import RunDir, check_compatible, latest_checkpoint, read_checkpoint_config, selected_model
-from qeframe.specs import ModelSpec, SymmetryLoss, TrainingSpec
-from qeframe.train import (
+from qeframe.plugin.registry import Registry
+from qeframe.learn.runs import RunDir, check_compatible, latest_checkpoint, read_checkpoint_config, selected_model
+from qeframe.config.specs import ModelSpec, SymmetryLoss, TrainingSpec
+from qeframe.learn.train import (
     DatasetArrays,
     Trainer,
     consistency_loss,
@@ -276,7 +276,7 @@ def test_checkpoint_round_trip(registry, tmp_path):
         symmetries=[SymmetryLoss(name="test-permutation", start_epoch=0)],
     )
     assert other.resume(run) == 2
-    from qeframe.runs import load_tensors
+    from qeframe.learn.runs import load_tensors
 
     saved = load_tensors(run.checkpoints / "epoch-0002.safetensors")
     assert all(torch.equal(saved[k], v) for k, v in other.model.state_dict().items())
@@ -380,8 +380,8 @@ def test_model_input_and_dataset_arrays():
 
 
 def test_experiment_spec_hash_covers_what_is_trained():
-    from qeframe.runs import experiment_spec_hash
-    from qeframe.specs import parse_registry
+    from qeframe.learn.runs import experiment_spec_hash
+    from qeframe.config.specs import parse_registry
 
     def registry_file(lr=1e-3, epochs=20, threshold=0.5, seed=1, tests=("t",)):
         ds = {"labeler": "negativity", "families": [{"family": "f", "count": 4}]}
@@ -432,7 +432,7 @@ def test_latest_checkpoint_skips_a_damaged_epoch(registry, tmp_path):
     (ckpt / "epoch-0003.json").write_text("{not json")
     assert latest_checkpoint(ckpt).name == "epoch-0001.json"
     with pytest.raises(QeframeError, match="cannot be read"):
-        from qeframe.runs import load_tensors
+        from qeframe.learn.runs import load_tensors
 
         load_tensors(ckpt / "epoch-0002.safetensors")
 
@@ -577,8 +577,8 @@ def test_schedule_spans_all_epochs_and_survives_resume(registry, tmp_path):
 
 
 def test_new_training_fields_keep_old_spec_hashes():
-    from qeframe.runs import experiment_spec_hash
-    from qeframe.specs import parse_registry
+    from qeframe.learn.runs import experiment_spec_hash
+    from qeframe.config.specs import parse_registry
 
     def digest(**training):
         rf = parse_registry(

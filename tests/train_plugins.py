@@ -17,7 +17,7 @@ import torch
 from pydantic import Field
 
 from qeframe import hookimpl
-from qeframe.interfaces import Backbone, FamilyParams, Params, StateBatch, StateFamily, Symmetry
+from qeframe.plugin.interfaces import Backbone, FamilyParams, Params, StateBatch, StateFamily, Symmetry
 from qeframe.quantum.cuts import n_cuts
 
 
@@ -111,11 +111,11 @@ def qeframe_register_families(register):
 
 
 def synthetic_arrays(name: str, count: int, seed: int = 0, n_qubits: int = 3, unknown: float = 0.0):
-    """A :class:`~qeframe.train.DatasetArrays` of half product, half noisy GHZ states.
+    """A :class:`~qeframe.learn.train.DatasetArrays` of half product, half noisy GHZ states.
 
     A fraction ``unknown`` of the labels is set to -1.
     """
-    from qeframe.train import DatasetArrays
+    from qeframe.learn.train import DatasetArrays
 
     rng = np.random.default_rng(seed)
     half = count // 2
@@ -134,9 +134,9 @@ def synthetic_arrays(name: str, count: int, seed: int = 0, n_qubits: int = 3, un
 def tiny_trained_run(registry, runs_dir):
     """Path of a run folder under ``runs_dir`` holding one epoch of the ``test-mlp`` backbone trained
     on :func:`synthetic_arrays` by the trainer directly (for ``classify`` and prediction tests)."""
-    from qeframe.runs import RunDir
-    from qeframe.specs import ModelSpec, TrainingSpec
-    from qeframe.train import Trainer
+    from qeframe.learn.runs import RunDir
+    from qeframe.config.specs import ModelSpec, TrainingSpec
+    from qeframe.learn.train import Trainer
 
     run = RunDir.create(runs_dir, "exp", "e" * 64)
     trainer = Trainer(

@@ -72,7 +72,7 @@ from pydantic import Field
 
 from qeframe import hookimpl
 from qeframe.errors import QeframeError
-from qeframe.interfaces import Backbone, Params
+from qeframe.plugin.interfaces import Backbone, Params
 
 if TYPE_CHECKING:
     import torch

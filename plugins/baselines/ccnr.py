@@ -38,7 +38,7 @@ import numpy as np
 from pydantic import Field
 
 from qeframe import hookimpl
-from qeframe.interfaces import Baseline, Params
+from qeframe.plugin.interfaces import Baseline, Params
 from qeframe.quantum.realignment import realign, realign_bipartite, realignment_norms
 
 __all__ = ["CCNR_TOL", "CcnrBaseline", "CcnrParams", "realign", "realign_bipartite", "realignment_norms"]

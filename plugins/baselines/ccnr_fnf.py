@@ -32,7 +32,7 @@ import numpy as np
 from pydantic import Field
 
 from qeframe import hookimpl
-from qeframe.interfaces import Baseline, Params
+from qeframe.plugin.interfaces import Baseline, Params
 from qeframe.quantum.ppt import PPT_TOL
 from qeframe.quantum.realignment import FNF_MAX_ITER, fnf_certificate
 

@@ -35,7 +35,7 @@ from pydantic import Field
 from qeframe_plugins.baselines._dps import DpsSettings, dps2_batch
 
 from qeframe import hookimpl
-from qeframe.interfaces import Baseline, Params
+from qeframe.plugin.interfaces import Baseline, Params
 from qeframe.quantum.ppt import PPT_TOL, npt_mask
 
 

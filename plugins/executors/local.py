@@ -26,7 +26,7 @@ from typing import TypeVar
 from pydantic import Field
 
 from qeframe import hookimpl
-from qeframe.interfaces import Executor, Params
+from qeframe.plugin.interfaces import Executor, Params
 
 T = TypeVar("T")
 R = TypeVar("R")

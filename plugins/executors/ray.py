@@ -31,7 +31,7 @@ from pydantic import Field
 
 from qeframe import hookimpl
 from qeframe.errors import QeframeError
-from qeframe.interfaces import Executor, Params
+from qeframe.plugin.interfaces import Executor, Params
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -43,7 +43,7 @@ from functools import cache
 import numpy as np
 
 from qeframe.errors import QeframeError
-from qeframe.labels import provenance_code
+from qeframe.plugin.labels import provenance_code
 from qeframe.quantum.cuts import bipartitions, cut_names, n_cuts
 from qeframe.quantum.ops import basis_permutation
 
@@ -771,12 +771,12 @@ MAX_FRUITLESS_DRAWS = 20_000
 def sample_until(count: int, draw, what: str):
     """Batched rejection sampling: ``count`` accepted samples from rounds of ``draw(m)``.
 
-    ``draw(m)`` returns ``(batch, accept)`` with a :class:`~qeframe.interfaces.StateBatch` of ``m``
+    ``draw(m)`` returns ``(batch, accept)`` with a :class:`~qeframe.plugin.interfaces.StateBatch` of ``m``
     samples and an ``(m,)`` bool mask. Each round draws about ``need / rate`` samples, ``rate`` being
     the acceptance observed so far, so a typical call takes one or two rounds. Raises
     :class:`~qeframe.errors.QeframeError` naming ``what`` when nothing is ever accepted.
     """
-    from qeframe.interfaces import StateBatch
+    from qeframe.plugin.interfaces import StateBatch
 
     kept: list[StateBatch] = []
     n_kept = drawn = 0

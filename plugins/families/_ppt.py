@@ -18,7 +18,7 @@ from functools import cache
 import numpy as np
 from pydantic import Field
 
-from qeframe.interfaces import FamilyParams, StateBatch
+from qeframe.plugin.interfaces import FamilyParams, StateBatch
 from qeframe.quantum.random import apply_local_filters, haar_state, random_local_filters
 from qeframe.quantum.witness import DEFAULT_RESOLUTION, Witness, lkch_witness
 

@@ -72,8 +72,8 @@ from pydantic import Field, field_validator, model_validator
 
 from qeframe import hookimpl
 from qeframe.errors import QeframeError
-from qeframe.interfaces import FamilyParams, StateBatch, StateFamily
-from qeframe.labels import SEPARABLE
+from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
+from qeframe.plugin.labels import SEPARABLE
 
 #: Draws (and fixed parameters) with ``|c - a b| <= MIN_RELATIVE_GAP * max(c, a b)`` are refused:
 #: ``c = a b`` is where the state stops being certainly entangled.

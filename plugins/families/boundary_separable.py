@@ -37,8 +37,8 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from qeframe import hookimpl
-from qeframe.interfaces import StateBatch, StateFamily
-from qeframe.labels import ENTANGLED, SEPARABLE
+from qeframe.plugin.interfaces import StateBatch, StateFamily
+from qeframe.plugin.labels import ENTANGLED, SEPARABLE
 from qeframe.quantum.cuts import bipartitions
 from qeframe.quantum.ops import partial_trace, pure_density
 from qeframe.quantum.random import haar_state

@@ -57,8 +57,8 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from qeframe import hookimpl
-from qeframe.interfaces import StateBatch, StateFamily
-from qeframe.labels import ENTANGLED, UNKNOWN, provenance_code
+from qeframe.plugin.interfaces import StateBatch, StateFamily
+from qeframe.plugin.labels import ENTANGLED, UNKNOWN, provenance_code
 from qeframe.quantum.ops import partial_transpose
 from qeframe.quantum.ppt import npt_mask
 from qeframe.quantum.random import haar_unitary, random_local_filters

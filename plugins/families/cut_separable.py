@@ -32,8 +32,8 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from qeframe import hookimpl
-from qeframe.interfaces import FamilyParams, StateBatch, StateFamily
-from qeframe.labels import ENTANGLED, SEPARABLE, UNKNOWN, provenance_code
+from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
+from qeframe.plugin.labels import ENTANGLED, SEPARABLE, UNKNOWN, provenance_code
 from qeframe.quantum.ppt import npt_mask
 from qeframe.quantum.random import haar_state
 

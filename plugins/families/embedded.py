@@ -50,7 +50,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from qeframe import hookimpl
-from qeframe.interfaces import FamilyParams, StateBatch, StateFamily
+from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
 from qeframe.quantum.cuts import _side_to_index, bipartitions, n_cuts
 from qeframe.quantum.ops import batch_kron
 

@@ -36,8 +36,8 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from qeframe import hookimpl
-from qeframe.interfaces import StateBatch, StateFamily
-from qeframe.labels import ENTANGLED
+from qeframe.plugin.interfaces import StateBatch, StateFamily
+from qeframe.plugin.labels import ENTANGLED
 
 from ._ppt import FilterParams, filter_batch
 from .horodecki import check_b_range, horodecki_states, open_uniform

@@ -35,7 +35,7 @@ import numpy as np
 from pydantic import Field
 
 from qeframe import hookimpl
-from qeframe.interfaces import StateBatch, StateFamily
+from qeframe.plugin.interfaces import StateBatch, StateFamily
 
 from ._ppt import FilterParams, filter_batch
 from .acin import AcinFamily

@@ -39,7 +39,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from qeframe import hookimpl
-from qeframe.interfaces import FamilyParams, StateBatch, StateFamily
+from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
 from qeframe.quantum.ops import pure_density
 
 from ._common import check_cut_name, draw_cuts, haar_states, resolve_cut

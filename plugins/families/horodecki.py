@@ -78,8 +78,8 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from qeframe import hookimpl
-from qeframe.interfaces import FamilyParams, StateBatch, StateFamily
-from qeframe.labels import ENTANGLED
+from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
+from qeframe.plugin.labels import ENTANGLED
 
 
 def open_uniform(low: float, high: float, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -46,8 +46,8 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from qeframe import hookimpl
-from qeframe.interfaces import FamilyParams, StateBatch, StateFamily
-from qeframe.labels import provenance_code
+from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
+from qeframe.plugin.labels import provenance_code
 from qeframe.quantum.ops import PURE_TOL, purity
 from qeframe.quantum.ppt import PPT_TOL, npt_mask
 

@@ -55,7 +55,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from qeframe import hookimpl
-from qeframe.interfaces import FamilyParams, StateBatch, StateFamily
+from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
 from qeframe.quantum.cuts import n_cuts
 from qeframe.quantum.ops import PURE_TOL, batch_kron, pure_density, purity
 

@@ -29,7 +29,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from qeframe import hookimpl
-from qeframe.interfaces import FamilyParams, StateBatch, StateFamily
+from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
 
 from ._common import check_int_range, mix_vectors, random_counts, random_weights
 from ._ppt import product_vectors

@@ -45,8 +45,8 @@ import numpy as np
 from pydantic import Field
 
 from qeframe import hookimpl
-from qeframe.interfaces import FamilyParams, StateBatch, StateFamily
-from qeframe.labels import provenance_code
+from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
+from qeframe.plugin.labels import provenance_code
 from qeframe.quantum.cuts import n_cuts
 from qeframe.quantum.ops import PURE_TOL, purity
 from qeframe.quantum.ppt import npt_mask

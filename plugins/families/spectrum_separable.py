@@ -31,8 +31,8 @@ import numpy as np
 from pydantic import Field
 
 from qeframe import hookimpl
-from qeframe.interfaces import FamilyParams, StateBatch, StateFamily
-from qeframe.labels import SEPARABLE, UNKNOWN, provenance_code
+from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
+from qeframe.plugin.labels import SEPARABLE, UNKNOWN, provenance_code
 from qeframe.quantum.cuts import bipartitions
 from qeframe.quantum.random import haar_unitary
 from qeframe.quantum.witness import absolute_separability_margin

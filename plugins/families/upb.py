@@ -52,8 +52,8 @@ from __future__ import annotations
 import numpy as np
 
 from qeframe import hookimpl
-from qeframe.interfaces import FamilyParams, StateBatch, StateFamily
-from qeframe.labels import SEPARABLE
+from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
+from qeframe.plugin.labels import SEPARABLE
 
 _ZERO = np.array([1.0, 0.0])
 _ONE = np.array([0.0, 1.0])

@@ -56,8 +56,8 @@ from pydantic import Field, field_validator
 
 from qeframe import hookimpl
 from qeframe.errors import QeframeError
-from qeframe.interfaces import StateBatch, StateFamily
-from qeframe.labels import ENTANGLED, UNKNOWN, provenance_code
+from qeframe.plugin.interfaces import StateBatch, StateFamily
+from qeframe.plugin.labels import ENTANGLED, UNKNOWN, provenance_code
 from qeframe.quantum.ops import pure_density
 from qeframe.quantum.ppt import npt_mask
 from qeframe.quantum.random import haar_state

@@ -79,8 +79,8 @@ from pydantic import Field, field_validator
 from qeframe_plugins.baselines._dps import DpsSettings, cut_blocks, dps2_batch
 
 from qeframe import hookimpl
-from qeframe.interfaces import LabelBatch, Labeler, Params, StateBatch
-from qeframe.labels import ENTANGLED, PROVENANCE, SEPARABLE, UNKNOWN, provenance_code, provenance_names
+from qeframe.plugin.interfaces import LabelBatch, Labeler, Params, StateBatch
+from qeframe.plugin.labels import ENTANGLED, PROVENANCE, SEPARABLE, UNKNOWN, provenance_code, provenance_names
 from qeframe.quantum.cuts import bipartitions, cut_names, n_cuts
 from qeframe.quantum.ops import batch_kron, num_qubits, partial_trace, partial_transpose
 from qeframe.quantum.ppt import PPT_TOL, npt_mask
@@ -167,7 +167,7 @@ class Certificate:
 
     Attributes:
         labels: ``(N, n_cuts)`` int8, 1 entangled, 0 separable, -1 unknown.
-        provenance: ``(N, n_cuts)`` uint8 codes into :data:`qeframe.labels.PROVENANCE`.
+        provenance: ``(N, n_cuts)`` uint8 codes into :data:`qeframe.plugin.labels.PROVENANCE`.
         evidence: ``(N, n_cuts)`` float64, the value behind each label (see the module table).
         reasons: ``(N, n_cuts)`` object array of ``str``: why a cut is unknown, which theorem an
             ``analytic`` label rests on, or a conflict with the family's ground truth; ``""`` otherwise.
@@ -258,7 +258,7 @@ class CertifiedLabeler(Labeler):
         """Certify every cut of ``rho`` ``(N, 2**n, 2**n)``; see the module docstring for the stages.
 
         ``ground_truth``/``ground_truth_provenance`` ``(N, n_cuts)`` (optional, as in
-        :class:`~qeframe.interfaces.StateBatch`) are used where their provenance is trusted.
+        :class:`~qeframe.plugin.interfaces.StateBatch`) are used where their provenance is trusted.
         """
         p = self.params
         rho = np.asarray(rho, dtype=np.complex128)

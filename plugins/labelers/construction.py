@@ -1,7 +1,7 @@
 """``construction`` labeler: the labels the family's construction knows, nothing more.
 
 Per sample and cut: label = ``ground_truth`` and provenance = ``ground_truth_provenance`` of the
-:class:`~qeframe.interfaces.StateBatch`; where the ground truth is unknown (-1) the provenance is
+:class:`~qeframe.plugin.interfaces.StateBatch`; where the ground truth is unknown (-1) the provenance is
 ``unknown`` (code 0) whatever the family wrote. Every sample is kept; there is no numerical
 evidence (NaN). Use it for test sets whose truth is analytic (the PPTES families) and to compare
 other labelers against the construction.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from qeframe import hookimpl
-from qeframe.interfaces import LabelBatch, Labeler, Params, StateBatch
-from qeframe.labels import UNKNOWN, provenance_code
+from qeframe.plugin.interfaces import LabelBatch, Labeler, Params, StateBatch
+from qeframe.plugin.labels import UNKNOWN, provenance_code
 
 
 class ConstructionLabeler(Labeler):

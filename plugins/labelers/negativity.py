@@ -14,8 +14,8 @@ import numpy as np
 from pydantic import Field
 
 from qeframe import hookimpl
-from qeframe.interfaces import LabelBatch, Labeler, Params, StateBatch
-from qeframe.labels import ENTANGLED, SEPARABLE, provenance_code
+from qeframe.plugin.interfaces import LabelBatch, Labeler, Params, StateBatch
+from qeframe.plugin.labels import ENTANGLED, SEPARABLE, provenance_code
 from qeframe.quantum.ops import PURE_TOL, purity
 from qeframe.quantum.ppt import PPT_TOL, npt_mask, pt_min_eigenvalues
 

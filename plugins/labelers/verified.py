@@ -23,7 +23,7 @@ and NaN elsewhere.
 Example::
 
     >>> import numpy as np
-    >>> from qeframe.interfaces import StateBatch
+    >>> from qeframe.plugin.interfaces import StateBatch
     >>> from qeframe_plugins.labelers.verified import VerifiedLabeler
     >>> bell0 = np.zeros(8); bell0[[0, 6]] = 2 ** -0.5        # (|00> + |11>)/sqrt(2) |0>
     >>> batch = StateBatch.build(np.outer(bell0, bell0)[None], -1, "unknown", pure=True)
@@ -39,8 +39,8 @@ from pydantic import Field
 
 from qeframe import hookimpl
 from qeframe.errors import QeframeError
-from qeframe.interfaces import LabelBatch, Labeler, Params, StateBatch
-from qeframe.labels import ENTANGLED, PROVENANCE, SEPARABLE, UNKNOWN, provenance_code
+from qeframe.plugin.interfaces import LabelBatch, Labeler, Params, StateBatch
+from qeframe.plugin.labels import ENTANGLED, PROVENANCE, SEPARABLE, UNKNOWN, provenance_code
 from qeframe.quantum.cuts import cut_names
 from qeframe.quantum.ops import PURE_TOL, purity
 from qeframe.quantum.ppt import PPT_TOL, npt_mask, partial_transposes

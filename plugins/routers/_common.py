@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from qeframe.errors import QeframeError
-from qeframe.interfaces import Router
+from qeframe.plugin.interfaces import Router
 
 if TYPE_CHECKING:  # torch is imported on first use, so that loading the plugin stays torch-free
     import torch

@@ -5,7 +5,7 @@ reconstruction loss ``M`` of an autoencoder trained to reconstruct *separable* s
 that the autoencoder reconstructs well looks like the separable states it was trained on. ``M`` is
 cut into ``N_e = 10`` logarithmic domains ``[0, 1e-4), [1e-4, 2e-4), [2e-4, 5e-4), [5e-4, 1e-3),
 [1e-3, 2e-3), [2e-3, 5e-3), [5e-3, 1e-2), [1e-2, 2e-2), [2e-2, 5e-2), [5e-2, inf)`` (the default
-``thresholds``), and one Siamese model is trained per domain (:mod:`qeframe.ensemble`).
+``thresholds``), and one Siamese model is trained per domain (:mod:`qeframe.learn.ensemble`).
 
 Autoencoder (the authors' separator model, reference [41] of the paper). For ``n`` qubits,
 ``d = 2**n`` and model input ``x = (Re rho, Im rho)`` of shape ``(B, 2, d, d)``:
@@ -65,7 +65,7 @@ from pydantic import Field, field_serializer, field_validator
 
 from qeframe import hookimpl
 from qeframe.errors import QeframeError
-from qeframe.interfaces import Params
+from qeframe.plugin.interfaces import Params
 
 from ._common import ScoreRouter, check_edges, edges_to_json
 

@@ -8,7 +8,7 @@ Score of a state (no learning involved)::
 entangled; ``s >= 0`` means PPT on every cut — separable or PPT-entangled. A pure state has
 ``s = 0`` when it is a product state and ``s < 0`` otherwise; a mixed state of full rank that is
 PPT on every cut has ``s > 0``. The router shows that the
-:class:`~qeframe.interfaces.Router` interface is not tied to the autoencoder: any per-state
+:class:`~qeframe.plugin.interfaces.Router` interface is not tied to the autoencoder: any per-state
 statistic can define the domains of an ensemble.
 
 Domains: the strictly increasing ``thresholds`` (when not given,
@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_serializer, field_validator, model_validator
 
 from qeframe import hookimpl
-from qeframe.interfaces import Params
+from qeframe.plugin.interfaces import Params
 
 from ._common import ScoreRouter, check_edges, edges_to_json
 

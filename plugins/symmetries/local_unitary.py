@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 
 from qeframe import hookimpl
 from qeframe.errors import QeframeError
-from qeframe.interfaces import Params, Symmetry
+from qeframe.plugin.interfaces import Params, Symmetry
 
 if TYPE_CHECKING:
     import torch

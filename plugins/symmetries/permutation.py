@@ -21,7 +21,7 @@ from pydantic import Field
 
 from qeframe import hookimpl
 from qeframe.errors import QeframeError
-from qeframe.interfaces import Params, Symmetry
+from qeframe.plugin.interfaces import Params, Symmetry
 
 if TYPE_CHECKING:
     import torch

@@ -1,7 +1,7 @@
 """Templates and inheritance in ``registry.toml``, expanded into plain entries before validation.
 
 Configuration is data: TOML -> dict -> :func:`expand_registry` -> pydantic models
-(:func:`qeframe.specs.parse_registry`). The expansion only rewrites dicts, and what it returns is
+(:func:`qeframe.config.specs.parse_registry`). The expansion only rewrites dicts, and what it returns is
 what the file would say with every entry written out in full. A dataset's spec hash (so its store,
 and every run trained on it) therefore does not depend on whether its entry uses templates.
 
@@ -38,7 +38,7 @@ from collections.abc import Collection, Mapping
 from fractions import Fraction
 from typing import Any
 
-from ..errors import SpecError
+from qeframe.errors import SpecError
 
 #: the kinds of entries, as top-level tables of ``registry.toml`` and of ``[templates]``
 KINDS = ("datasets", "experiments")
@@ -60,7 +60,7 @@ is written once. The expansion happens before validation and produces exactly th
 would write out in full: a dataset's spec hash (and so its store and every run trained on it)
 is the same whichever way its entry is written. Store manifests and run folders record the
 expanded specs; `load_registry_file("registry.toml").dataset("NAME").model_dump()` (in
-`qeframe.specs`) shows one.
+`qeframe.config.specs`) shows one.
 
 | key | where | meaning |
 |---|---|---|

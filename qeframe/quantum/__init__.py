@@ -9,16 +9,16 @@
 * :mod:`.qiskit_interop` — the one place that converts to and from qiskit's little-endian objects.
 """
 
-from .cuts import Cut, bipartitions, cut_index_map, cut_names, n_cuts
-from .ops import (
+from qeframe.quantum.cuts import Cut, bipartitions, cut_index_map, cut_names, n_cuts
+from qeframe.quantum.ops import (
     batch_kron,
     partial_trace,
     partial_transpose,
     permute_qubits,
     pure_density,
 )
-from .ppt import PPT_TOL, negativities, npt_mask, pt_min_eigenvalues
-from .validation import DEFAULT_ATOL, validate_density_matrices
+from qeframe.quantum.ppt import PPT_TOL, negativities, npt_mask, pt_min_eigenvalues
+from qeframe.quantum.validation import DEFAULT_ATOL, validate_density_matrices
 
 __all__ = [
     "DEFAULT_ATOL",

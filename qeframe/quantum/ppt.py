@@ -32,12 +32,12 @@ from functools import cache
 
 import numpy as np
 
-from .cuts import bipartitions
-from .ops import num_qubits
+from qeframe.quantum.cuts import bipartitions
+from qeframe.quantum.ops import num_qubits
 
 #: Default threshold: a cut is NPT when lambda_min(rho^{T_A}) < -PPT_TOL (matrices of trace 1).
 #: It is the one tolerance of every NPT decision (labelers, the ``ppt`` baseline, the PPT gate of
-#: :mod:`qeframe.prediction`); :func:`npt_tolerance` shows it is far above the rounding error.
+#: :mod:`qeframe.learn.prediction`); :func:`npt_tolerance` shows it is far above the rounding error.
 PPT_TOL = 1e-10
 #: Safety factor of :func:`npt_tolerance` over the rounding bound of the NPT test itself: room for
 #: the rounding error the matrix already carries from its construction (a few matrix products).

@@ -38,8 +38,8 @@ from qiskit import QuantumCircuit
 from qiskit.exceptions import QiskitError
 from qiskit.quantum_info import DensityMatrix, Statevector
 
-from ..errors import QeframeError
-from .ops import num_qubits
+from qeframe.errors import QeframeError
+from qeframe.quantum.ops import num_qubits
 
 __all__ = [
     "from_qiskit",

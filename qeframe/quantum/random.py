@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .cuts import cut_index_maps
-from .ops import apply_local_unitaries, permute_qubits_batch
+from qeframe.quantum.cuts import cut_index_maps
+from qeframe.quantum.ops import apply_local_unitaries, permute_qubits_batch
 
 if TYPE_CHECKING:
-    from ..interfaces import StateBatch
+    from qeframe.plugin.interfaces import StateBatch
 
 
 def haar_unitary(dim: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -78,7 +78,7 @@ def locally_randomize(batch: StateBatch, rng: np.random.Generator) -> StateBatch
     ``j`` to cut ``m[j]`` (:func:`~qeframe.quantum.cuts.cut_index_map`), so the per-cut ground truth
     and provenance are re-indexed the same way. ``meta`` is kept as it is.
     """
-    from ..interfaces import StateBatch
+    from qeframe.plugin.interfaces import StateBatch
 
     n_batch = len(batch)
     n = batch.n_qubits

@@ -46,9 +46,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cuts import Cut, bipartitions
-from .ops import num_qubits, permute_qubits
-from .ppt import PPT_TOL
+from qeframe.quantum.cuts import Cut, bipartitions
+from qeframe.quantum.ops import num_qubits, permute_qubits
+from qeframe.quantum.ppt import PPT_TOL
 
 #: Iteration budget of the FNF iteration (each step filters A then B).
 FNF_MAX_ITER = 60

@@ -37,9 +37,9 @@ from itertools import permutations
 import numpy as np
 import torch
 
-from .cuts import bipartitions, cut_index_map
-from .cuts import cut_index_maps as _np_cut_index_maps
-from .ops import num_qubits
+from qeframe.quantum.cuts import bipartitions, cut_index_map
+from qeframe.quantum.cuts import cut_index_maps as _np_cut_index_maps
+from qeframe.quantum.ops import num_qubits
 
 #: Largest ``n`` for which :func:`permutation_table` tabulates all ``n!`` permutations
 #: (8! = 40320 rows); :func:`cut_index_maps` falls back to the numpy routine above it.

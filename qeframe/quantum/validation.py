@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..errors import InvalidDensityMatrixError
-from .ppt import _not_positive_definite
+from qeframe.errors import InvalidDensityMatrixError
+from qeframe.quantum.ppt import _not_positive_definite
 
 #: Absolute tolerance of the Hermiticity, trace and positivity checks (matrices of trace 1).
 DEFAULT_ATOL = 1e-8

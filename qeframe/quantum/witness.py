@@ -69,7 +69,7 @@ from functools import cache
 
 import numpy as np
 
-from .ops import num_qubits, partial_transpose, permute_qubits
+from qeframe.quantum.ops import num_qubits, partial_transpose, permute_qubits
 
 #: Default number of polar rings of :func:`bloch_grid` (covering angle ``pi / resolution``).
 DEFAULT_RESOLUTION = 128

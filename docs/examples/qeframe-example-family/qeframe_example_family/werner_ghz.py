@@ -47,8 +47,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from qeframe import hookimpl
-from qeframe.interfaces import FamilyParams, StateBatch, StateFamily
-from qeframe.labels import ENTANGLED, SEPARABLE, provenance_code
+from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
+from qeframe.plugin.labels import ENTANGLED, SEPARABLE, provenance_code
 from qeframe.quantum.cuts import n_cuts
 
 
@@ -76,7 +76,7 @@ def werner_ghz_states(p: np.ndarray, n_qubits: int) -> np.ndarray:
 
 
 class WernerGHZParams(FamilyParams):
-    """Parameters of ``werner_ghz`` (plus ``local_randomize`` from :class:`~qeframe.interfaces.FamilyParams`)."""
+    """Parameters of ``werner_ghz`` (plus ``local_randomize`` from :class:`~qeframe.plugin.interfaces.FamilyParams`)."""
 
     p_range: tuple[float, float] = Field(
         default=(0.0, 1.0),
