@@ -2,7 +2,7 @@
 
 The frame models of :mod:`qeframe.config.specs` and the ``Params`` model of every plugin that a
 distribution provides are rendered as Markdown tables (key, type, default, constraints,
-description). ``tests/test_reference.py`` regenerates the page and fails when the committed copy
+description); the templates and inheritance section is :data:`qeframe.config.templates.REFERENCE`. ``tests/test_reference.py`` regenerates the page and fails when the committed copy
 is out of date; refresh it with ``qeframe reference --out docs/registry-reference.md``.
 """
 
@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from qeframe.config.templates import REFERENCE as TEMPLATES_REFERENCE
 from qeframe.plugin.registry import Registry
 from qeframe.config.specs import (
     ComponentRef,
@@ -120,6 +121,7 @@ def registry_reference(registry: Registry, distribution: str = "qeframe") -> str
         if doc:
             out += [doc[0], ""]
         out += [model_table(model), ""]
+    out += [TEMPLATES_REFERENCE.rstrip(), ""]
     out += ["## Plugin parameters", ""]
     for kind, (title, where) in KIND_TITLES.items():
         components = [c for c in registry.components(kind) if c.distribution == distribution]

@@ -25,6 +25,11 @@ Layout::
     prediction = { gate = "ppt", calibration = "platt", target_fpr = 0.01 }
     [experiments.NAME.training] ...
     [experiments.NAME.evaluation] ...
+
+Entries may use templates and inheritance (``extends``, ``scale``, ``override``,
+``families_extra``, ``include``); :func:`parse_registry` expands them with
+:func:`qeframe.config.templates.expand_registry` before validating, so the models here only ever
+see entries written out in full.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from qeframe.config.templates import expand_registry
 from qeframe.errors import SpecError
 from qeframe.plugin.registry import Registry, format_validation_error
 
@@ -332,7 +338,14 @@ class RegistryFile(Frame):
 
 
 def parse_registry(data: dict[str, Any]) -> RegistryFile:
-    """Validate already-parsed TOML data; raises :class:`SpecError` naming the key."""
+    """Expand the templates of already-parsed TOML data (:mod:`qeframe.config.templates`), then
+    validate it; raises :class:`SpecError` naming the key."""
+    fields = {
+        "datasets": DatasetSpec.model_fields,
+        "experiments": ExperimentSpec.model_fields,
+        "families": FamilyEntry.model_fields,
+    }
+    data = expand_registry(data, fields)
     try:
         return RegistryFile.model_validate(data)
     except ValidationError as exc:
