@@ -165,6 +165,7 @@ def test_user_errors_are_one_line_exit_2(env, capsys):
     )
     err = fails(capsys, "data", "build", "--all")
     assert "unknown family 'nope'; available: toy-mixed, toy-product" in err
+    assert err.startswith("error: datasets.three.families[0].family: unknown family")  # the key path, as elsewhere
     assert not (env / "data" / "small").exists()  # every dataset is validated before any is built
 
     (env / "registry.toml").write_text(REGISTRY.replace("count = 300", "count = 0"))

@@ -127,6 +127,11 @@ def test_run_end_to_end_resume_and_classify(registry, tmp_path, qeframe_cli):
     assert payload["run"] == str(run) and "toy-test" in payload["results"]
     assert [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
     assert len(list((runs / "toy").iterdir())) == 1
+    # --resume alone: the run folder's spec.json names its experiment
+    code, out, err = qeframe_cli("run", *common, "--resume", run, "--epochs", "4", "--json")
+    assert code == 0, err
+    assert json.loads(out)["run"] == str(run)
+    assert [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
 
     # classify with the trained run
     rng = np.random.default_rng(0)
@@ -163,7 +168,7 @@ def test_run_rejects_unknown_backbone_before_building_data(registry, tmp_path, q
         tmp_path / "runs",
     )
     assert code == 2
-    assert "unknown backbone 'no-such-net'" in err and "test-mlp" in err
+    assert "experiments.toy.model.backbone: unknown backbone 'no-such-net'" in err and "test-mlp" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
 
@@ -217,7 +222,7 @@ def test_classify_missing_checkpoint_file(trained_run, tmp_path, qeframe_cli):
 
 
 def test_epochs_and_compile_overrides_reach_the_training_spec():
-    from qeframe.cli.run import _check_experiment
+    from qeframe.experiment import check_experiment as _check_experiment
     from qeframe.plugin.registry import Registry
     from qeframe.config.specs import load_registry_file
 
@@ -227,3 +232,14 @@ def test_epochs_and_compile_overrides_reach_the_training_spec():
     assert not spec.training.compile and n == 3 and names[0] == spec.train
     spec, _, _ = _check_experiment("quickstart", registry_file, reg, 2, compile=True)
     assert spec.training.compile and spec.training.epochs == 2
+
+
+def test_run_needs_an_experiment_or_a_run_that_names_one(tmp_path, qeframe_cli):
+    code, _, err = qeframe_cli("run", "--registry", tmp_path / "registry.toml")
+    assert code == 2 and "name an experiment to run (or continue one with --resume RUN_DIR)" in err
+    bare = tmp_path / "runs" / "toy" / "20260101T000000Z-abcdef12"
+    (bare / "checkpoints").mkdir(parents=True)  # killed before spec.json was written
+    code, _, err = qeframe_cli("run", "--resume", bare)
+    assert code == 2 and "has no spec.json to tell its experiment; name it" in err
+    code, _, err = qeframe_cli("run", "--resume", tmp_path / "nowhere")
+    assert code == 2 and "not found" in err and len(err.strip().splitlines()) == 1

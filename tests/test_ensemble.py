@@ -24,13 +24,13 @@ from qeframe.learn.ensemble import (
     member_domains,
     member_seed,
     plan_members,
-    plot_router_scores,
     route_arrays,
     train_ensemble,
     validate_router,
 )
 from qeframe.errors import QeframeError, SpecError
 from qeframe.evaluation.evaluate import evaluate
+from qeframe.experiment.ensemble import plot_router_scores
 from qeframe.learn.runs import RunDir
 from qeframe.config.specs import ModelSpec, TrainingSpec, parse_registry
 from qeframe.learn.train import model_input, predict_logits

@@ -10,7 +10,7 @@ import pytest
 import test_end_to_end_builtin as e2e
 
 from qeframe.evaluation.evaluate import comparison_tables
-from qeframe.multirun import Job, child_environment, run_jobs
+from qeframe.experiment.jobs import Job, child_environment, run_jobs
 
 TN_EXPERIMENT = """
 [experiments.e2e-tn]
@@ -157,7 +157,7 @@ def test_comparison_tables_take_the_union_of_datasets():
 
 
 def test_child_command_passes_the_overrides(tmp_path):
-    from qeframe.multirun import child_command
+    from qeframe.experiment.jobs import child_command
 
     paths = {"registry": tmp_path / "r.toml", "data_dir": tmp_path / "d", "runs_dir": tmp_path / "r"}
     plain = child_command("x", device="cpu", **paths)

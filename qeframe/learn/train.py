@@ -409,13 +409,14 @@ class TrainResult:
 def validate_experiment_plugins(name: str, experiment: ExperimentSpec, registry: Registry) -> None:
     """Create the backbone and every symmetry of ``experiment`` once, so that an unknown name or a
     bad parameter fails before any dataset is built (the registry's error lists the names)."""
+    key = f"experiments.{name}"
+    model = experiment.model
     registry.create(
-        "backbone", experiment.model.backbone, experiment.model.params, key=f"experiments.{name}.model.params"
+        "backbone", model.backbone, model.params, key=f"{key}.model.params", name_key=f"{key}.model.backbone"
     )
     for i, sym in enumerate(experiment.training.symmetries):
-        registry.create(
-            "symmetry", sym.name, sym.params, key=f"experiments.{name}.training.symmetries[{i}].params"
-        )
+        at = f"{key}.training.symmetries[{i}]"
+        registry.create("symmetry", sym.name, sym.params, key=f"{at}.params", name_key=at)
 
 
 def _seeds(seed: int) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""Several experiments side by side: ``qeframe run A B C --jobs 3``.
+"""Child processes for :func:`qeframe.experiment.run_many` (``qeframe run A B C --jobs 3``).
 
 A training step of the paper's networks (about a million weights, batches of 128 matrices of 8x8) is
 bound by Python and kernel-launch overhead, not by the GPU: on one H100 six ``qeframe run``
@@ -6,12 +6,12 @@ processes sharing the GPU each kept about 86 % of their solo speed (``docs/repro
 "Speed on the H100"). So the way to use one GPU for many experiments is to run them at the same
 time, one process each. This module does that:
 
-* the parent has already checked every experiment and built every dataset they read (once, with
-  all cores), so the children only load stores;
+* the parent (:func:`~qeframe.experiment.run_many`) has already checked every experiment and built
+  every dataset they read (once, with all cores), so the children only load stores;
 * :func:`run_jobs` starts at most ``jobs`` children ``python -m qeframe.cli run EXPERIMENT --json
   --progress ...`` at a time, in the order given, and starts the next one when one ends;
-* each child writes its progress (stderr: one line per epoch) to ``<log_dir>/<experiment>.log`` and its JSON result
-  (stdout) to ``<log_dir>/<experiment>.json``; the run folder it created is read from that JSON;
+* each child writes its progress (stderr: one line per epoch) to ``<log_dir>/<experiment>.log`` and
+  its JSON result (stdout) to ``<log_dir>/<experiment>.json``; the run folder it created is read from that JSON;
 * a failing child does not stop the others; its status says ``failed`` with the last line of its log.
 
 The children inherit the environment; unless the user set ``OMP_NUM_THREADS``, each gets
