@@ -202,6 +202,22 @@ def test_quantum_imports_only_errors_from_qeframe(graph):
     assert outside == set()
 
 
+def test_builtin_plugins_use_only_the_plugin_door():
+    """``plugins/`` is the model for third-party plugins: it needs the interfaces, the numerics and
+    the errors (and ``qeframe.hookimpl``), never the trainer, the store or the command line."""
+    allowed = ("qeframe.errors", "qeframe.quantum", "qeframe.plugin")  # and `from qeframe import hookimpl`
+    outside = set()
+    for path in sorted((ROOT.parent / "plugins").rglob("*.py")):
+        for node, _ in _imports(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            for name in names:
+                if name.startswith("qeframe.") and not any(
+                    name == a or name.startswith(a + ".") for a in allowed
+                ):
+                    outside.add(f"{path.relative_to(ROOT.parent)}: {name}")
+    assert outside == set()
+
+
 def test_imports_go_down_the_layers(graph):
     edges, _, _ = graph
     assert set(map(subpackage, edges)) <= {subpackage(p) for p in LAYERS}, "a new room needs a layer"
