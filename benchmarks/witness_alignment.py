@@ -25,7 +25,7 @@ import torch
 
 from qeframe.quantum.witness import load_witness_library
 from qeframe.data.store import open_dataset
-from qeframe.learn.train import DatasetArrays
+from qeframe.learn.arrays import DatasetArrays
 
 
 def main() -> None:

@@ -40,7 +40,8 @@ from qeframe.errors import QeframeError
 from qeframe.plugin.registry import Registry
 from qeframe.learn.runs import RunDir, load_tensors
 from qeframe.config.specs import ModelSpec, SymmetryLoss, TrainingSpec
-from qeframe.learn.train import Trainer, model_input
+from qeframe.learn.arrays import model_input
+from qeframe.learn.train import Trainer
 
 TESTS = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent

@@ -25,15 +25,15 @@ from qeframe.learn.ensemble import (
     member_seed,
     plan_members,
     route_arrays,
-    train_ensemble,
     validate_router,
 )
+from qeframe.learn.ensemble_training import train_ensemble
 from qeframe.errors import QeframeError, SpecError
 from qeframe.evaluation.evaluate import evaluate
 from qeframe.experiment.ensemble import plot_router_scores
 from qeframe.learn.runs import RunDir
 from qeframe.config.specs import ModelSpec, TrainingSpec, parse_registry
-from qeframe.learn.train import model_input, predict_logits
+from qeframe.learn.arrays import model_input, predict_logits
 
 # noisy GHZ: lambda_min = -(1 - p)/2 + p/8 in [-0.5, -0.375]; product states: lambda_min = 0
 GHZ_VS_PRODUCT = [float("-inf"), -0.1, float("inf")]

@@ -25,7 +25,7 @@ from qeframe.quantum.ops import batch_kron, pure_density
 from qeframe.quantum.ppt import npt_mask
 from qeframe.plugin.registry import Registry
 from qeframe.config.specs import EvaluationSpec
-from qeframe.learn.train import DatasetArrays
+from qeframe.learn.arrays import DatasetArrays
 
 
 def _shifts_upb_state() -> np.ndarray:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from qeframe_plugins.families import _common
+from qeframe_plugins.families import _circuits, _common
 from qeframe_plugins.families.mixture import MixtureFamily
 from qeframe_plugins.families.product import ProductFamily
 from qeframe_plugins.families.reduced import ReducedFamily
@@ -369,13 +369,13 @@ def test_comb_biseparable_statistics_match_the_float64_reference_sampler(source,
         return bool((np.abs(z) < 3.89).all() and stats.ks_2samp(a[1], b[1]).pvalue > 1e-4)
 
     new = draw(41)
-    monkeypatch.setattr(_common, "random_gate_params", _common.reference_gate_params)
+    monkeypatch.setattr(_common, "random_gate_params", _circuits.reference_gate_params)
     reference = draw(42)
     assert 0.005 < new[0][:, 0].mean() < 0.5  # NPT on some, not all, non-product cuts
     assert agree(new, reference)
 
     def wrong(rng, shape, k):  # θ/2 in [0, π/4): gates too close to diagonal
-        p = _common.reference_gate_params(rng, shape, k)
+        p = _circuits.reference_gate_params(rng, shape, k)
         p[..., 0] = p[..., 0] ** 0.25
         return p
 

@@ -12,7 +12,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 from pydantic import ValidationError
-from qeframe_plugins.families import _common
+from qeframe_plugins.families import _circuits, _common
 from qeframe_plugins.families.circuit import CircuitFamily
 from qeframe_plugins.families.haar import HaarFamily
 
@@ -107,8 +107,8 @@ def test_ghz_and_w_are_npt_on_every_cut(kind, n):
 def test_ghz_w_closed_forms_before_local_randomisation():
     """With the local U layers removed the family's preparations are exactly GHZ and W."""
     support = np.ones((1, 3), dtype=bool)
-    ghz = _common.prepared_states(np.array([_common.PREP_GHZ]), support)[0]
-    w = _common.prepared_states(np.array([_common.PREP_W]), support)[0]
+    ghz = _circuits.prepared_states(np.array([_circuits.PREP_GHZ]), support)[0]
+    w = _circuits.prepared_states(np.array([_circuits.PREP_W]), support)[0]
     np.testing.assert_allclose(ghz, np.array([1, 0, 0, 0, 0, 0, 0, 1]) / np.sqrt(2))
     np.testing.assert_allclose(w, np.array([0, 1, 1, 0, 1, 0, 0, 0]) / np.sqrt(3))
     # GHZ: negativity 1/2 on every cut; W: (sqrt(5) - 1) / 6 ... smallest PT eigenvalue -sqrt(2)/3
@@ -185,8 +185,8 @@ def test_gates_match_qiskit():
     from qiskit.circuit.library import CUGate, UGate
 
     angles = np.random.default_rng(8).uniform(0, 2 * np.pi, size=(20, 4))
-    us = _common.u_matrices(angles[:, :3])
-    blocks = _common.cu_target_matrices(angles)
+    us = _circuits.u_matrices(angles[:, :3])
+    blocks = _circuits.cu_target_matrices(angles)
     for a, u, m in zip(angles, us, blocks):
         np.testing.assert_allclose(u, UGate(*a[:3]).to_matrix(), atol=1e-13)
         cu = np.eye(4, dtype=complex)  # qiskit: control = qubit 0 = least significant bit
@@ -194,7 +194,7 @@ def test_gates_match_qiskit():
         np.testing.assert_allclose(cu, CUGate(*a).to_matrix(), atol=1e-13)
 
 
-def qiskit_states(plan: _common.CircuitPlan) -> np.ndarray:
+def qiskit_states(plan: _circuits.CircuitPlan) -> np.ndarray:
     """Rebuild every circuit of ``plan`` with qiskit gates and simulate it (big-endian output)."""
     from qiskit import QuantumCircuit
     from qiskit.quantum_info import Statevector
@@ -207,11 +207,11 @@ def qiskit_states(plan: _common.CircuitPlan) -> np.ndarray:
         qc = QuantumCircuit(n)
         support = [q for q in range(n) if plan.support[s, q]]
         start = Statevector.from_label("0" * n)
-        if plan.prep[s] == _common.PREP_GHZ:
+        if plan.prep[s] == _circuits.PREP_GHZ:
             qc.h(support[0])
             for a, b in pairwise(support):
                 qc.cx(a, b)
-        elif plan.prep[s] == _common.PREP_W:  # W written with qiskit's labels (qubit q = char n-1-q)
+        elif plan.prep[s] == _circuits.PREP_W:  # W written with qiskit's labels (qubit q = char n-1-q)
             labels = ["".join("1" if n - 1 - i == q else "0" for i in range(n)) for q in support]
             data = sum(Statevector.from_label(lab).data for lab in labels) / np.sqrt(len(support))
             start = Statevector(data)
@@ -266,18 +266,18 @@ def test_gate_parameters_are_unit_and_their_angles_uniform():
     the Haar density ∝ sin θ/2, so it has the power to fail."""
     from scipy import stats
 
-    params = _common.random_gate_params(np.random.default_rng(21), (20000,), 4)
+    params = _circuits.random_gate_params(np.random.default_rng(21), (20000,), 4)
     np.testing.assert_allclose(np.abs(params), 1.0, atol=1e-15)
-    angles = _common.param_angles(params)
+    angles = _circuits.param_angles(params)
     assert ((angles >= 0) & (angles < 2 * np.pi)).all()
     uniform = stats.uniform(0, 2 * np.pi).cdf
     for k in range(4):
         assert stats.kstest(angles[:, k], uniform).pvalue > 1e-6, k
     haar_theta = 2 * np.arccos(1 - 2 * np.random.default_rng(22).random(20000))  # density ∝ sin θ/2
     assert stats.kstest(haar_theta, uniform).pvalue < 1e-6
-    a, b, c, d = _common.u_parts(params[:5, 0], params[:5, 1], params[:5, 2])
+    a, b, c, d = _circuits.u_parts(params[:5, 0], params[:5, 1], params[:5, 2])
     gates = np.stack([np.stack([a, b], -1), np.stack([c, d], -1)], -2)
-    np.testing.assert_allclose(gates, _common.u_matrices(angles[:5, :3]), atol=1e-14)  # U(θ, φ, λ), Eq. A1
+    np.testing.assert_allclose(gates, _circuits.u_matrices(angles[:5, :3]), atol=1e-14)  # U(θ, φ, λ), Eq. A1
 
 
 @pytest.mark.parametrize("n", [2, 3])
@@ -292,7 +292,7 @@ def test_circuit_states_match_the_float64_reference_sampler(n, monkeypatch):
         return purity(partial_trace(psi, [0])), psi[:, 0, 0].real
 
     new = features(np.random.default_rng(31))
-    monkeypatch.setattr(_common, "random_gate_params", _common.reference_gate_params)
+    monkeypatch.setattr(_common, "random_gate_params", _circuits.reference_gate_params)
     old = features(np.random.default_rng(32))
     for a, b in zip(new, old, strict=True):
         assert stats.ks_2samp(a, b).pvalue > 1e-4

@@ -21,7 +21,7 @@ from qeframe.quantum import ops, ppt, torch_ops
 from qeframe.quantum.cuts import bipartitions, n_cuts
 from qeframe.plugin.registry import Registry
 from qeframe.config.specs import parse_registry, validate_dataset_plugins
-from qeframe.learn.train import consistency_loss
+from qeframe.learn.losses import consistency_loss
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,7 @@ from qeframe.quantum.ppt import (
 )
 from qeframe.quantum.random import haar_state
 from qeframe.config.specs import EvaluationSpec, PredictionSpec, parse_registry
-from qeframe.learn.train import DatasetArrays
+from qeframe.learn.arrays import DatasetArrays
 
 GHZ = pure_density((np.eye(8)[[0]] + np.eye(8)[[7]]) / np.sqrt(2))[0]
 

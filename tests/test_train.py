@@ -20,14 +20,9 @@ from qeframe.quantum.random import haar_state
 from qeframe.plugin.registry import Registry
 from qeframe.learn.runs import RunDir, check_compatible, latest_checkpoint, read_checkpoint_config, selected_model
 from qeframe.config.specs import ModelSpec, SymmetryLoss, TrainingSpec
-from qeframe.learn.train import (
-    DatasetArrays,
-    Trainer,
-    consistency_loss,
-    masked_bce,
-    model_input,
-    per_cut_accuracy,
-)
+from qeframe.learn.arrays import DatasetArrays, model_input
+from qeframe.learn.losses import consistency_loss, masked_bce, per_cut_accuracy
+from qeframe.learn.train import Trainer
 
 # ---------------------------------------------------------------------------------------------------
 # toy models with a known consistency

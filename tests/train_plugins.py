@@ -115,7 +115,7 @@ def synthetic_arrays(name: str, count: int, seed: int = 0, n_qubits: int = 3, un
 
     A fraction ``unknown`` of the labels is set to -1.
     """
-    from qeframe.learn.train import DatasetArrays
+    from qeframe.learn.arrays import DatasetArrays
 
     rng = np.random.default_rng(seed)
     half = count // 2

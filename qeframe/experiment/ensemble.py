@@ -1,7 +1,7 @@
 """``qeframe run`` for an experiment with a router: train the ensemble, evaluate it, write its run.
 
 :func:`run_ensemble` is the ensemble branch of :func:`qeframe.experiment.run_experiment`: it trains
-the members (:func:`qeframe.learn.ensemble.train_ensemble`), wraps the ensemble in the prediction
+the members (:func:`qeframe.learn.ensemble_training.train_ensemble`), wraps the ensemble in the prediction
 layer, evaluates it on the test sets and writes ``results.json``, ``results.md``, the plots
 (:func:`plot_router_scores` among them) and ``ensemble/ensemble.json`` with the test routing counts.
 The ensemble itself (planning, routing, the model, its files) is :mod:`qeframe.learn.ensemble`.
@@ -21,18 +21,12 @@ import torch
 
 from qeframe.evaluation.evaluate import evaluate, results_markdown
 from qeframe.evaluation.plots import new_figure, plot_training, write_plots
-from qeframe.learn.ensemble import (
-    EnsembleResult,
-    ensemble_dir,
-    manifest,
-    route_arrays,
-    routing_counts,
-    score_arrays,
-    train_ensemble,
-)
+from qeframe.learn.arrays import DatasetArrays
+from qeframe.learn.ensemble import ensemble_dir, route_arrays, routing_counts, score_arrays
+from qeframe.learn.ensemble_training import EnsembleResult, manifest, train_ensemble
 from qeframe.learn.prediction import fit_for_run
 from qeframe.learn.runs import RunDir, atomic_write_json, atomic_write_text
-from qeframe.learn.train import DatasetArrays, TrainProgress
+from qeframe.learn.train import TrainProgress
 
 if TYPE_CHECKING:
     from qeframe.config.specs import ExperimentSpec

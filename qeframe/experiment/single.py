@@ -218,6 +218,7 @@ def _run(
 ) -> ExperimentResult | None:
     from qeframe.config.specs import load_registry_file
     from qeframe.data.store import ensure_dataset
+    from qeframe.learn.arrays import DatasetArrays, resolve_device
     from qeframe.learn.distributed import (
         NOT_UNDER_TORCHRUN,
         SINGLE,
@@ -228,7 +229,6 @@ def _run(
         wants_distributed,
     )
     from qeframe.learn.runs import RunDir, experiment_spec_hash
-    from qeframe.learn.train import DatasetArrays, resolve_device
     from qeframe.plugin.registry import get_registry
 
     registry_file = load_registry_file(options.registry)
