@@ -425,7 +425,7 @@ def test_certified_labeler_without_sdp_proves_every_ppt_cut_and_never_conflicts(
 
 
 def test_ppt_datasets_hold_out_their_test_sources():
-    reg = load_registry_file(Path(__file__).resolve().parents[1] / "registry.toml")
+    reg = load_registry_file(Path(__file__).resolve().parents[2] / "registry.toml")
     names = [n for n in reg.datasets if n.endswith("-ppt") or "-ppt-" in n]
     assert {"quickstart-train-ppt", "paper-train-ppt", "quickstart-val-ppt", "paper-val-ppt"} <= set(names)
     seen = set()

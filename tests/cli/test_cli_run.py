@@ -9,72 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import train_plugins
-from qeframe_plugins.labelers import negativity
-
-
-REGISTRY_TOML = """
-[datasets.toy-train]
-n_qubits = 3
-seed = 1
-split = "train"
-labeler = "negativity"
-[[datasets.toy-train.families]]
-family = "test-toy"
-count = 96
-params = {{ kind = "product" }}
-[[datasets.toy-train.families]]
-family = "test-toy"
-count = 96
-params = {{ kind = "ghz", local_randomize = true }}
-
-[datasets.toy-val]
-n_qubits = 3
-seed = 2
-split = "validation"
-labeler = "negativity"
-[[datasets.toy-val.families]]
-family = "test-toy"
-count = 24
-params = {{ kind = "product" }}
-[[datasets.toy-val.families]]
-family = "test-toy"
-count = 24
-params = {{ kind = "ghz" }}
-
-[datasets.toy-test]
-n_qubits = 3
-seed = 3
-split = "test"
-labeler = "negativity"
-[[datasets.toy-test.families]]
-family = "test-toy"
-count = 30
-tag = "product"
-params = {{ kind = "product", local_randomize = true }}
-[[datasets.toy-test.families]]
-family = "test-toy"
-count = 30
-tag = "ghz"
-params = {{ kind = "ghz", local_randomize = true }}
-
-[experiments.toy]
-train = "toy-train"
-validation = ["toy-val"]
-test = ["toy-test"]
-model = {{ backbone = "{backbone}", params = {{ hidden = 16 }} }}
-[experiments.toy.training]
-epochs = 2
-batch_size = 32
-lr = 0.01
-[[experiments.toy.training.symmetries]]
-name = "test-permutation"
-start_epoch = 1
-"""
-
-
-@pytest.fixture
-def registry(qeframe_registry):
-    return qeframe_registry(train_plugins, negativity, entry_points=False)
+from train_plugins import REGISTRY_TOML
 
 
 @pytest.fixture
@@ -226,7 +161,7 @@ def test_epochs_and_compile_overrides_reach_the_training_spec():
     from qeframe.plugin.registry import Registry
     from qeframe.config.specs import load_registry_file
 
-    registry_file = load_registry_file(Path(__file__).parents[1] / "registry.toml")
+    registry_file = load_registry_file(Path(__file__).parents[2] / "registry.toml")
     reg = Registry.load()
     spec, names, n = _check_experiment("quickstart", registry_file, reg, None)
     assert not spec.training.compile and n == 3 and names[0] == spec.train

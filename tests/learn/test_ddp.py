@@ -25,7 +25,7 @@ import train_plugins
 from hypothesis import given
 from hypothesis import strategies as st
 from qeframe_plugins.labelers import negativity
-from test_cli_run import REGISTRY_TOML
+from train_plugins import REGISTRY_TOML
 from train_plugins import synthetic_arrays
 
 from qeframe.learn.distributed import (
@@ -43,7 +43,7 @@ from qeframe.config.specs import ModelSpec, SymmetryLoss, TrainingSpec
 from qeframe.learn.arrays import model_input
 from qeframe.learn.train import Trainer
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]  # tests/: train_plugins for the launcher
 VENV_BIN = Path(sys.executable).parent
 WEIGHT_ATOL = 1e-5
 

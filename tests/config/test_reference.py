@@ -9,7 +9,7 @@ import pytest
 from qeframe.config.reference import FRAME_MODELS, registry_reference
 from qeframe.plugin.registry import Registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "registry-reference.md"
 
 

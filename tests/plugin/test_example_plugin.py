@@ -31,7 +31,7 @@ from qeframe.quantum.cuts import n_cuts
 from qeframe.quantum.ppt import negativities, pt_min_eigenvalues
 from qeframe.quantum.validation import validate_density_matrices
 
-EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "docs" / "examples" / "qeframe-example-family"
+EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "docs" / "examples" / "qeframe-example-family"
 DIST_NAME = "qeframe-example-family"
 DIST_VERSION = "0.1.0"
 

@@ -12,7 +12,6 @@ import torch
 import train_plugins
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from qeframe_plugins.labelers import negativity
 from train_plugins import synthetic_arrays
 
 from qeframe.errors import QeframeError, SpecError
@@ -396,11 +395,6 @@ def test_results_and_comparison_tables_carry_the_gated_row_and_the_three_numbers
 
 
 @pytest.fixture
-def registry(qeframe_registry):
-    return qeframe_registry(train_plugins, negativity, entry_points=False)
-
-
-@pytest.fixture
 def trained_run(registry, tmp_path):
     """A run folder with one epoch of a tiny model (made by the trainer directly)."""
     return train_plugins.tiny_trained_run(registry, tmp_path / "runs")
@@ -517,7 +511,7 @@ def test_prediction_spec_is_validated_with_the_key_in_the_error():
 
 
 def test_run_with_a_bad_prediction_spec_fails_in_one_line_and_writes_nothing(registry, tmp_path, qeframe_cli):
-    from test_cli_run import REGISTRY_TOML
+    from train_plugins import REGISTRY_TOML
 
     reg_file = tmp_path / "registry.toml"
     text = REGISTRY_TOML.format(backbone="test-mlp").replace(

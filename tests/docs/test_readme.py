@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MARKER = "the README's test command"
 QUICKSTART = "qeframe run quickstart"
 SHELL_FENCES = {"", "bash", "sh", "shell", "console", "zsh"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PRETRAINED = sorted(p for p in (ROOT / "pretrained").iterdir() if p.is_dir())
 
 

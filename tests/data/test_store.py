@@ -260,7 +260,7 @@ _KILL_SCRIPT = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    sys.path.insert(0, {tests!r})
+    sys.path[:0] = {tests!r}
     import test_store
     from qeframe.data.store import build_dataset
     spec = test_store.make_spec(families={families!r})
@@ -272,7 +272,10 @@ _KILL_SCRIPT = textwrap.dedent(
 
 def _start_build(data: Path, families: list, workers: int) -> subprocess.Popen:
     code = _KILL_SCRIPT.format(
-        tests=str(Path(__file__).parent), families=families, data=str(data), workers=workers
+        tests=[str(Path(__file__).parent), str(Path(__file__).parents[1])],
+        families=families,
+        data=str(data),
+        workers=workers,
     )
     env = dict(os.environ, TOY_DELAY="0.15")
     return subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)

@@ -11,7 +11,7 @@ from qeframe.plugin.registry import Registry
 from qeframe.config.specs import load_registry_file, validate_dataset_plugins
 from qeframe.learn.train import validate_experiment_plugins
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = load_registry_file(ROOT / "registry.toml")
 
 

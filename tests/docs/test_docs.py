@@ -20,7 +20,7 @@ import pytest
 from qeframe.plugin.labels import PROVENANCE
 from qeframe.quantum.cuts import cut_names
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 EXAMPLE = DOCS / "examples" / "qeframe-example-family"
 NOT_PAGES: set[str] = set()

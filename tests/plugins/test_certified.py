@@ -35,7 +35,7 @@ from qeframe.plugin.registry import get_registry
 
 def labeler(**params) -> CertifiedLabeler:
     """The labeler without progress bars and, unless asked, without its witness library, so that the
-    Horodecki state at b = 0.5 reaches the later stages (the witness stage: tests/test_ppt_data.py)."""
+    Horodecki state at b = 0.5 reaches the later stages (the witness stage: tests/plugins/test_ppt_data.py)."""
     params.setdefault("progress", False)
     params.setdefault("witnesses", ())
     return CertifiedLabeler(CertifiedLabeler.Params(**params))

@@ -1,5 +1,5 @@
 """The library face of ``qeframe run``: ``qeframe.run_experiment`` / ``run_many`` (the page
-docs/python-api.md runs a whole tiny experiment; tests/test_cli_run.py and test_multirun.py run
+docs/python-api.md runs a whole tiny experiment; tests/cli/test_cli_run.py and test_multirun.py run
 them through the command line)."""
 
 from __future__ import annotations
