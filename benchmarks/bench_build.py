@@ -66,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
 
     from qeframe import __version__
-    from qeframe.plugin.registry import Registry
     from qeframe.config.specs import load_registry_file
     from qeframe.data.store import build_dataset
+    from qeframe.plugin.registry import Registry
 
     registry_file = load_registry_file(args.registry)
     names = sorted(registry_file.datasets) if args.all else args.names

@@ -49,8 +49,8 @@ def _data(n: int, seed: int, registry):
     """``n`` labelled 3-qubit states of four kinds (module docstring) as DatasetArrays."""
     import numpy as np
 
-    from qeframe.plugin.interfaces import StateBatch
     from qeframe.learn.arrays import DatasetArrays
+    from qeframe.plugin.interfaces import StateBatch
 
     rng = np.random.default_rng(seed)
     recipe = [
@@ -158,12 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from qeframe.learn.ensemble import route_arrays
-    from qeframe.learn.ensemble_training import train_ensemble
-    from qeframe.plugin.registry import Registry
     from qeframe.config.specs import ModelSpec, TrainingSpec
     from qeframe.learn.arrays import model_input, resolve_device
+    from qeframe.learn.ensemble import route_arrays
+    from qeframe.learn.ensemble_training import train_ensemble
     from qeframe.learn.train import Trainer
+    from qeframe.plugin.registry import Registry
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -50,8 +50,8 @@ def _synthetic(n: int, n_qubits: int, seed: int, unknown: float):
     """``n`` random mixed states (rank 1..d Wishart) with random labels; returns DatasetArrays."""
     import numpy as np
 
-    from qeframe.quantum.cuts import n_cuts
     from qeframe.learn.arrays import DatasetArrays
+    from qeframe.quantum.cuts import n_cuts
 
     rng = np.random.default_rng(seed)
     d = 2**n_qubits
@@ -203,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from qeframe.plugin.registry import Registry
     from qeframe.config.specs import ModelSpec, SymmetryLoss, TrainingSpec
     from qeframe.learn.arrays import resolve_device
+    from qeframe.plugin.registry import Registry
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -157,9 +157,9 @@ def test_classify_missing_checkpoint_file(trained_run, tmp_path, qeframe_cli):
 
 
 def test_epochs_and_compile_overrides_reach_the_training_spec():
+    from qeframe.config.specs import load_registry_file
     from qeframe.experiment import check_experiment as _check_experiment
     from qeframe.plugin.registry import Registry
-    from qeframe.config.specs import load_registry_file
 
     registry_file = load_registry_file(Path(__file__).parents[2] / "registry.toml")
     reg = Registry.load()

@@ -24,10 +24,11 @@ import torch
 import train_plugins
 from hypothesis import given
 from hypothesis import strategies as st
-from qeframe_plugins.labelers import negativity
-from train_plugins import REGISTRY_TOML
-from train_plugins import synthetic_arrays
+from train_plugins import REGISTRY_TOML, synthetic_arrays
 
+from qeframe.config.specs import ModelSpec, SymmetryLoss, TrainingSpec
+from qeframe.errors import QeframeError
+from qeframe.learn.arrays import model_input
 from qeframe.learn.distributed import (
     distributed_device,
     init_distributed,
@@ -36,12 +37,10 @@ from qeframe.learn.distributed import (
     torchrun_env,
     wants_distributed,
 )
-from qeframe.errors import QeframeError
-from qeframe.plugin.registry import Registry
 from qeframe.learn.runs import RunDir, load_tensors
-from qeframe.config.specs import ModelSpec, SymmetryLoss, TrainingSpec
-from qeframe.learn.arrays import model_input
 from qeframe.learn.train import Trainer
+from qeframe.plugin.registry import Registry
+from qeframe_plugins.labelers import negativity
 
 TESTS = Path(__file__).resolve().parents[1]  # tests/: train_plugins for the launcher
 VENV_BIN = Path(sys.executable).parent

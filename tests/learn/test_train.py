@@ -12,17 +12,23 @@ import train_plugins
 from train_plugins import synthetic_arrays
 
 from qeframe import hookimpl
+from qeframe.config.specs import ModelSpec, SymmetryLoss, TrainingSpec
 from qeframe.errors import QeframeError
+from qeframe.learn.arrays import DatasetArrays, model_input
+from qeframe.learn.losses import consistency_loss, masked_bce, per_cut_accuracy
+from qeframe.learn.runs import (
+    RunDir,
+    check_compatible,
+    latest_checkpoint,
+    read_checkpoint_config,
+    selected_model,
+)
+from qeframe.learn.train import Trainer
 from qeframe.plugin.interfaces import Backbone
+from qeframe.plugin.registry import Registry
 from qeframe.quantum import torch_ops
 from qeframe.quantum.cuts import bipartitions
 from qeframe.quantum.random import haar_state
-from qeframe.plugin.registry import Registry
-from qeframe.learn.runs import RunDir, check_compatible, latest_checkpoint, read_checkpoint_config, selected_model
-from qeframe.config.specs import ModelSpec, SymmetryLoss, TrainingSpec
-from qeframe.learn.arrays import DatasetArrays, model_input
-from qeframe.learn.losses import consistency_loss, masked_bce, per_cut_accuracy
-from qeframe.learn.train import Trainer
 
 # ---------------------------------------------------------------------------------------------------
 # toy models with a known consistency
@@ -375,8 +381,8 @@ def test_model_input_and_dataset_arrays():
 
 
 def test_experiment_spec_hash_covers_what_is_trained():
-    from qeframe.learn.runs import experiment_spec_hash
     from qeframe.config.specs import parse_registry
+    from qeframe.learn.runs import experiment_spec_hash
 
     def registry_file(lr=1e-3, epochs=20, threshold=0.5, seed=1, tests=("t",)):
         ds = {"labeler": "negativity", "families": [{"family": "f", "count": 4}]}
@@ -572,8 +578,8 @@ def test_schedule_spans_all_epochs_and_survives_resume(registry, tmp_path):
 
 
 def test_new_training_fields_keep_old_spec_hashes():
-    from qeframe.learn.runs import experiment_spec_hash
     from qeframe.config.specs import parse_registry
+    from qeframe.learn.runs import experiment_spec_hash
 
     def digest(**training):
         rf = parse_registry(

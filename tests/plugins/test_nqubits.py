@@ -13,15 +13,15 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from qeframe_plugins.backbones.perm_equivariant import PermEquivariantParams, feature_count
-from qeframe_plugins.families.embedded import EmbeddedFamily, core_cut_table
 
+from qeframe.config.specs import parse_registry, validate_dataset_plugins
 from qeframe.errors import QeframeError, SpecError
+from qeframe.learn.losses import consistency_loss
+from qeframe.plugin.registry import Registry
 from qeframe.quantum import ops, ppt, torch_ops
 from qeframe.quantum.cuts import bipartitions, n_cuts
-from qeframe.plugin.registry import Registry
-from qeframe.config.specs import parse_registry, validate_dataset_plugins
-from qeframe.learn.losses import consistency_loss
+from qeframe_plugins.backbones.perm_equivariant import PermEquivariantParams, feature_count
+from qeframe_plugins.families.embedded import EmbeddedFamily, core_cut_table
 
 
 @pytest.fixture(scope="module")
@@ -266,8 +266,8 @@ def four_qubit_run(registry, tmp_path):
     """A run folder of a 4-qubit perm_equivariant model after one epoch on 32 toy states."""
     from train_plugins import synthetic_arrays
 
-    from qeframe.learn.runs import RunDir
     from qeframe.config.specs import ModelSpec, TrainingSpec
+    from qeframe.learn.runs import RunDir
     from qeframe.learn.train import Trainer
 
     run = RunDir.create(tmp_path / "runs", "exp4", "f" * 64)
