@@ -216,6 +216,7 @@ def run_experiment(
 def _run(
     experiment: str, options: RunOptions, *, resume: Path | None, distributed: bool
 ) -> ExperimentResult | None:
+    """:func:`run_experiment` once the experiment is named: check, build or load, train, evaluate."""
     from qeframe.config.specs import load_registry_file
     from qeframe.data.store import ensure_dataset
     from qeframe.learn.arrays import DatasetArrays, resolve_device

@@ -369,7 +369,7 @@ def test_comb_biseparable_statistics_match_the_float64_reference_sampler(source,
         return bool((np.abs(z) < 3.89).all() and stats.ks_2samp(a[1], b[1]).pvalue > 1e-4)
 
     new = draw(41)
-    monkeypatch.setattr(_common, "random_gate_params", _circuits.reference_gate_params)
+    monkeypatch.setattr(_circuits, "random_gate_params", _circuits.reference_gate_params)
     reference = draw(42)
     assert 0.005 < new[0][:, 0].mean() < 0.5  # NPT on some, not all, non-product cuts
     assert agree(new, reference)
@@ -379,6 +379,6 @@ def test_comb_biseparable_statistics_match_the_float64_reference_sampler(source,
         p[..., 0] = p[..., 0] ** 0.25
         return p
 
-    monkeypatch.setattr(_common, "random_gate_params", wrong)
+    monkeypatch.setattr(_circuits, "random_gate_params", wrong)
     if source == "circuit":  # Haar draws use phases only, where the half angle plays no role
         assert not agree(new, draw(43))

@@ -292,7 +292,7 @@ def test_circuit_states_match_the_float64_reference_sampler(n, monkeypatch):
         return purity(partial_trace(psi, [0])), psi[:, 0, 0].real
 
     new = features(np.random.default_rng(31))
-    monkeypatch.setattr(_common, "random_gate_params", _circuits.reference_gate_params)
+    monkeypatch.setattr(_circuits, "random_gate_params", _circuits.reference_gate_params)
     old = features(np.random.default_rng(32))
     for a, b in zip(new, old, strict=True):
         assert stats.ks_2samp(a, b).pvalue > 1e-4
