@@ -10,7 +10,7 @@ Per dataset it records the wall time, states/s, the CPU seconds of the parent pr
 hashing, writing shards) and of the worker processes (generating and labelling), and the store size,
 next to the figures of the previous report at ``--out`` (the committed one) and the load average.
 With ``--reference`` every dataset is built a second time in the same run with the float64 gate
-sampler of store format 1 (``qeframe_plugins.families._common.reference_gate_params``) in place of
+sampler of store format 1 (``qeframe_plugins.families._circuits.reference_gate_params``) in place of
 the trig-free one, and the ratios are reported: on a shared machine the ratio in one run is the
 figure that counts.
 
@@ -66,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
 
     from qeframe import __version__
-    from qeframe.plugin.registry import Registry
     from qeframe.config.specs import load_registry_file
     from qeframe.data.store import build_dataset
+    from qeframe.plugin.registry import Registry
 
     registry_file = load_registry_file(args.registry)
     names = sorted(registry_file.datasets) if args.all else args.names
@@ -118,16 +118,16 @@ def main(argv: list[str] | None = None) -> int:
                 row["previous"] = {k: old.get(k) for k in ("wall_s", "workers_cpu_s", "states_per_s")}
                 row["previous"]["load_average"] = (previous or {}).get("load_average")
             if args.reference:
-                from qeframe_plugins.families import _common as families_common
+                from qeframe_plugins.families import _circuits as families_circuits
 
-                fast = families_common.random_gate_params
-                families_common.random_gate_params = (
-                    families_common.reference_gate_params
+                fast = families_circuits.random_gate_params
+                families_circuits.random_gate_params = (
+                    families_circuits.reference_gate_params
                 )  # forked workers inherit it
                 try:
                     ref = build(name)
                 finally:
-                    families_common.random_gate_params = fast
+                    families_circuits.random_gate_params = fast
                 row["reference_format1_sampler"] = {
                     k: ref[k] for k in ("wall_s", "workers_cpu_s", "states_per_s", "load_average_after")
                 }

@@ -59,10 +59,11 @@ def worker(args: argparse.Namespace) -> None:
     import torch
     from bench_train import _synthetic
 
-    from qeframe.learn.distributed import SINGLE, init_distributed, shutdown, torchrun_env
-    from qeframe.plugin.registry import Registry
     from qeframe.config.specs import ModelSpec
-    from qeframe.learn.train import Trainer, resolve_device
+    from qeframe.learn.arrays import resolve_device
+    from qeframe.learn.distributed import SINGLE, init_distributed, shutdown, torchrun_env
+    from qeframe.learn.train import Trainer
+    from qeframe.plugin.registry import Registry
 
     torch.set_num_threads(args.threads)
     if torchrun_env() is not None:

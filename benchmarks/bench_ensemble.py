@@ -49,8 +49,8 @@ def _data(n: int, seed: int, registry):
     """``n`` labelled 3-qubit states of four kinds (module docstring) as DatasetArrays."""
     import numpy as np
 
+    from qeframe.learn.arrays import DatasetArrays
     from qeframe.plugin.interfaces import StateBatch
-    from qeframe.learn.train import DatasetArrays
 
     rng = np.random.default_rng(seed)
     recipe = [
@@ -85,7 +85,7 @@ def _batched_step(registry, model_spec, n_members: int, batch: int, device, repe
     import torch
     from torch.func import functional_call, grad, stack_module_state, vmap
 
-    from qeframe.learn.train import masked_bce
+    from qeframe.learn.losses import masked_bce
 
     backbone = registry.create("backbone", model_spec.backbone, model_spec.params)
     torch.manual_seed(0)
@@ -158,10 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from qeframe.learn.ensemble import route_arrays, train_ensemble
-    from qeframe.plugin.registry import Registry
     from qeframe.config.specs import ModelSpec, TrainingSpec
-    from qeframe.learn.train import Trainer, model_input, resolve_device
+    from qeframe.learn.arrays import model_input, resolve_device
+    from qeframe.learn.ensemble import route_arrays
+    from qeframe.learn.ensemble_training import train_ensemble
+    from qeframe.learn.train import Trainer
+    from qeframe.plugin.registry import Registry
 
     if args.threads:
         torch.set_num_threads(args.threads)

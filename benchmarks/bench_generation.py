@@ -2,7 +2,7 @@
 reference (store format 1), per family entry of a dataset, on the same counts in the same run.
 
 For every family entry of ``--dataset`` (default ``paper-train-verified``) it draws ``--states``
-states twice, once with ``qeframe_plugins.families._common.random_gate_params`` (float32 SIMD
+states twice, once with ``qeframe_plugins.families._circuits.random_gate_params`` (float32 SIMD
 sine/cosine renormalised in float64) and once with ``reference_gate_params`` (float64 angles and
 ``sin``/``cos``, the format-1 sampler; same layout), from independent seeds, and reports per entry:
 
@@ -90,29 +90,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "generation.json")
     args = parser.parse_args(argv)
 
-    from qeframe_plugins.families import _common
-
-    from qeframe.plugin.registry import Registry
     from qeframe.config.specs import load_registry_file
     from qeframe.data.store import generation_context
+    from qeframe.plugin.registry import Registry
+    from qeframe_plugins.families import _circuits
 
     before = os.getloadavg()
     spec = load_registry_file(args.registry).dataset(args.dataset)
     ctx = generation_context(args.dataset, spec, Registry.load())
-    samplers = {"new": _common.random_gate_params, "reference": _common.reference_gate_params}
+    samplers = {"new": _circuits.random_gate_params, "reference": _circuits.reference_gate_params}
     entries, p_values = [], []
     for e, (entry, family) in enumerate(zip(spec.families, ctx.families, strict=True)):
         row: dict[str, Any] = {"entry": e, "tag": entry.tag, "family": entry.family, "params": entry.params}
         feats = {}
         for s, (name, sampler) in enumerate(samplers.items()):
-            _common.random_gate_params = sampler  # the circuit engine looks it up at call time
+            _circuits.random_gate_params = sampler  # the circuit engine looks it up at call time
             rng = np.random.default_rng([args.seed, e, s])
             t0 = time.process_time()
             batch = family.generate(args.states, rng, spec.n_qubits)
             row[f"{name}_cpu_us_per_state"] = round((time.process_time() - t0) / args.states * 1e6, 2)
             feats[name] = _features(batch, ctx.labeler)
             row[name] = _summary(feats[name])
-        _common.random_gate_params = samplers["new"]
+        _circuits.random_gate_params = samplers["new"]
         row["speedup"] = round(row["reference_cpu_us_per_state"] / row["new_cpu_us_per_state"], 3)
         a, b, n = feats["new"], feats["reference"], args.states
         tests = {

@@ -50,8 +50,8 @@ def _synthetic(n: int, n_qubits: int, seed: int, unknown: float):
     """``n`` random mixed states (rank 1..d Wishart) with random labels; returns DatasetArrays."""
     import numpy as np
 
+    from qeframe.learn.arrays import DatasetArrays
     from qeframe.quantum.cuts import n_cuts
-    from qeframe.learn.train import DatasetArrays
 
     rng = np.random.default_rng(seed)
     d = 2**n_qubits
@@ -65,10 +65,10 @@ def _synthetic(n: int, n_qubits: int, seed: int, unknown: float):
 
 
 def unfused_loss(model, inputs, labels, cut_maps, *args, **kwargs):
-    """:func:`qeframe.learn.train.fused_loss` with one forward pass per Siamese branch (the reference)."""
+    """:func:`qeframe.learn.losses.fused_loss` with one forward pass per Siamese branch (the reference)."""
     import torch
 
-    from qeframe.learn.train import fused_loss
+    from qeframe.learn.losses import fused_loss
 
     b = labels.shape[0]
     v = cut_maps[0].shape[0] if cut_maps else 0
@@ -110,7 +110,7 @@ def _time_training(registry, model_spec, training_spec, n_qubits, data, device, 
 def _time_inference(registry, model_spec, n_qubits, data, device, repeats: int = 3) -> dict:
     import torch
 
-    from qeframe.learn.train import autocast_dtype, model_input, predict_logits, resolve_device
+    from qeframe.learn.arrays import autocast_dtype, model_input, predict_logits, resolve_device
 
     dev = resolve_device(device)
     model = registry.create("backbone", model_spec.backbone, model_spec.params).build(n_qubits).to(dev)
@@ -203,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from qeframe.plugin.registry import Registry
     from qeframe.config.specs import ModelSpec, SymmetryLoss, TrainingSpec
-    from qeframe.learn.train import resolve_device
+    from qeframe.learn.arrays import resolve_device
+    from qeframe.plugin.registry import Registry
 
     if args.threads:
         torch.set_num_threads(args.threads)

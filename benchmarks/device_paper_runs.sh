@@ -5,7 +5,7 @@
 #   bash benchmarks/device_paper_runs.sh collect DEADLINE_S             # wait for the runs, pack again
 #
 # `run`: installs qeframe into the machine's Python (wheels in .whl/ for what its image lacks), runs
-# the CUDA smoke tests (tests/test_end_to_end_builtin.py), builds the datasets the experiments need
+# the CUDA smoke tests (tests/experiment/test_end_to_end_builtin.py), builds the datasets the experiments need
 # with every core, then starts one `qeframe run EXPERIMENT --device $DEVICE` process per experiment,
 # all at once (each in its own session, so they outlive this script), and polls them. When all have
 # finished, or DEADLINE_S seconds after the start, it packs every run folder into $OUT/<exp>.tgz
@@ -108,7 +108,7 @@ log "installed: $(python3 -m qeframe.cli --version) torch $(python3 -c 'import t
 (nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 5 >"$STATE/gpu.csv" 2>/dev/null &)
 
 if [ "${SMOKE:-1}" = 1 ]; then
-    python3 -m pytest -q -x -p no:cacheprovider -k "$DEVICE" tests/test_end_to_end_builtin.py >"$STATE/logs/smoke.log" 2>&1
+    python3 -m pytest -q -x -p no:cacheprovider -k "$DEVICE" tests/experiment/test_end_to_end_builtin.py >"$STATE/logs/smoke.log" 2>&1
     rc=$?
     log "smoke tests: rc=$rc $(tail -n 1 "$STATE/logs/smoke.log")"
     if [ $rc != 0 ]; then

@@ -15,11 +15,11 @@ import time
 
 import numpy as np
 
-from qeframe.plugin.labels import certified_mask
-from qeframe.learn.prediction import ppt_gate, proof_stages
-from qeframe.quantum.realignment import fnf_certificate, realignment_norms
 from qeframe.data.store import open_dataset
-from qeframe.learn.train import DatasetArrays
+from qeframe.learn.arrays import DatasetArrays
+from qeframe.learn.prediction import ppt_gate, proof_stages
+from qeframe.plugin.labels import certified_mask
+from qeframe.quantum.realignment import fnf_certificate, realignment_norms
 
 HEADER = (
     "| dataset | family | PPT-ent cuts | realignment (FNF) | plain CCNR | witness library | both stages "

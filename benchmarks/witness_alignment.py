@@ -23,9 +23,9 @@ import time
 import numpy as np
 import torch
 
-from qeframe.quantum.witness import load_witness_library
 from qeframe.data.store import open_dataset
-from qeframe.learn.train import DatasetArrays
+from qeframe.learn.arrays import DatasetArrays
+from qeframe.quantum.witness import load_witness_library
 
 
 def main() -> None:

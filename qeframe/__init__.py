@@ -9,8 +9,10 @@ Conventions shared by every part of qeframe (see ``docs/concepts.md``):
 * Labels are int8 per cut: 1 entangled, 0 separable, -1 unknown, each with a provenance code.
 
 The notebook API: ``qeframe.load(run_or_pretrained_name)`` returns a :class:`~qeframe.detector.Detector`
-whose ``predict(states)`` answers per cut (``docs/python-api.md``). These names are imported on
-first use (PEP 562), so ``import qeframe`` stays as light as the ``hookimpl`` marker needs.
+whose ``predict(states)`` answers per cut; ``qeframe.run_experiment(name)`` and
+``qeframe.run_many(names, jobs=N)`` train, evaluate and write run folders as ``qeframe run`` does
+(``docs/python-api.md``). These names are imported on first use (PEP 562), so ``import qeframe``
+stays as light as the ``hookimpl`` marker needs.
 """
 
 from __future__ import annotations
@@ -21,15 +23,22 @@ import pluggy
 
 if TYPE_CHECKING:
     from qeframe.detector import DetectionResult, Detector, load
+    from qeframe.experiment import run_experiment, run_many
 
 __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker("qeframe")
 
 #: Public names imported from their module on first access: name -> module.
-_LAZY = {"load": "detector", "Detector": "detector", "DetectionResult": "detector"}
+_LAZY = {
+    "load": "detector",
+    "Detector": "detector",
+    "DetectionResult": "detector",
+    "run_experiment": "experiment",
+    "run_many": "experiment",
+}
 
-__all__ = ["DetectionResult", "Detector", "__version__", "hookimpl", "load"]
+__all__ = ["DetectionResult", "Detector", "__version__", "hookimpl", "load", "run_experiment", "run_many"]
 
 
 def __getattr__(name: str) -> Any:

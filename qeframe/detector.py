@@ -339,7 +339,8 @@ class Detector:
         from qeframe.learn.prediction import load_prediction
         from qeframe.plugin.registry import get_registry
         from qeframe.learn.runs import load_model_weights, selected_model
-        from qeframe.learn.train import build_model_from_config, load_state, resolve_device
+        from qeframe.learn.arrays import resolve_device
+        from qeframe.learn.checkpoints import build_model_from_config, load_state
 
         run_dir = _open_run(Path(run))
         torch_device = resolve_device(device)
@@ -393,7 +394,7 @@ class Detector:
         """
         from qeframe.learn.prediction import model_logits, predict
         from qeframe.quantum.validation import validate_density_matrices
-        from qeframe.learn.train import autocast_dtype
+        from qeframe.learn.arrays import autocast_dtype
 
         rho = validate_density_matrices(as_density_matrices(states), n_qubits=self.n_qubits)
         logits = model_logits(

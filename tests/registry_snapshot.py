@@ -1,5 +1,5 @@
 """The identity of every dataset and experiment of a ``registry.toml``, as JSON: the fixture
-``tests/fixtures/registry_hashes.json`` that ``tests/test_registry_templates.py`` compares the
+``tests/fixtures/registry_hashes.json`` that ``tests/config/test_templates.py`` compares the
 repository's registry against.
 
 For each dataset: its spec hash (:meth:`qeframe.config.specs.DatasetSpec.spec_hash`, the hash a store's

@@ -5,6 +5,8 @@
 * ``test-permutation``: random qubit permutations with their cut maps (via ``torch_ops``).
 * ``test-toy``: a state family of product states (all cuts separable) and GHZ-type states mixed
   with a little white noise (all cuts entangled), quick to generate and to learn.
+* ``REGISTRY_TOML``: the ``toy`` experiment of the ``qeframe run`` tests; ``tiny_trained_run``: a
+  run folder of one epoch.
 
 Registered with ``Registry.load(entry_points=False, plugins=[...])`` or the ``qeframe_registry``
 fixture; nothing here is installed.
@@ -115,7 +117,7 @@ def synthetic_arrays(name: str, count: int, seed: int = 0, n_qubits: int = 3, un
 
     A fraction ``unknown`` of the labels is set to -1.
     """
-    from qeframe.learn.train import DatasetArrays
+    from qeframe.learn.arrays import DatasetArrays
 
     rng = np.random.default_rng(seed)
     half = count // 2
@@ -148,3 +150,65 @@ def tiny_trained_run(registry, runs_dir):
     )
     trainer.fit(synthetic_arrays("train", 32), run=run)
     return run.path
+
+
+#: The ``toy`` experiment of the ``qeframe run`` tests (``{backbone}`` to fill in): three small
+#: datasets of ``test-toy`` states and two epochs with the ``test-permutation`` symmetry.
+REGISTRY_TOML = """
+[datasets.toy-train]
+n_qubits = 3
+seed = 1
+split = "train"
+labeler = "negativity"
+[[datasets.toy-train.families]]
+family = "test-toy"
+count = 96
+params = {{ kind = "product" }}
+[[datasets.toy-train.families]]
+family = "test-toy"
+count = 96
+params = {{ kind = "ghz", local_randomize = true }}
+
+[datasets.toy-val]
+n_qubits = 3
+seed = 2
+split = "validation"
+labeler = "negativity"
+[[datasets.toy-val.families]]
+family = "test-toy"
+count = 24
+params = {{ kind = "product" }}
+[[datasets.toy-val.families]]
+family = "test-toy"
+count = 24
+params = {{ kind = "ghz" }}
+
+[datasets.toy-test]
+n_qubits = 3
+seed = 3
+split = "test"
+labeler = "negativity"
+[[datasets.toy-test.families]]
+family = "test-toy"
+count = 30
+tag = "product"
+params = {{ kind = "product", local_randomize = true }}
+[[datasets.toy-test.families]]
+family = "test-toy"
+count = 30
+tag = "ghz"
+params = {{ kind = "ghz", local_randomize = true }}
+
+[experiments.toy]
+train = "toy-train"
+validation = ["toy-val"]
+test = ["toy-test"]
+model = {{ backbone = "{backbone}", params = {{ hidden = 16 }} }}
+[experiments.toy.training]
+epochs = 2
+batch_size = 32
+lr = 0.01
+[[experiments.toy.training.symmetries]]
+name = "test-permutation"
+start_epoch = 1
+"""

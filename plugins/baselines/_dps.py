@@ -336,6 +336,6 @@ def dps2_batch(
 
 
 def _progress(enabled: bool) -> Any:
-    from qeframe.progress import progress_bar
+    from qeframe.plugin.progress import progress_bar
 
     return progress_bar(enabled, transient=True)

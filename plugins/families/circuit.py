@@ -56,7 +56,8 @@ from qeframe import hookimpl
 from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
 from qeframe.quantum.ops import pure_density
 
-from ._common import CircuitPlan, check_cut_name, circuit_states, draw_cuts, resolve_cut
+from ._circuits import CircuitPlan
+from ._common import check_cut_name, circuit_states, draw_cuts, resolve_cut
 
 CircuitKind = Literal["separable", "biseparable", "entangled", "ghz", "w"]
 

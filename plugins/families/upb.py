@@ -29,7 +29,7 @@ with local unitaries and qubit permutations (``local_randomize = true``), which 
 only randomness. The authors' generator (``_generate_single_Bennet_bound_entangled_state`` in
 ``commons/data/pptes_generator.py`` of github.com/Maticraft/quantum_correlations) writes four
 orthonormal product vectors in qiskit's little-endian order; its state is
-``(XH)^{⊗3} rho (XH)^{†⊗3}``, the same state in another local frame (``tests/test_upb_authors.py``).
+``(XH)^{⊗3} rho (XH)^{†⊗3}``, the same state in another local frame (``tests/plugins/test_upb_authors.py``).
 
 References:
     [1] C. H. Bennett, D. P. DiVincenzo, T. Mor, P. W. Shor, J. A. Smolin, B. M. Terhal,

@@ -2,7 +2,8 @@
 
 The frame models of :mod:`qeframe.config.specs` and the ``Params`` model of every plugin that a
 distribution provides are rendered as Markdown tables (key, type, default, constraints,
-description); the templates and inheritance section is :data:`qeframe.config.templates.REFERENCE`. ``tests/test_reference.py`` regenerates the page and fails when the committed copy
+description); the templates and inheritance section is :data:`qeframe.config.templates.REFERENCE`.
+``tests/config/test_reference.py`` regenerates the page and fails when the committed copy
 is out of date; refresh it with ``qeframe reference --out docs/registry-reference.md``.
 """
 
@@ -105,7 +106,7 @@ def registry_reference(registry: Registry, distribution: str = "qeframe") -> str
         "",
         (
             "Generated from the pydantic models by `qeframe reference` — do not edit by hand;"
-            " `tests/test_reference.py` fails when this page is out of date."
+            " `tests/config/test_reference.py` fails when this page is out of date."
         ),
         (
             "Every table forbids unknown keys; an invalid value is reported with its full key,"

@@ -366,9 +366,14 @@ def load_registry_file(path: str | Path = "registry.toml") -> RegistryFile:
 
 def validate_dataset_plugins(name: str, spec: DatasetSpec, registry: Registry) -> None:
     """Check every family and the labeler exist and accept their params (errors name the key)."""
-    registry.create("labeler", spec.labeler.name, spec.labeler.params, key=f"datasets.{name}.labeler.params")
+    key = f"datasets.{name}"
+    labeler = spec.labeler
+    registry.create(
+        "labeler", labeler.name, labeler.params, key=f"{key}.labeler.params", name_key=f"{key}.labeler"
+    )
     for i, entry in enumerate(spec.families):
-        registry.create("family", entry.family, entry.params, key=f"datasets.{name}.families[{i}].params")
+        at = f"{key}.families[{i}]"
+        registry.create("family", entry.family, entry.params, key=f"{at}.params", name_key=f"{at}.family")
         cls = registry.get("family", entry.family)
         if not cls.supports(spec.n_qubits):
             raise SpecError(f"datasets.{name}.families[{i}].family: {cls.unsupported_message(spec.n_qubits)}")

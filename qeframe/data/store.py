@@ -71,7 +71,7 @@ from qeframe.data.build import (
 from qeframe.errors import QeframeError, StoreError
 from qeframe.plugin.interfaces import STANDARD_META
 from qeframe.plugin.labels import PROVENANCE, provenance_names
-from qeframe.progress import progress_bar
+from qeframe.plugin.progress import progress_bar
 from qeframe.quantum.cuts import cut_names
 from qeframe.plugin.registry import Registry, get_registry
 from qeframe.config.specs import NAME_PATTERN, DatasetSpec, RegistryFile, validate_dataset_plugins

@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from qeframe.learn.prediction import PredictionConfig
     from qeframe.plugin.registry import Registry
     from qeframe.config.specs import EvaluationSpec
-    from qeframe.learn.train import DatasetArrays
+    from qeframe.learn.arrays import DatasetArrays
 
 CONVENTIONS: tuple[str, ...] = ("paper", "correct")
 MODEL_ROW = "model"
@@ -297,7 +297,7 @@ def model_probabilities(
     """Entanglement probabilities ``sigmoid(f(rho))`` ``(N, m)`` float64 of a model, batched."""
     import torch
 
-    from qeframe.learn.train import model_input, predict_logits
+    from qeframe.learn.arrays import model_input, predict_logits
 
     x = model_input(rho, torch.device(device))
     logits = predict_logits(model, x, amp_dtype=amp_dtype)

@@ -2,7 +2,7 @@
 trained per domain, and inference routes each state to its member (the paper's "Ensemble of
 networks", arXiv 2210.07410, with the ``autoencoder`` router).
 
-Training (:func:`train_ensemble`), for training set ``T`` with model input ``x`` ``(N, 2, d, d)``:
+Training (:func:`qeframe.learn.ensemble_training.train_ensemble`), for training set ``T`` with model input ``x`` ``(N, 2, d, d)``:
 
 1. **Fit the router** on ``x`` of the ``fit_on`` dataset (default ``T``) with its labels:
    ``router.fit(x, labels)``. (The ``autoencoder`` router learns from the samples separable on every
@@ -49,10 +49,7 @@ loaded, and an interrupted member continues from its last checkpoint.
 from __future__ import annotations
 
 import json
-import math
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +57,8 @@ import numpy as np
 import torch
 
 from qeframe.errors import QeframeError, SpecError
-from qeframe.plugin.interfaces import Router
+from qeframe.learn.arrays import DatasetArrays, model_input
+from qeframe.learn.checkpoints import build_model_from_config, load_state
 from qeframe.learn.runs import (
     RunDir,
     atomic_save_tensors,
@@ -69,19 +67,11 @@ from qeframe.learn.runs import (
     load_tensors,
     read_checkpoint_config,
 )
-from qeframe.learn.train import (
-    DatasetArrays,
-    Trainer,
-    TrainProgress,
-    build_model_from_config,
-    load_state,
-    model_input,
-    resolve_device,
-)
+from qeframe.plugin.interfaces import Router
 
 if TYPE_CHECKING:
+    from qeframe.config.specs import ExperimentSpec, RegistryFile
     from qeframe.plugin.registry import Registry
-    from qeframe.config.specs import ExperimentSpec, ModelSpec, RegistryFile, TrainingSpec
 
 ENSEMBLE_FORMAT = "qeframe-ensemble/1"
 ENSEMBLE_DIR = "ensemble"
@@ -334,245 +324,6 @@ def load_ensemble(
     return EnsembleModel(router, members, manifest["domain_to_member"]).to(device), manifest
 
 
-# --------------------------------------------------------------------------------------------------
-# training
-
-
-@dataclass
-class MemberInfo:
-    """One trained member: its domains, data and selection."""
-
-    index: int
-    domains: list[int]
-    n_train: int
-    n_validation: dict[str, int]
-    seed: int
-    best_epoch: int
-    best_score: float | None
-    epochs_done: int
-    history: list[dict[str, Any]] = field(default_factory=list)
-    train_time_s: float = 0.0
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "dir": f"member-{self.index:02d}",
-            "domains": self.domains,
-            "n_train": self.n_train,
-            "n_validation": self.n_validation,
-            "seed": self.seed,
-            "best_epoch": self.best_epoch,
-            "best_score": self.best_score,
-            "epochs_done": self.epochs_done,
-            "train_time_s": self.train_time_s,
-        }
-
-
-@dataclass
-class EnsembleResult:
-    """What :func:`train_ensemble` returns."""
-
-    model: EnsembleModel
-    router: Router
-    train_counts: np.ndarray
-    domain_to_member: np.ndarray
-    members: list[MemberInfo]
-    router_fit_s: float
-    train_s: float
-
-    @property
-    def n_members(self) -> int:
-        return len(self.members)
-
-
-def _log(log: Callable[[str], None] | None, message: str) -> None:
-    if log is not None:
-        log(message)
-
-
-def train_ensemble(
-    train: DatasetArrays,
-    validation: Sequence[DatasetArrays] = (),
-    *,
-    router: Router,
-    model_spec: ModelSpec,
-    training: TrainingSpec,
-    min_domain_size: int = 256,
-    fit_on: DatasetArrays | None = None,
-    registry: Registry | None = None,
-    device: str | torch.device = "auto",
-    run: RunDir | None = None,
-    resume: bool = False,
-    spec_hash: str = "",
-    key: str = "experiment",
-    progress: TrainProgress | None = None,
-    log: Callable[[str], None] | None = None,
-) -> EnsembleResult:
-    """Fit ``router``, route, plan the members and train one model per member (module docstring).
-
-    Args:
-        train, validation: the training set and validation sets (:class:`~qeframe.learn.train.DatasetArrays`).
-        router: an unfitted router (a fitted one is refitted unless ``resume`` finds a saved one).
-        model_spec, training: backbone and training spec of every member (seeds per member).
-        min_domain_size: domains with fewer training samples are merged (:func:`plan_members`).
-        fit_on: the dataset the router is fitted on (default ``train``).
-        run: run folder; router, plan, members and the manifest are written under ``ensemble/``.
-        resume: reuse the saved router/plan and finished members of ``run``; continue the others.
-        progress, log: per-epoch progress of the members' trainers; one-line messages.
-    """
-    from qeframe.quantum.cuts import cut_names
-
-    device = resolve_device(device)
-    n_qubits = train.n_qubits
-    edir = ensemble_dir(run) if run is not None else None
-    t0 = time.perf_counter()
-    if resume and edir is not None and (edir / "router.json").is_file():
-        router = load_router(edir, registry)
-        _log(log, f"ensemble: loaded the fitted router {router.name!r} from {edir}")
-    else:
-        source = fit_on if fit_on is not None else train
-        x = model_input(source.rho, device)
-        labels = torch.tensor(np.asarray(source.labels, np.int8), device=device)
-        _log(log, f"ensemble: fitting router {router.name!r} on {source.name!r} ({len(source)} samples)")
-        router.fit(x, labels)
-        del x, labels
-        if edir is not None:
-            save_router(edir, router)
-    router_fit_s = time.perf_counter() - t0
-
-    plan_file = edir / "plan.json" if edir is not None else None
-    domains = route_arrays(router, train, device)
-    counts = np.bincount(domains, minlength=router.n_domains)
-    if resume and plan_file is not None and plan_file.is_file():
-        d2m = np.asarray(
-            json.loads(plan_file.read_text(encoding="utf-8"))["domain_to_member"], dtype=np.int64
-        )
-    else:
-        d2m = plan_members(counts, min_domain_size)
-        if plan_file is not None:
-            atomic_write_json(
-                plan_file,
-                {
-                    "train_counts": counts.tolist(),
-                    "min_domain_size": min_domain_size,
-                    "domain_to_member": d2m.tolist(),
-                },
-            )
-    val_members = [(v, d2m[route_arrays(router, v, device)]) for v in validation]
-    member_of = d2m[domains]
-    n_members = int(d2m.max()) + 1
-    _log(
-        log, f"ensemble: {router.n_domains} domains, training counts {counts.tolist()} -> {n_members} members"
-    )
-
-    models: list[torch.nn.Module] = []
-    infos: list[MemberInfo] = []
-    t1 = time.perf_counter()
-    for j, doms in enumerate(member_domains(d2m)):
-        sub = subset_arrays(train, member_of == j)
-        val_subs = [subset_arrays(v, m == j) for v, m in val_members]
-        val_subs = [v for v in val_subs if len(v) > 0]
-        member_training = training.model_copy(update={"seed": member_seed(training.seed, j)})
-        trainer = Trainer(
-            model_spec,
-            member_training,
-            n_qubits,
-            registry=registry,
-            device=device,
-            spec_hash=spec_hash,
-            key=key,
-        )
-        mrun = member_run(run, j) if run is not None else None
-        _log(
-            log,
-            f"member {j + 1}/{n_members}: domains {doms[0]}-{doms[-1]}, {len(sub)} training samples, "
-            f"validation {', '.join(f'{v.name} {len(v)}' for v in val_subs) or 'none'}",
-        )
-        tm = time.perf_counter()
-        best_json = mrun.checkpoints / "best.json" if mrun is not None else None
-        if resume and best_json is not None and best_json.is_file():
-            config = read_checkpoint_config(best_json)
-            trainer.load_weights(best_json.parent / config["model_file"])
-            model = trainer.model
-            history = mrun.read_metrics()  # type: ignore[union-attr]
-            best_epoch, best_score = int(config["best_epoch"]), config.get("best_score")
-            done = max((int(r["epoch"]) for r in history), default=best_epoch)
-            _log(log, f"member {j + 1}/{n_members}: finished earlier (epoch {best_epoch} selected), loaded")
-        else:
-            if resume and mrun is not None:
-                trainer.resume(mrun)
-            result = trainer.fit(sub, val_subs, run=mrun, progress=progress)
-            model, best_epoch, best_score, done, history = (
-                result.model,
-                result.best_epoch,
-                result.best_score,
-                result.epochs_done,
-                result.history,
-            )
-        models.append(model)
-        infos.append(
-            MemberInfo(
-                index=j,
-                domains=doms,
-                n_train=len(sub),
-                n_validation={v.name: len(v) for v in val_subs},
-                seed=member_training.seed,
-                best_epoch=best_epoch,
-                best_score=best_score,
-                epochs_done=done,
-                history=history,
-                train_time_s=time.perf_counter() - tm,
-            )
-        )
-    train_s = time.perf_counter() - t1
-    ensemble = EnsembleModel(router, models, d2m).to(device)
-    result = EnsembleResult(ensemble, router, counts, d2m, infos, router_fit_s, train_s)
-    if edir is not None:
-        atomic_write_json(
-            edir / "ensemble.json",
-            manifest(result, model_spec, n_qubits, cut_names(n_qubits), min_domain_size),
-        )
-    return result
-
-
-def manifest(
-    result: EnsembleResult,
-    model_spec: ModelSpec,
-    n_qubits: int,
-    cuts: list[str],
-    min_domain_size: int,
-    **extra: Any,
-) -> dict[str, Any]:
-    """The ``ensemble/ensemble.json`` document of a trained ensemble."""
-    router = result.router
-    edges = getattr(router, "edges", None)
-    doc: dict[str, Any] = {
-        "format": ENSEMBLE_FORMAT,
-        "n_qubits": n_qubits,
-        "cuts": cuts,
-        "epoch": None,
-        "backbone": model_spec.backbone,
-        "params": model_spec.params,
-        "router": {
-            "name": router.name,
-            "params": router.params.model_dump(mode="json"),
-            "n_domains": router.n_domains,
-        },
-        "min_domain_size": min_domain_size,
-        "train_counts": result.train_counts.tolist(),
-        "domain_to_member": result.domain_to_member.tolist(),
-        "members": [m.summary() for m in result.members],
-        "router_fit_s": result.router_fit_s,
-        "train_s": result.train_s,
-    }
-    if edges is not None:
-        doc["router"]["edges"] = [
-            v if math.isfinite(v) else ("inf" if v > 0 else "-inf") for v in edges.tolist()
-        ]
-    doc.update(extra)
-    return doc
-
-
 def routing_counts(
     model: EnsembleModel, datasets: Sequence[DatasetArrays], device: torch.device | str = "cpu"
 ) -> dict[str, dict[str, list[int]]]:
@@ -589,81 +340,7 @@ def routing_counts(
 
 
 # --------------------------------------------------------------------------------------------------
-# plot
-
-
-def plot_router_scores(
-    router: Router,
-    datasets: Sequence[DatasetArrays],
-    path: str | Path,
-    device: torch.device | str = "cpu",
-    train: DatasetArrays | None = None,
-) -> Path:
-    """Histogram of the router's score per family, one panel per dataset (``plots/router_scores.png``).
-
-    With ``train``, a first panel splits the training set into samples separable on every cut and
-    the rest (what the autoencoder learns from, and what it must tell apart). Domain edges are drawn
-    as dotted lines. A router without ``scores`` is shown by its domain index instead. Bins are
-    logarithmic when every score is positive (the autoencoder's ``M``), linear otherwise.
-    """
-    from qeframe.evaluation.plots import _figure
-
-    path = Path(path)
-    panels: list[tuple[str, dict[str, np.ndarray]]] = []
-    has_scores = getattr(router, "scores", None) is not None
-
-    def values(arrays: DatasetArrays) -> np.ndarray:
-        s = score_arrays(router, arrays, device) if has_scores else None
-        return s if s is not None else route_arrays(router, arrays, device).astype(np.float64)
-
-    if train is not None:
-        s = values(train)
-        sep = (np.asarray(train.labels) == 0).all(axis=1)
-        panels.append((f"{train.name} (train)", {"separable on every cut": s[sep], "other": s[~sep]}))
-    for arrays in datasets:
-        s = values(arrays)
-        family = np.asarray(arrays.family)
-        panels.append((arrays.name, {str(f): s[family == f] for f in dict.fromkeys(family.tolist())}))
-    everything = np.concatenate([v for _, groups in panels for v in groups.values()] or [np.zeros(0)])
-    everything = everything[np.isfinite(everything)]
-    log_scale = has_scores and everything.size > 0 and bool((everything > 0).all())
-    if everything.size == 0:
-        bins = np.linspace(0, 1, 41)
-    elif not has_scores:
-        bins = np.arange(router.n_domains + 1) - 0.5
-    elif log_scale:
-        lo, hi = float(everything.min()), float(everything.max())
-        bins = np.geomspace(lo, hi * (1 + 1e-9) if hi > lo else lo * 10, 51)
-    else:
-        lo, hi = float(everything.min()), float(everything.max())
-        bins = np.linspace(lo, hi if hi > lo else lo + 1, 51)
-    fig = _figure(8, 2.6 * max(1, len(panels)))
-    axes = fig.subplots(max(1, len(panels)), 1, squeeze=False)[:, 0]
-    edges = getattr(router, "edges", None)
-    for ax, (title, groups) in zip(axes, panels):
-        for label, v in groups.items():
-            v = v[np.isfinite(v)]
-            if v.size:
-                ax.hist(v, bins=bins, histtype="step", linewidth=1.4, label=f"{label} (n={v.size})")
-        if has_scores and edges is not None:
-            for e in edges.tolist():
-                if math.isfinite(e) and (not log_scale or e > 0) and bins[0] <= e <= bins[-1]:
-                    ax.axvline(e, color="grey", ls=":", lw=0.8)
-        if log_scale:
-            ax.set_xscale("log")
-        ax.set_title(title, fontsize=9)
-        ax.set_ylabel("samples")
-        if any(v.size for v in groups.values()):
-            ax.legend(fontsize=7)
-    axes[-1].set_xlabel(f"router {router.name!r} score" if has_scores else f"router {router.name!r} domain")
-    fig.suptitle(f"router {router.name!r}: score per family (dotted: domain edges)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
-
-
-# --------------------------------------------------------------------------------------------------
-# `qeframe run` for experiments with a router
+# checks before `qeframe run`
 
 
 def validate_router(
@@ -675,111 +352,10 @@ def validate_router(
     if spec is None:
         return []
     key = f"experiments.{name}.router"
-    registry.create("router", spec.name, spec.params, key=f"{key}.params")
+    registry.create("router", spec.name, spec.params, key=f"{key}.params", name_key=f"{key}.name")
     if spec.fit_on is None:
         return []
     if spec.fit_on not in registry_file.datasets:
         known = ", ".join(sorted(registry_file.datasets)) or "none"
         raise SpecError(f"{key}.fit_on: unknown dataset {spec.fit_on!r}; defined: {known}")
     return [spec.fit_on]
-
-
-@dataclass
-class EnsembleOutcome:
-    """What :func:`run_ensemble` hands back to the command line."""
-
-    results: dict[str, Any]
-    heading: str
-    result: EnsembleResult
-
-
-def run_ensemble(
-    experiment: str,
-    spec: ExperimentSpec,
-    datasets: Mapping[str, DatasetArrays],
-    run: RunDir,
-    *,
-    registry: Registry,
-    device: torch.device,
-    amp_dtype: torch.dtype | None,
-    spec_hash: str,
-    resume: bool = False,
-    progress: TrainProgress | None = None,
-    log: Callable[[str], None] | None = None,
-) -> EnsembleOutcome:
-    """Train, evaluate and write an ensemble experiment into ``run`` (``spec.router`` is set).
-
-    ``datasets`` holds every dataset of the experiment, including ``router.fit_on``. Writes the
-    ``ensemble/`` folder, ``results.json``, ``results.md`` and the plots, and adds the router to
-    ``plugins.json``'s components.
-    """
-    from qeframe.evaluation.evaluate import evaluate, results_markdown
-    from qeframe.evaluation.plots import plot_training, write_plots
-    from qeframe.learn.prediction import fit_for_run
-    from qeframe.learn.runs import atomic_write_text
-
-    assert spec.router is not None
-    key = f"experiments.{experiment}"
-    router = registry.create("router", spec.router.name, spec.router.params, key=f"{key}.router.params")
-    if run.plugins_file.is_file():
-        record = json.loads(run.plugins_file.read_text(encoding="utf-8"))
-        info = registry.info("router", spec.router.name)
-        record.setdefault("components", {})["router"] = {
-            "name": spec.router.name,
-            "plugin": info.plugin,
-            "distribution": info.distribution,
-            "version": info.version,
-        }
-        atomic_write_json(run.plugins_file, record)
-    result = train_ensemble(
-        datasets[spec.train],
-        [datasets[n] for n in spec.validation],
-        router=router,  # type: ignore[arg-type]
-        model_spec=spec.model,
-        training=spec.training,
-        min_domain_size=spec.router.min_domain_size,
-        fit_on=datasets[spec.router.fit_on] if spec.router.fit_on else None,
-        registry=registry,
-        device=device,
-        run=run,
-        resume=resume,
-        spec_hash=spec_hash,
-        key=key,
-        progress=progress,
-        log=log,
-    )
-    # the prediction layer wraps the ensemble as it wraps any model: gate, calibration, thresholds
-    prediction = fit_for_run(run, result.model, spec, datasets, device=device, amp_dtype=amp_dtype)
-    tests = [datasets[n] for n in spec.test]
-    results = evaluate(
-        tests,
-        model=result.model,
-        device=device,
-        amp_dtype=amp_dtype,
-        evaluation=spec.evaluation,
-        registry=registry,
-        prediction=prediction,
-    )
-    atomic_write_json(run.results_json, results, sort_keys=False)
-    heading = (
-        f"Results of {experiment} — run {run.run_id} (ensemble of {result.n_members} members, "
-        f"router {result.router.name!r}, {result.router.n_domains} domains; gated: {prediction.describe()})"
-    )
-    atomic_write_text(run.results_md, results_markdown(results, heading))
-    write_plots(run.plots, [], results, prediction.fit if prediction.calibrated else None)
-    for member in result.members:
-        if member.history:
-            plot_training(member.history, run.plots / f"training_member-{member.index:02d}.png")
-    plot_router_scores(
-        result.router, tests, run.plots / "router_scores.png", device, train=datasets[spec.train]
-    )
-    doc = manifest(
-        result,
-        spec.model,
-        datasets[spec.train].n_qubits,
-        list(datasets[spec.train].cuts),
-        spec.router.min_domain_size,
-        test_routing=routing_counts(result.model, tests, device),
-    )
-    atomic_write_json(ensemble_dir(run) / "ensemble.json", doc)
-    return EnsembleOutcome(results, heading, result)

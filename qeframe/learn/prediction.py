@@ -82,7 +82,7 @@ if TYPE_CHECKING:
 
     from qeframe.learn.runs import RunDir
     from qeframe.config.specs import PredictionSpec
-    from qeframe.learn.train import DatasetArrays
+    from qeframe.learn.arrays import DatasetArrays
 
 PREDICTION_FORMAT = "qeframe-prediction/1"
 PREDICTION_FILE = "prediction.json"
@@ -521,7 +521,7 @@ def model_logits(
     """Logits ``(N, n_cuts)`` float64 of any model (a backbone or an ensemble), batched."""
     import torch
 
-    from qeframe.learn.train import model_input, predict_logits
+    from qeframe.learn.arrays import model_input, predict_logits
 
     x = model_input(rho, torch.device(device))
     return predict_logits(model, x, amp_dtype=amp_dtype).double().cpu().numpy()

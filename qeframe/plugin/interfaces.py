@@ -210,7 +210,12 @@ class StateFamily(Component):
         if getattr(self.params, "local_randomize", False):
             from qeframe.quantum.random import locally_randomize
 
-            batch = locally_randomize(batch, rng)
+            rho, truth, prov = locally_randomize(
+                batch.rho, batch.ground_truth, batch.ground_truth_provenance, rng
+            )
+            batch = StateBatch(
+                rho=rho, ground_truth=truth, ground_truth_provenance=prov, meta=dict(batch.meta)
+            )
         return batch
 
 

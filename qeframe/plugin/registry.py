@@ -237,13 +237,25 @@ class Registry:
         return self.info(kind, name).cls
 
     def create(
-        self, kind: str, name: str, params: Mapping[str, Any] | None = None, *, key: str = ""
+        self,
+        kind: str,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        key: str = "",
+        name_key: str = "",
     ) -> Component:
         """Validate ``params`` with the component's ``Params`` model and construct it.
 
-        ``key`` is the ``registry.toml`` location of the params, used to name bad keys in errors.
+        ``key`` is the ``registry.toml`` location of the params, used to name bad keys in errors;
+        ``name_key`` the location of the name, which starts the error of an unknown name.
         """
-        cls = self.get(kind, name)
+        try:
+            cls = self.get(kind, name)
+        except UnknownComponentError as exc:
+            if not name_key:
+                raise
+            raise UnknownComponentError(f"{name_key}: {exc}") from None
         try:
             validated = cls.Params.model_validate(dict(params or {}))
         except ValidationError as exc:

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from qeframe.quantum.cuts import cut_index_maps
 from qeframe.quantum.ops import apply_local_unitaries, permute_qubits_batch
-
-if TYPE_CHECKING:
-    from qeframe.plugin.interfaces import StateBatch
 
 
 def haar_unitary(dim: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -71,25 +66,28 @@ def apply_local_filters(rho: np.ndarray, filters: np.ndarray) -> np.ndarray:
     return out / tr[:, None, None]
 
 
-def locally_randomize(batch: StateBatch, rng: np.random.Generator) -> StateBatch:
+def locally_randomize(
+    rho: np.ndarray, ground_truth: np.ndarray, provenance: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Random local unitaries on every qubit, then a random qubit permutation, per sample.
 
+    ``rho`` ``(N, 2**n, 2**n)`` complex128 (big-endian qubit order); ``ground_truth`` and
+    ``provenance`` ``(N, n_cuts)`` int8 per cut in :func:`~qeframe.quantum.cuts.bipartitions` order.
     Entanglement across each cut is unchanged by the local unitaries; the permutation moves cut
     ``j`` to cut ``m[j]`` (:func:`~qeframe.quantum.cuts.cut_index_map`), so the per-cut ground truth
-    and provenance are re-indexed the same way. ``meta`` is kept as it is.
+    and provenance are re-indexed the same way. Returns new ``(rho, ground_truth, provenance)``.
+    (:meth:`qeframe.plugin.interfaces.Family.generate` applies it to a ``StateBatch``.)
     """
-    from qeframe.plugin.interfaces import StateBatch
-
-    n_batch = len(batch)
-    n = batch.n_qubits
+    n_batch = rho.shape[0]
+    n = int(rho.shape[-1]).bit_length() - 1
     us = haar_unitary(2, n_batch * n, rng).reshape(n_batch, n, 2, 2)
-    rho = apply_local_unitaries(batch.rho, us)
+    rho = apply_local_unitaries(rho, us)
     perms = random_permutations(n_batch, n, rng)
     rho = permute_qubits_batch(rho, perms)
     maps = cut_index_maps(perms)  # (N, n_cuts)
     rows = np.arange(n_batch)[:, None]
-    truth = np.empty_like(batch.ground_truth)
-    prov = np.empty_like(batch.ground_truth_provenance)
-    truth[rows, maps] = batch.ground_truth
-    prov[rows, maps] = batch.ground_truth_provenance
-    return StateBatch(rho=rho, ground_truth=truth, ground_truth_provenance=prov, meta=dict(batch.meta))
+    truth = np.empty_like(ground_truth)
+    prov = np.empty_like(provenance)
+    truth[rows, maps] = ground_truth
+    prov[rows, maps] = provenance
+    return rho, truth, prov
