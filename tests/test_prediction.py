@@ -16,7 +16,9 @@ from qeframe_plugins.labelers import negativity
 from train_plugins import synthetic_arrays
 
 from qeframe.errors import QeframeError, SpecError
-from qeframe.evaluation.evaluate import GATED_ROW, comparison_tables, evaluate, evaluate_arrays, ppt_detection
+from qeframe.evaluation.evaluate import evaluate
+from qeframe.evaluation.metrics import GATED_ROW, evaluate_arrays, ppt_detection
+from qeframe.evaluation.tables import comparison_tables
 from qeframe.plugin.labels import (
     NOT_PROOF_PROVENANCE,
     PROOF_PROVENANCE,
@@ -369,7 +371,7 @@ def test_ppt_detection_numbers_by_hand():
 
 
 def test_results_and_comparison_tables_carry_the_gated_row_and_the_three_numbers():
-    from qeframe.evaluation.evaluate import results_markdown
+    from qeframe.evaluation.tables import results_markdown
 
     arrays = synthetic_arrays("toy", 40, seed=1)
     arrays.provenance = np.full(arrays.labels.shape, provenance_code("construction"), np.uint8)

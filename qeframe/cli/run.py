@@ -188,7 +188,8 @@ def _run_several(
     (:mod:`qeframe.multirun`), then print and write the comparison of their results."""
     import datetime as dt
 
-    from qeframe.evaluation.evaluate import CONVENTIONS, TableData, comparison_tables, print_tables, tables_markdown
+    from qeframe.evaluation.metrics import CONVENTIONS
+    from qeframe.evaluation.tables import TableData, comparison_tables, print_tables, tables_markdown
     from qeframe.multirun import Job, child_command, run_jobs
     from qeframe.plugin.registry import get_registry
     from qeframe.learn.runs import atomic_write_json, atomic_write_text
@@ -492,7 +493,8 @@ def _train_and_evaluate(
     process); only its rank 0 writes the run folder, evaluates and prints. ``chatty``: progress
     bar and per-epoch lines on stderr (``--progress``); ``as_json``: stdout is one JSON document.
     """
-    from qeframe.evaluation.evaluate import evaluate, print_results, results_markdown
+    from qeframe.evaluation.evaluate import evaluate
+    from qeframe.evaluation.tables import print_results, results_markdown
     from qeframe.evaluation.plots import write_plots
     from qeframe.learn.prediction import fit_for_run
     from qeframe.learn.runs import RunDir, atomic_write_json, atomic_write_text

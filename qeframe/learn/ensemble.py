@@ -606,7 +606,7 @@ def plot_router_scores(
     as dotted lines. A router without ``scores`` is shown by its domain index instead. Bins are
     logarithmic when every score is positive (the autoencoder's ``M``), linear otherwise.
     """
-    from qeframe.evaluation.plots import _figure
+    from qeframe.evaluation.plots import agg_figure
 
     path = Path(path)
     panels: list[tuple[str, dict[str, np.ndarray]]] = []
@@ -637,7 +637,7 @@ def plot_router_scores(
     else:
         lo, hi = float(everything.min()), float(everything.max())
         bins = np.linspace(lo, hi if hi > lo else lo + 1, 51)
-    fig = _figure(8, 2.6 * max(1, len(panels)))
+    fig = agg_figure(8, 2.6 * max(1, len(panels)))
     axes = fig.subplots(max(1, len(panels)), 1, squeeze=False)[:, 0]
     edges = getattr(router, "edges", None)
     for ax, (title, groups) in zip(axes, panels):
@@ -713,7 +713,8 @@ def run_ensemble(
     ``ensemble/`` folder, ``results.json``, ``results.md`` and the plots, and adds the router to
     ``plugins.json``'s components.
     """
-    from qeframe.evaluation.evaluate import evaluate, results_markdown
+    from qeframe.evaluation.evaluate import evaluate
+    from qeframe.evaluation.tables import results_markdown
     from qeframe.evaluation.plots import plot_training, write_plots
     from qeframe.learn.prediction import fit_for_run
     from qeframe.learn.runs import atomic_write_text
