@@ -145,7 +145,9 @@ def test_evaluate_with_model_and_baselines():
     md = results_markdown(results, "Results")
     assert "convention 'paper'" in md and "convention 'correct'" in md
     assert "1\\|23" in md  # cut names escaped inside markdown tables
-    assert "| model |" in md and "| ppt |" in md and "hand/upb" in md
+    # test sets and their families are rows, predictors are columns
+    assert "| test dataset | model | ppt | test-always |" in md
+    assert "\n| hand |" in md and "\n| ↳ upb |" in md and "\n| toy |" in md
 
 
 def test_ppt_row_always_present_and_tables_print():

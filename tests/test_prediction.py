@@ -381,7 +381,8 @@ def test_results_and_comparison_tables_carry_the_gated_row_and_the_three_numbers
     md = results_markdown({"toy": block})
     for title in ("Recall on PPT-entangled cuts", "False positives on separable PPT cuts", "Abstention"):
         assert title in md
-    assert "| gated |" in md and "| (n) |" in md
+    assert "| test dataset | n proved entangled | model | gated | ppt |" in md
+    assert "| test dataset | n PPT cuts | model | gated | ppt |" in md
     assert "by the proof behind the label" in md and "| toy | construction | separable |" in md
     tables = comparison_tables({"A": {"toy": block}, "B": {"toy": block}})
     titles = [t.title for t in tables]

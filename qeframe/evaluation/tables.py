@@ -1,7 +1,28 @@
 """Rendering of evaluation results: tables as plain data, then Markdown (``results.md``) or rich (terminal).
 
 Reads the ``results.json`` dict of :func:`qeframe.evaluation.evaluate.evaluate` (layout in
-:mod:`qeframe.evaluation.metrics`); computes nothing but percentages.
+:mod:`qeframe.evaluation.metrics`) and computes nothing but percentages.
+
+Layout of a run's tables (:func:`results_tables`), so that they read in a terminal and on GitHub
+however many test sets a run has: **test sets (and their families) are rows, predictors are
+columns**. A test set with several families is followed by one row per family, marked
+``↳ family``. Predictor columns are every row of ``results.json`` in order (``model``, ``gated``,
+``ppt``, then the other baselines); a cell is ``—`` where a predictor has no number. Every
+accuracy table names its label convention (``paper`` or ``correct``) in its title, because the two
+give different numbers for the same predictions.
+
+1. ``Mean per-cut accuracy (%), convention 'C'`` — per convention.
+2. ``Accuracy on PPT cuts and NPT cuts only (%), convention 'C'`` — two rows per test set, with the
+   number ``n`` of (sample, cut) pairs counted.
+3. Recall, false positives and abstention on PPT cuts (``ppt_detection``, convention-free), with
+   the count ``n`` behind each share.
+4. The answers on proved PPT cuts by the proof behind the label, calibration (ECE) and how the
+   test labels are known — one row per test set and proof.
+5. The per-cut detail: per test set and convention, predictors as rows and cuts as columns, with
+   the counted and excluded pairs per cut.
+
+:func:`comparison_tables` (``qeframe run A B ...``) is the other way round: one row per run and
+baseline, one column per test set, like the paper's Tables II and III.
 """
 
 from __future__ import annotations
@@ -10,81 +31,141 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from qeframe.evaluation.metrics import ANSWERS, CONVENTIONS, GATED_ROW, MODEL_ROW
+from qeframe.errors import QeframeError
+from qeframe.evaluation.metrics import ANSWERS, CONVENTIONS, GATED_ROW, MODEL_ROW, PPT_ROW
 from qeframe.plugin.labels import PROVENANCE
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+#: Prefix of a family row under its test set.
+FAMILY_MARK = "↳ "
+#: Title of the first column of a table whose rows are test sets.
+TEST_SET = "test dataset"
+
 
 @dataclass
 class TableData:
-    """A table as plain data, rendered as markdown (results.md) or with rich (terminal)."""
+    """A table as plain data, rendered as markdown (results.md) or with rich (terminal).
+
+    ``title`` names what the numbers are (and their label convention); ``columns`` are the headers;
+    ``rows`` the cells as text. The first ``labels`` columns name the row (left-aligned), the
+    others hold numbers (right-aligned).
+    """
 
     title: str
     columns: list[str]
     rows: list[list[str]]
+    labels: int = 1
 
 
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100.0 * value:.2f}"
 
 
-def _rows_of(block: Mapping[str, Any]) -> list[str]:
-    return list(block)
+def check_results(results: Any) -> None:
+    """Raise :class:`~qeframe.errors.QeframeError` (one line) unless ``results`` has the layout of
+    ``results.json`` that the tables read: ``{test dataset: {"paper": ..., "correct": ...,
+    "families": ..., "ppt_cuts": ..., "npt_cuts": ..., "cuts": ...}}``."""
+    if not isinstance(results, Mapping) or not results:
+        raise QeframeError("results.json: expected an object with one entry per test dataset")
+    for name, block in results.items():
+        if not isinstance(block, Mapping):
+            raise QeframeError(f"results.json: {name!r} is not an object")
+        for key in (*CONVENTIONS, "families", "ppt_cuts", "npt_cuts", "cuts"):
+            if key not in block:
+                raise QeframeError(f"results.json: test dataset {name!r} has no {key!r}")
+        for conv in CONVENTIONS:
+            if not isinstance(block[conv], Mapping) or not block[conv]:
+                raise QeframeError(f"results.json: {name!r}.{conv} has no predictor")
+
+
+def predictor_names(results: Mapping[str, Any]) -> list[str]:
+    """The predictor (row) names of a results dict in order of first appearance over test sets."""
+    names: list[str] = []
+    for block in results.values():
+        names += [row for row in block[CONVENTIONS[0]] if row not in names]
+    return names
+
+
+def _means(accuracies: Mapping[str, Any], predictors: Sequence[str]) -> list[str]:
+    """The mean accuracy cells of ``{predictor: accuracy block}`` in ``predictors`` order."""
+    return [_pct(accuracies[p]["mean"]) if p in accuracies else "—" for p in predictors]
+
+
+def summary_table(results: Mapping[str, Any], convention: str) -> TableData:
+    """Mean per-cut accuracy under ``convention``: a row per test set, followed by a row per family
+    (``↳ family``) when the test set has several; a column per predictor."""
+    predictors = predictor_names(results)
+    body = []
+    for name, block in results.items():
+        body.append([name, *_means(block[convention], predictors)])
+        if len(block["families"]) > 1:
+            for fam, fam_block in block["families"].items():
+                body.append([f"{FAMILY_MARK}{fam}", *_means(fam_block[convention], predictors)])
+    return TableData(f"Mean per-cut accuracy (%), convention '{convention}'", [TEST_SET, *predictors], body)
+
+
+def cut_type_table(results: Mapping[str, Any], convention: str) -> TableData:
+    """Accuracy under ``convention`` on the PPT cuts and on the NPT cuts of each test set (two rows
+    per test set, ``n`` = counted pairs); a column per predictor."""
+    predictors = predictor_names(results)
+    body = []
+    for name, block in results.items():
+        for key, label in (("ppt_cuts", "PPT"), ("npt_cuts", "NPT")):
+            sub = block[key][convention]
+            n = sum(next(iter(sub.values()))["counts"])
+            body.append([name, label, str(n), *_means(sub, predictors)])
+    return TableData(
+        f"Accuracy on PPT cuts and NPT cuts only (%), convention '{convention}'",
+        [TEST_SET, "cuts", "n", *predictors],
+        body,
+        labels=2,
+    )
+
+
+def per_cut_table(
+    name: str, block: Mapping[str, Any], convention: str, predictors: Sequence[str]
+) -> TableData:
+    """The per-cut detail of one test set under ``convention``: a row per predictor, a column per cut
+    and the mean; then the counted and the excluded (truth unknown) pairs per cut."""
+    accuracies = block[convention]
+    n_cuts = len(block["cuts"])
+    body = []
+    for p in predictors:
+        acc = accuracies.get(p)
+        cells = [_pct(a) for a in acc["per_cut"]] if acc else ["—"] * n_cuts
+        body.append([p, *cells, _pct(acc["mean"]) if acc else "—"])
+    first = next(iter(accuracies.values()))
+    body.append(["(counted)", *(str(c) for c in first["counts"]), str(sum(first["counts"]))])
+    body.append(["(excluded)", *(str(c) for c in first["excluded"]), str(sum(first["excluded"]))])
+    return TableData(
+        f"Per-cut accuracy (%) on '{name}', convention '{convention}'",
+        ["predictor", *block["cuts"], "mean"],
+        body,
+    )
 
 
 def results_tables(results: Mapping[str, Any]) -> list[TableData]:
-    """The tables of a results dict: per convention a summary (datasets and family groups), the
-    PPT-cut / NPT-cut table, then per dataset and convention the per-cut table."""
-    tables: list[TableData] = []
-    datasets = list(results)
-    if not datasets:
-        return tables
-    rows = _rows_of(results[datasets[0]][CONVENTIONS[0]])
-    for conv in CONVENTIONS:
-        columns = ["predictor"]
-        cells: dict[str, list[str]] = {row: [row] for row in rows}
-        for name in datasets:
-            block = results[name]
-            columns.append(name)
-            for row in rows:
-                cells[row].append(_pct(block[conv][row]["mean"]))
-            if len(block["families"]) > 1:
-                for fam, fam_block in block["families"].items():
-                    columns.append(f"{name}/{fam}")
-                    for row in rows:
-                        cells[row].append(_pct(fam_block[conv][row]["mean"]))
-        tables.append(
-            TableData(f"Mean per-cut accuracy (%), convention '{conv}'", columns, [cells[r] for r in rows])
-        )
-    for conv in CONVENTIONS:
-        columns = ["predictor"]
-        cells = {row: [row] for row in rows}
-        for name in datasets:
-            for key, label in (("ppt_cuts", "PPT cuts"), ("npt_cuts", "NPT cuts")):
-                sub = results[name][key][conv]
-                n = sum(sub[rows[0]]["counts"])
-                columns.append(f"{name}: {label} (n={n})")
-                for row in rows:
-                    cells[row].append(_pct(sub[row]["mean"]))
-        tables.append(
-            TableData(
-                f"Accuracy on PPT cuts and NPT cuts only (%), convention '{conv}'",
-                columns,
-                [cells[r] for r in rows],
-            )
-        )
-    tables += detection_tables({name: results[name] for name in datasets})
-    by_proof = provenance_table(results, GATED_ROW if GATED_ROW in rows else rows[0])
+    """Every table of a run, in the order of the module docstring: per convention the summary (test
+    sets and families as rows, predictors as columns), per convention the PPT-cut / NPT-cut table,
+    the three PPT-cut numbers, the answers by proof, calibration and label certainty, then per test
+    set and convention the per-cut detail."""
+    if not results:
+        return []
+    predictors = predictor_names(results)
+    tables = [summary_table(results, conv) for conv in CONVENTIONS]
+    tables += [cut_type_table(results, conv) for conv in CONVENTIONS]
+    tables += detection_tables(results)
+    by_proof = provenance_table(results, GATED_ROW if GATED_ROW in predictors else predictors[0])
     if by_proof is not None:
         tables.append(by_proof)
-    calibrated = [(name, results[name]["calibration"]) for name in datasets if "calibration" in results[name]]
+    calibrated = [(name, block["calibration"]) for name, block in results.items() if "calibration" in block]
     if calibrated:
         tables.append(
             TableData(
                 "Calibration of the gated model on proved PPT cuts: expected calibration error (%, 15 bins)",
-                ["test dataset", "proved PPT cuts", "ECE raw", "ECE calibrated"],
+                [TEST_SET, "proved PPT cuts", "ECE raw", "ECE calibrated"],
                 [
                     [name, str(c["n"]), _pct(c["ece_raw"]), _pct(c["ece_calibrated"])]
                     for name, c in calibrated
@@ -92,67 +173,103 @@ def results_tables(results: Mapping[str, Any]) -> list[TableData]:
             )
         )
     certainty = [
-        (name, results[name]["label_certainty"]) for name in datasets if "label_certainty" in results[name]
+        (name, block["label_certainty"]) for name, block in results.items() if "label_certainty" in block
     ]
     if certainty:
         names = sorted({p for _, c in certainty for p in c["by_provenance"]}, key=PROVENANCE.index)
         tables.append(
             TableData(
                 "How the test labels are known: share proved (%) and labels per provenance",
-                ["test dataset", "proved (%)", *names],
+                [TEST_SET, "proved (%)", *names],
                 [
                     [name, _pct(c["proved_share"]), *(str(c["by_provenance"].get(p, 0)) for p in names)]
                     for name, c in certainty
                 ],
             )
         )
-    for name in datasets:
-        block = results[name]
-        for conv in CONVENTIONS:
-            columns = ["predictor", *block["cuts"], "mean"]
-            body = [
-                [row, *(_pct(a) for a in block[conv][row]["per_cut"]), _pct(block[conv][row]["mean"])]
-                for row in rows
-            ]
-            first = block[conv][rows[0]]
-            body.append(["(counted)", *(str(c) for c in first["counts"]), str(sum(first["counts"]))])
-            body.append(["(excluded)", *(str(c) for c in first["excluded"]), str(sum(first["excluded"]))])
-            tables.append(TableData(f"Per-cut accuracy (%) on '{name}', convention '{conv}'", columns, body))
+    for name, block in results.items():
+        tables += [per_cut_table(name, block, conv, predictors) for conv in CONVENTIONS]
     return tables
 
 
-#: The three numbers of ``ppt_detection``: key, the count it is a share of, table title.
-DETECTION_NUMBERS: tuple[tuple[str, str, str], ...] = (
-    ("recall", "n_ppt_entangled", "Recall on PPT-entangled cuts with proved labels (%)"),
-    ("fpr", "n_ppt_separable", "False positives on separable PPT cuts with proved labels (%)"),
-    ("abstention", "n_ppt", "Abstention (answer unknown) on all PPT cuts (%)"),
+#: The three numbers of ``ppt_detection``: key, the count it is a share of, table title, header
+#: of the count's column.
+DETECTION_NUMBERS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "recall",
+        "n_ppt_entangled",
+        "Recall on PPT-entangled cuts with proved labels (%)",
+        "n proved entangled",
+    ),
+    (
+        "fpr",
+        "n_ppt_separable",
+        "False positives on separable PPT cuts with proved labels (%)",
+        "n proved separable",
+    ),
+    ("abstention", "n_ppt", "Abstention (answer unknown) on all PPT cuts (%)", "n PPT cuts"),
 )
 
 
-def _detection_table(
-    title: str, key: str, count: str, datasets: Sequence[str], rows: Sequence[tuple[str, Any]]
-) -> TableData:
-    """One of the three numbers: ``rows`` are ``(label, {dataset: ppt_detection row or None})``."""
-    body = [[label, *(_pct(d[n][key]) if d.get(n) else "—" for n in datasets)] for label, d in rows]
-    counts = []
-    for n in datasets:
-        found = next((d[n][count] for _, d in rows if d.get(n)), None)
-        counts.append("—" if found is None else str(found))
-    body.append(["(n)", *counts])
-    return TableData(title, ["predictor", *datasets], body)
+def _share(detection: Mapping[str, Any] | None, key: str) -> str:
+    return _pct(detection[key]) if detection else "—"
+
+
+def _count(detections: Sequence[Mapping[str, Any] | None], key: str) -> str:
+    """The count behind a share: the same for every predictor, taken from the first that has it."""
+    found = next((d[key] for d in detections if d), None)
+    return "—" if found is None else str(found)
 
 
 def detection_tables(results: Mapping[str, Any]) -> list[TableData]:
-    """The three numbers per predictor (rows) and test dataset (columns), one table each
-    (``ppt_detection``); empty when no test dataset says how its labels are known."""
+    """The three numbers of ``ppt_detection``, one table each: a row per test set that says how its
+    labels are known; a column with the count behind the shares, then a column per predictor. Empty
+    when no test set says how its labels are known."""
     names = [name for name, block in results.items() if "ppt_detection" in block]
     if not names:
         return []
-    labels: list[str] = []
+    predictors: list[str] = []
     for name in names:
-        labels += [r for r in results[name]["ppt_detection"] if r not in labels]
-    rows = [(r, {n: results[n]["ppt_detection"].get(r) for n in names}) for r in labels]
-    return [_detection_table(title, key, count, names, rows) for key, count, title in DETECTION_NUMBERS]
+        predictors += [r for r in results[name]["ppt_detection"] if r not in predictors]
+    tables = []
+    for key, count, title, counted in DETECTION_NUMBERS:
+        body = []
+        for name in names:
+            found = [results[name]["ppt_detection"].get(p) for p in predictors]
+            body.append([name, _count(found, count), *(_share(d, key) for d in found)])
+        tables.append(TableData(title, [TEST_SET, counted, *predictors], body))
+    return tables
+
+
+def provenance_table(results: Mapping[str, Any], row: str = GATED_ROW) -> TableData | None:
+    """How predictor ``row`` answers the proved PPT cuts of each test set, by the proof behind the
+    label (``ppt_detection[row].by_provenance``); ``None`` when there is nothing to show."""
+    body = []
+    for name, block in results.items():
+        det = block.get("ppt_detection", {}).get(row)
+        for prov, by_truth in (det or {}).get("by_provenance", {}).items():
+            for truth, cell in by_truth.items():
+                body.append(
+                    [name, prov, truth, str(cell["n"]), *(_pct(cell[f"answered_{a}"]) for _, a in ANSWERS)]
+                )
+    if not body:
+        return None
+    return TableData(
+        f"Answers of '{row}' on PPT cuts with proved labels, by the proof behind the label (%)",
+        [TEST_SET, "label proved by", "truth", "n", "answered entangled", "separable", "unknown"],
+        body,
+        labels=3,
+    )
+
+
+def _detection_table_by_run(
+    title: str, key: str, count: str, datasets: Sequence[str], rows: Sequence[tuple[str, Any]]
+) -> TableData:
+    """One of the three numbers for :func:`comparison_tables`: a row per run or baseline, a column
+    per test set, then a row ``(n)``; ``rows`` are ``(label, {dataset: ppt_detection row or None})``."""
+    body = [[label, *(_share(d.get(n), key) for n in datasets)] for label, d in rows]
+    body.append(["(n)", *(_count([d.get(n) for _, d in rows], count) for n in datasets)])
+    return TableData(title, ["predictor", *datasets], body)
 
 
 def comparison_tables(results_by_run: Mapping[str, Mapping[str, Any]]) -> list[TableData]:
@@ -218,8 +335,8 @@ def comparison_tables(results_by_run: Mapping[str, Mapping[str, Any]]) -> list[T
                 )
                 cells[d] = owner[d]["ppt_detection"][baseline] if owner is not None else None
             det_rows.append((f"{baseline} (baseline)", cells))
-        for key, count, title in DETECTION_NUMBERS:
-            tables.append(_detection_table(f"{title} of each run", key, count, det_sets, det_rows))
+        for key, count, title, _ in DETECTION_NUMBERS:
+            tables.append(_detection_table_by_run(f"{title} of each run", key, count, det_sets, det_rows))
     return tables
 
 
@@ -234,7 +351,9 @@ def tables_markdown(tables: Sequence[TableData]) -> list[str]:
         lines.append(f"## {table.title}")
         lines.append("")
         lines.append("| " + " | ".join(_md_cell(c) for c in table.columns) + " |")
-        lines.append("|" + "|".join(["---"] + ["---:"] * (len(table.columns) - 1)) + "|")
+        lines.append(
+            "|" + "|".join(["---"] * table.labels + ["---:"] * (len(table.columns) - table.labels)) + "|"
+        )
         for row in table.rows:
             lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
         lines.append("")
@@ -242,27 +361,45 @@ def tables_markdown(tables: Sequence[TableData]) -> list[str]:
 
 
 def print_tables(tables: Sequence[TableData], console: Console) -> None:
-    """Print ``tables`` with rich."""
+    """Print ``tables`` with rich (cells are text, not rich markup)."""
+    from rich.markup import escape
     from rich.table import Table
 
     for table in tables:
-        t = Table(title=table.title)
+        # at least as wide as its title, so that a narrow table does not wrap the title
+        t = Table(title=escape(table.title), min_width=min(len(table.title), console.width))
         for i, col in enumerate(table.columns):
-            t.add_column(col, justify="left" if i == 0 else "right")
+            t.add_column(escape(col), justify="left" if i < table.labels else "right")
         for row in table.rows:
-            t.add_row(*row)
+            t.add_row(*(escape(c) for c in row))
         console.print(t)
+
+
+#: What each built-in predictor column is, for the paragraph under the heading of ``results.md``.
+PREDICTOR_LEGEND: dict[str, str] = {
+    MODEL_ROW: "the network alone",
+    GATED_ROW: "the network behind the PPT gate (NPT cuts entangled with proof), calibrated and "
+    "three-valued on PPT cuts (unknown counts as wrong)",
+    PPT_ROW: "baseline, entangled iff the cut is NPT",
+}
+
+
+def legend(predictors: Sequence[str]) -> str:
+    """The paragraph under the heading of ``results.md``: rows, the columns present, conventions."""
+    columns = "; ".join(f"`{p}` — {PREDICTOR_LEGEND.get(p, 'baseline plugin')}" for p in predictors) or "none"
+    return (
+        "Rows: each test dataset, followed by its families (`↳ family`) where it has several. "
+        f"Columns: {columns}. "
+        "Conventions, named in the title of every accuracy table: `correct` — construction ground truth "
+        "where known, else the dataset label; `paper` — the same, but every cut of a PPT-entangled state "
+        "(Horodecki, UPB, Acín) counts as entangled. The per-cut detail of each test dataset closes the page."
+    )
 
 
 def results_markdown(results: Mapping[str, Any], heading: str = "Results") -> str:
     """``results.md``: every table of :func:`results_tables` as a markdown table under its title."""
     lines = [f"# {heading}", ""]
-    lines.append(
-        "Conventions: `correct` — construction ground truth where known, else the dataset label; "
-        "`paper` — the same, but every cut of a PPT-entangled state (Horodecki, UPB, Acín) counts as entangled. "
-        "Rows: `model` — the network alone; `gated` — the network behind the PPT gate (NPT cuts entangled with "
-        "proof), calibrated and three-valued on PPT cuts (unknown counts as wrong); then the classical baselines."
-    )
+    lines.append(legend(predictor_names(results)))
     lines.append("")
     lines += tables_markdown(results_tables(results))
     return "\n".join(lines)
@@ -272,23 +409,3 @@ def print_results(results: Mapping[str, Any], console: Console, *, per_cut: bool
     """Print the tables of :func:`results_tables` with rich (per-cut tables only when ``per_cut``)."""
     tables = results_tables(results)
     print_tables([t for t in tables if per_cut or not t.title.startswith("Per-cut")], console)
-
-
-def provenance_table(results: Mapping[str, Any], row: str = GATED_ROW) -> TableData | None:
-    """How predictor ``row`` answers the proved PPT cuts of each test set, by the proof behind the
-    label (``ppt_detection[row].by_provenance``); ``None`` when there is nothing to show."""
-    body = []
-    for name, block in results.items():
-        det = block.get("ppt_detection", {}).get(row)
-        for prov, by_truth in (det or {}).get("by_provenance", {}).items():
-            for truth, cell in by_truth.items():
-                body.append(
-                    [name, prov, truth, str(cell["n"]), *(_pct(cell[f"answered_{a}"]) for _, a in ANSWERS)]
-                )
-    if not body:
-        return None
-    return TableData(
-        f"Answers of '{row}' on PPT cuts with proved labels, by the proof behind the label (%)",
-        ["test dataset", "label proved by", "truth", "n", "answered entangled", "separable", "unknown"],
-        body,
-    )
