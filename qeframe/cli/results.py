@@ -72,7 +72,7 @@ def render_command(
     results, heading = read_run_results(run_dir)
     target = out if out is not None else run_dir / "results.md"
     atomic_write_text(target, results_markdown(results, heading))
-    err_console.print(f"wrote {target}", markup=False, highlight=False)
+    err_console.print(f"wrote {target}", markup=False, highlight=False, soft_wrap=True)
 
 
 @results_app.command("show")

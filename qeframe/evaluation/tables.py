@@ -9,7 +9,8 @@ columns**. A test set with several families is followed by one row per family, m
 ``↳ family``. Predictor columns are every row of ``results.json`` in order (``model``, ``gated``,
 ``ppt``, then the other baselines); a cell is ``—`` where a predictor has no number. Every
 accuracy table names its label convention (``paper`` or ``correct``) in its title, because the two
-give different numbers for the same predictions.
+give different numbers for the same predictions; a table that reads proved labels only says that it
+is the same under both.
 
 1. ``Mean per-cut accuracy (%), convention 'C'`` — per convention.
 2. ``Accuracy on PPT cuts and NPT cuts only (%), convention 'C'`` — two rows per test set, with the
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 FAMILY_MARK = "↳ "
 #: Title of the first column of a table whose rows are test sets.
 TEST_SET = "test dataset"
+#: Ends the title of a table that reads proved labels only, so that it names no label convention.
+BOTH_CONVENTIONS = ", the same under both conventions"
 
 
 @dataclass
@@ -164,7 +167,8 @@ def results_tables(results: Mapping[str, Any]) -> list[TableData]:
     if calibrated:
         tables.append(
             TableData(
-                "Calibration of the gated model on proved PPT cuts: expected calibration error (%, 15 bins)",
+                "Calibration of the gated model on proved PPT cuts: expected calibration error (%, 15 bins)"
+                + BOTH_CONVENTIONS,
                 [TEST_SET, "proved PPT cuts", "ECE raw", "ECE calibrated"],
                 [
                     [name, str(c["n"]), _pct(c["ece_raw"]), _pct(c["ece_calibrated"])]
@@ -237,7 +241,7 @@ def detection_tables(results: Mapping[str, Any]) -> list[TableData]:
         for name in names:
             found = [results[name]["ppt_detection"].get(p) for p in predictors]
             body.append([name, _count(found, count), *(_share(d, key) for d in found)])
-        tables.append(TableData(title, [TEST_SET, counted, *predictors], body))
+        tables.append(TableData(title + BOTH_CONVENTIONS, [TEST_SET, counted, *predictors], body))
     return tables
 
 
@@ -255,7 +259,8 @@ def provenance_table(results: Mapping[str, Any], row: str = GATED_ROW) -> TableD
     if not body:
         return None
     return TableData(
-        f"Answers of '{row}' on PPT cuts with proved labels, by the proof behind the label (%)",
+        f"Answers of '{row}' on PPT cuts with proved labels, by the proof behind the label (%)"
+        + BOTH_CONVENTIONS,
         [TEST_SET, "label proved by", "truth", "n", "answered entangled", "separable", "unknown"],
         body,
         labels=3,
