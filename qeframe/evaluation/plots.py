@@ -20,12 +20,9 @@ from typing import Any
 from qeframe.evaluation.metrics import CONVENTIONS
 
 
-def agg_figure(width: float, height: float) -> Any:
-    """A matplotlib ``Figure`` of ``width`` x ``height`` inches at 110 dpi on its own Agg canvas.
-
-    Made without pyplot, so no global backend is switched and no figure registry grows; save it
-    with ``fig.savefig(path)``. Every plot of a run folder is drawn on one.
-    """
+def new_figure(width: float, height: float):
+    """A matplotlib ``Figure`` of ``width`` x ``height`` inches at 110 dpi on the Agg canvas (no
+    pyplot state, safe in worker threads); every plot of qeframe starts here."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -37,7 +34,7 @@ def agg_figure(width: float, height: float) -> Any:
 def plot_training(metrics: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     """Training curves from ``metrics.jsonl`` records; returns ``path``."""
     path = Path(path)
-    fig = agg_figure(11, 4)
+    fig = new_figure(11, 4)
     ax_loss, ax_acc = fig.subplots(1, 2)
     epochs = [int(r["epoch"]) for r in metrics]
     terms: list[str] = []
@@ -101,7 +98,7 @@ def plot_accuracy(results: Mapping[str, Any], convention: str, path: str | Path)
             groups.extend((f"    {fam}", fb[convention]) for fam, fb in block["families"].items())
     rows = list(groups[0][1]) if groups else []
     height = 0.22 * max(1, len(rows)) * len(groups) + 1.5
-    fig = agg_figure(9.0, max(3.0, height))
+    fig = new_figure(9.0, max(3.0, height))
     ax = fig.subplots()
     bar = 0.8 / max(1, len(rows))
     for k, row in enumerate(rows):
@@ -161,7 +158,7 @@ def plot_reliability(
     if not panels:
         return None
     path = Path(path)
-    fig = agg_figure(5.0 * len(panels), 4.6)
+    fig = new_figure(5.0 * len(panels), 4.6)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (title, raw, cal) in zip(axes, panels):
         ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="perfect calibration")

@@ -606,7 +606,7 @@ def plot_router_scores(
     as dotted lines. A router without ``scores`` is shown by its domain index instead. Bins are
     logarithmic when every score is positive (the autoencoder's ``M``), linear otherwise.
     """
-    from qeframe.evaluation.plots import agg_figure
+    from qeframe.evaluation.plots import new_figure
 
     path = Path(path)
     panels: list[tuple[str, dict[str, np.ndarray]]] = []
@@ -637,7 +637,7 @@ def plot_router_scores(
     else:
         lo, hi = float(everything.min()), float(everything.max())
         bins = np.linspace(lo, hi if hi > lo else lo + 1, 51)
-    fig = agg_figure(8, 2.6 * max(1, len(panels)))
+    fig = new_figure(8, 2.6 * max(1, len(panels)))
     axes = fig.subplots(max(1, len(panels)), 1, squeeze=False)[:, 0]
     edges = getattr(router, "edges", None)
     for ax, (title, groups) in zip(axes, panels):
