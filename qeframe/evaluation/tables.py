@@ -117,7 +117,7 @@ def cut_type_table(results: Mapping[str, Any], convention: str) -> TableData:
     for name, block in results.items():
         for key, label in (("ppt_cuts", "PPT"), ("npt_cuts", "NPT")):
             sub = block[key][convention]
-            n = sum(next(iter(sub.values()))["counts"])
+            n = sum(next(iter(sub.values()))["counts"]) if sub else 0
             body.append([name, label, str(n), *_means(sub, predictors)])
     return TableData(
         f"Accuracy on PPT cuts and NPT cuts only (%), convention '{convention}'",
