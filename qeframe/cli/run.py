@@ -98,7 +98,7 @@ def run_command(
     (logs, summary.md, summary.json) close the command. With --resume RUN_DIR alone, the run
     folder's spec.json names the experiment.
     """
-    from qeframe.evaluation.evaluate import print_results
+    from qeframe.evaluation.tables import print_results
     from qeframe.experiment import run_experiment, run_many
     from qeframe.learn.distributed import wants_distributed
 
@@ -148,7 +148,7 @@ def run_command(
 
 def _print_many(many: Any, as_json: bool) -> None:
     """Print :func:`~qeframe.experiment.run_many`'s outcome; a failed experiment makes it an error."""
-    from qeframe.evaluation.evaluate import print_tables
+    from qeframe.evaluation.tables import print_tables
 
     if as_json:
         print(json.dumps(many.to_json(), indent=2))

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from qeframe.evaluation.evaluate import CONVENTIONS
+from qeframe.evaluation.metrics import CONVENTIONS
 
 
 def new_figure(width: float, height: float):

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from qeframe.evaluation.evaluate import evaluate, results_markdown
+from qeframe.evaluation.evaluate import evaluate
+from qeframe.evaluation.tables import results_markdown
 from qeframe.evaluation.plots import new_figure, plot_training, write_plots
 from qeframe.learn.arrays import DatasetArrays
 from qeframe.learn.ensemble import ensemble_dir, route_arrays, routing_counts, score_arrays

@@ -53,7 +53,7 @@ class ManyResult:
     def to_json(self) -> dict[str, Any]:
         """The document ``qeframe run A B ... --json`` prints: the summary, the log folder and each
         experiment's model / gated mean accuracy and PPT detection per test set."""
-        from qeframe.evaluation.evaluate import CONVENTIONS
+        from qeframe.evaluation.metrics import CONVENTIONS
 
         results = self.results
         means = {
@@ -103,7 +103,7 @@ def run_many(
 
     from qeframe.config.specs import load_registry_file
     from qeframe.data.store import ensure_dataset
-    from qeframe.evaluation.evaluate import TableData, comparison_tables, tables_markdown
+    from qeframe.evaluation.tables import TableData, comparison_tables, tables_markdown
     from qeframe.learn.arrays import resolve_device
     from qeframe.learn.runs import atomic_write_json, atomic_write_text
     from qeframe.plugin.registry import get_registry

@@ -11,15 +11,9 @@ import train_plugins
 from train_plugins import synthetic_arrays
 
 from qeframe import hookimpl
-from qeframe.evaluation.evaluate import (
-    CONVENTIONS,
-    accuracy_block,
-    evaluate,
-    evaluate_arrays,
-    print_results,
-    results_markdown,
-    truth_labels,
-)
+from qeframe.evaluation.evaluate import evaluate
+from qeframe.evaluation.metrics import CONVENTIONS, accuracy_block, evaluate_arrays, truth_labels
+from qeframe.evaluation.tables import print_results, results_markdown
 from qeframe.plugin.interfaces import KINDS
 from qeframe.quantum.ops import batch_kron, pure_density
 from qeframe.quantum.ppt import npt_mask
@@ -151,7 +145,9 @@ def test_evaluate_with_model_and_baselines():
     md = results_markdown(results, "Results")
     assert "convention 'paper'" in md and "convention 'correct'" in md
     assert "1\\|23" in md  # cut names escaped inside markdown tables
-    assert "| model |" in md and "| ppt |" in md and "hand/upb" in md
+    # test sets and their families are rows, predictors are columns
+    assert "| test dataset | model | ppt | test-always |" in md
+    assert "\n| hand |" in md and "\n| ↳ upb |" in md and "\n| toy |" in md
 
 
 def test_ppt_row_always_present_and_tables_print():
@@ -166,7 +162,8 @@ def test_ppt_row_always_present_and_tables_print():
 
 
 def test_label_certainty_counts_proved_labels_and_reaches_the_tables():
-    from qeframe.evaluation.evaluate import evaluate_arrays, label_certainty, results_markdown
+    from qeframe.evaluation.metrics import evaluate_arrays, label_certainty
+    from qeframe.evaluation.tables import results_markdown
     from qeframe.plugin.labels import provenance_code
 
     codes = np.array(
@@ -206,7 +203,7 @@ def test_paper_convention_labels_are_not_facts_under_the_correct_convention():
     `correct` truth treats such labels as unknown, the `paper` truth keeps them."""
     from types import SimpleNamespace
 
-    from qeframe.evaluation.evaluate import truth_labels
+    from qeframe.evaluation.metrics import truth_labels
     from qeframe.plugin.labels import provenance_code
 
     guess, npt = provenance_code("paper-convention"), provenance_code("npt")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import test_end_to_end_builtin as e2e
 
-from qeframe.evaluation.evaluate import comparison_tables
+from qeframe.evaluation.tables import comparison_tables
 from qeframe.experiment.jobs import Job, child_environment, run_jobs
 
 TN_EXPERIMENT = """

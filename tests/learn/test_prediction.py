@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from train_plugins import synthetic_arrays
 
 from qeframe.errors import QeframeError, SpecError
-from qeframe.evaluation.evaluate import GATED_ROW, comparison_tables, evaluate, evaluate_arrays, ppt_detection
+from qeframe.evaluation.evaluate import evaluate
+from qeframe.evaluation.metrics import GATED_ROW, evaluate_arrays, ppt_detection
+from qeframe.evaluation.tables import comparison_tables
 from qeframe.plugin.labels import (
     NOT_PROOF_PROVENANCE,
     PROOF_PROVENANCE,
@@ -368,7 +370,7 @@ def test_ppt_detection_numbers_by_hand():
 
 
 def test_results_and_comparison_tables_carry_the_gated_row_and_the_three_numbers():
-    from qeframe.evaluation.evaluate import results_markdown
+    from qeframe.evaluation.tables import results_markdown
 
     arrays = synthetic_arrays("toy", 40, seed=1)
     arrays.provenance = np.full(arrays.labels.shape, provenance_code("construction"), np.uint8)
@@ -378,7 +380,8 @@ def test_results_and_comparison_tables_carry_the_gated_row_and_the_three_numbers
     md = results_markdown({"toy": block})
     for title in ("Recall on PPT-entangled cuts", "False positives on separable PPT cuts", "Abstention"):
         assert title in md
-    assert "| gated |" in md and "| (n) |" in md
+    assert "| test dataset | n proved entangled | model | gated | ppt |" in md
+    assert "| test dataset | n PPT cuts | model | gated | ppt |" in md
     assert "by the proof behind the label" in md and "| toy | construction | separable |" in md
     tables = comparison_tables({"A": {"toy": block}, "B": {"toy": block}})
     titles = [t.title for t in tables]
