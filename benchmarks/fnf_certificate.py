@@ -18,7 +18,7 @@ import numpy as np
 from qeframe.plugin.labels import certified_mask
 from qeframe.learn.prediction import ppt_gate, proof_stages
 from qeframe.quantum.realignment import fnf_certificate, realignment_norms
-from qeframe.data.store import open_dataset
+from qeframe.data.reader import open_dataset
 from qeframe.learn.train import DatasetArrays
 
 HEADER = (

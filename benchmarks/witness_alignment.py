@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from qeframe.quantum.witness import load_witness_library
-from qeframe.data.store import open_dataset
+from qeframe.data.reader import open_dataset
 from qeframe.learn.train import DatasetArrays
 
 

@@ -65,10 +65,13 @@ def build_command(
     as_json: JsonOption = False,
 ) -> None:
     """Build dataset stores; an interrupted build resumes, an up-to-date store is kept (unless --force)."""
-    from qeframe.plugin.registry import get_registry
-    from qeframe.data.shards import build_shard, build_sharded, parse_shard, shard_dir_name
     from qeframe.config.specs import load_registry_file, validate_dataset_plugins
-    from qeframe.data.store import build_dataset, read_manifest, store_status
+    from qeframe.data.format import read_manifest
+    from qeframe.data.merge import build_sharded
+    from qeframe.data.reader import store_status
+    from qeframe.data.shards import build_shard, parse_shard, shard_dir_name
+    from qeframe.data.store import build_dataset
+    from qeframe.plugin.registry import get_registry
 
     if shard is not None and (shards is not None or executor is not None):
         raise QeframeError(
@@ -175,6 +178,8 @@ def build_command(
         seconds = time.perf_counter() - t0
         if before == "built" and not force:
             status, rate = "up to date", None
+        elif before == "stale" and not force and "migrated" in ds.manifest:
+            status, rate = "migrated", None
         else:
             status = "resumed" if before == "partial" else "built"
             rate = round(ds.manifest["build"]["states_per_second"])
@@ -231,9 +236,9 @@ def merge_command(
     """Merge the shards built with `data build NAME --shard i/N` into data/<name>/ (as one build makes it)."""
     import shutil
 
-    from qeframe.plugin.registry import get_registry
-    from qeframe.data.shards import merge_shards
     from qeframe.config.specs import load_registry_file
+    from qeframe.data.merge import merge_shards
+    from qeframe.plugin.registry import get_registry
 
     spec = load_registry_file(registry).dataset(name)
     t0 = time.perf_counter()
@@ -277,7 +282,7 @@ def info_command(
     as_json: JsonOption = False,
 ) -> None:
     """Per-family counts, per-cut label balance and provenance counts of a built store (its manifest)."""
-    from qeframe.data.store import open_dataset
+    from qeframe.data.reader import open_dataset
 
     m = open_dataset(name, data_dir=data_dir).manifest
     if as_json:
@@ -326,7 +331,8 @@ def export_command(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Export a built store to one .npz: rho, labels, family, cuts, provenance names, ground truth."""
-    from qeframe.data.store import export_npz, open_dataset
+    from qeframe.data.export import export_npz
+    from qeframe.data.reader import open_dataset
 
     ds = open_dataset(name, data_dir=data_dir)
     export_npz(ds, out)
@@ -340,9 +346,10 @@ def list_command(
     as_json: JsonOption = False,
 ) -> None:
     """Datasets declared in the registry and the state of their stores (built, stale, partial, missing)."""
-    from qeframe.data.shards import shard_status
     from qeframe.config.specs import load_registry_file
-    from qeframe.data.store import read_manifest, store_status
+    from qeframe.data.format import read_manifest
+    from qeframe.data.reader import store_status
+    from qeframe.data.shards import shard_status
 
     registry_file = load_registry_file(registry)
     rows: list[list[Any]] = []

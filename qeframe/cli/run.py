@@ -120,7 +120,7 @@ def _wait_for_datasets(names: list[str], registry_file: Any, data_dir: Path, pol
     """Block until the stores of ``names`` are complete and of the current spec (a data-parallel
     rank other than 0 waiting for rank 0's build). No timeout: torchrun stops the other ranks when
     rank 0 fails."""
-    from qeframe.data.store import store_status
+    from qeframe.data.reader import store_status
 
     while True:
         pending = [
@@ -144,8 +144,8 @@ def _check_experiment(
     Returns ``(spec, dataset names it reads, n_qubits)``; ``epochs`` overrides ``training.epochs``,
     ``compile`` sets ``training.compile``.
     """
-    from qeframe.evaluation.evaluate import validate_baselines
     from qeframe.config.specs import validate_dataset_plugins
+    from qeframe.evaluation.evaluate import validate_baselines
     from qeframe.learn.train import validate_experiment_plugins
 
     spec = registry_file.experiment(experiment)
@@ -188,13 +188,19 @@ def _run_several(
     (:mod:`qeframe.multirun`), then print and write the comparison of their results."""
     import datetime as dt
 
-    from qeframe.evaluation.evaluate import CONVENTIONS, TableData, comparison_tables, print_tables, tables_markdown
-    from qeframe.multirun import Job, child_command, run_jobs
-    from qeframe.plugin.registry import get_registry
-    from qeframe.learn.runs import atomic_write_json, atomic_write_text
     from qeframe.config.specs import load_registry_file
     from qeframe.data.store import ensure_dataset
+    from qeframe.evaluation.evaluate import (
+        CONVENTIONS,
+        TableData,
+        comparison_tables,
+        print_tables,
+        tables_markdown,
+    )
+    from qeframe.io import atomic_write_json, atomic_write_text
     from qeframe.learn.train import resolve_device
+    from qeframe.multirun import Job, child_command, run_jobs
+    from qeframe.plugin.registry import get_registry
 
     twice = sorted({e for e in experiments if experiments.count(e) > 1})
     if twice:
@@ -371,6 +377,8 @@ def run_command(
     a process of its own, at most --jobs at a time; a comparison table and runs/_logs/<stamp>/
     (logs, summary.md, summary.json) close the command.
     """
+    from qeframe.config.specs import load_registry_file
+    from qeframe.data.store import ensure_dataset
     from qeframe.learn.distributed import (
         NOT_UNDER_TORCHRUN,
         SINGLE,
@@ -380,11 +388,9 @@ def run_command(
         torchrun_env,
         wants_distributed,
     )
-    from qeframe.plugin.registry import get_registry
     from qeframe.learn.runs import RunDir, experiment_spec_hash
-    from qeframe.config.specs import load_registry_file
-    from qeframe.data.store import ensure_dataset
     from qeframe.learn.train import DatasetArrays, resolve_device
+    from qeframe.plugin.registry import get_registry
 
     if len(experiments) > 1:
         if resume is not None:
@@ -494,8 +500,9 @@ def _train_and_evaluate(
     """
     from qeframe.evaluation.evaluate import evaluate, print_results, results_markdown
     from qeframe.evaluation.plots import write_plots
+    from qeframe.io import atomic_write_json, atomic_write_text
     from qeframe.learn.prediction import fit_for_run
-    from qeframe.learn.runs import RunDir, atomic_write_json, atomic_write_text
+    from qeframe.learn.runs import RunDir
     from qeframe.learn.train import Trainer
 
     main_rank = ctx is None or ctx.is_main
@@ -619,7 +626,7 @@ def _write_run_records(
     ctx: Any,
 ) -> None:
     """``spec.json`` and ``plugins.json`` of a run (rank 0)."""
-    from qeframe.learn.runs import atomic_write_json
+    from qeframe.io import atomic_write_json
 
     atomic_write_json(
         run.spec_file,
@@ -674,7 +681,7 @@ def load_matrices(path: Path) -> np.ndarray:
 
 def _write_probabilities(out: Path, result: Any, payload: dict[str, Any]) -> None:
     """``--out``: the JSON payload, or a CSV with per cut P(entangled), the answer and its proof."""
-    from qeframe.learn.runs import atomic_write_json, atomic_write_text
+    from qeframe.io import atomic_write_json, atomic_write_text
 
     if out.suffix.lower() == ".json":
         atomic_write_json(out, payload, sort_keys=False)

@@ -42,6 +42,10 @@ from qeframe.errors import SpecError
 from qeframe.plugin.registry import Registry, format_validation_error
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+#: Free text of a dataset spec: shown in tables and recorded in the store's manifest, but no part of
+#: the stored arrays, so left out of :meth:`DatasetSpec.identity_hash` (a typo fix never rebuilds a
+#: store): the dataset's ``description`` and each family entry's ``tag``.
+FREE_TEXT = ("description", "families[].tag")
 
 
 class Frame(BaseModel):
@@ -91,8 +95,23 @@ class DatasetSpec(Frame):
         return self.model_dump(mode="json")
 
     def spec_hash(self) -> str:
-        """sha256 of the canonical JSON of the spec; a store built from another spec has another hash."""
+        """sha256 of the canonical JSON of the whole spec, free text included (what the registry says;
+        recorded in manifests and run folders). What decides a rebuild is :meth:`identity_hash`."""
         blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def identity(self) -> dict[str, Any]:
+        """:meth:`canonical` without the free text of :data:`FREE_TEXT` (``description``, the tags)."""
+        data = self.canonical()
+        data.pop("description", None)
+        for entry in data["families"]:
+            entry.pop("tag", None)
+        return data
+
+    def identity_hash(self) -> str:
+        """sha256 of the canonical JSON of :meth:`identity`: equal for two specs exactly when they make
+        the same stored arrays (store format 3 on; :mod:`qeframe.data.format`)."""
+        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
 
 

@@ -60,11 +60,10 @@ import numpy as np
 import torch
 
 from qeframe.errors import QeframeError, SpecError
-from qeframe.plugin.interfaces import Router
+from qeframe.io import atomic_write_json
 from qeframe.learn.runs import (
     RunDir,
     atomic_save_tensors,
-    atomic_write_json,
     load_model_weights,
     load_tensors,
     read_checkpoint_config,
@@ -78,10 +77,11 @@ from qeframe.learn.train import (
     model_input,
     resolve_device,
 )
+from qeframe.plugin.interfaces import Router
 
 if TYPE_CHECKING:
-    from qeframe.plugin.registry import Registry
     from qeframe.config.specs import ExperimentSpec, ModelSpec, RegistryFile, TrainingSpec
+    from qeframe.plugin.registry import Registry
 
 ENSEMBLE_FORMAT = "qeframe-ensemble/1"
 ENSEMBLE_DIR = "ensemble"
@@ -715,8 +715,8 @@ def run_ensemble(
     """
     from qeframe.evaluation.evaluate import evaluate, results_markdown
     from qeframe.evaluation.plots import plot_training, write_plots
+    from qeframe.io import atomic_write_text
     from qeframe.learn.prediction import fit_for_run
-    from qeframe.learn.runs import atomic_write_text
 
     assert spec.router is not None
     key = f"experiments.{experiment}"

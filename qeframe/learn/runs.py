@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qeframe.errors import QeframeError
+from qeframe.io import atomic_write_json, atomic_write_text, fsync_dir, temporary_path
 
 if TYPE_CHECKING:
     import torch
@@ -48,27 +49,6 @@ _EPOCH_JSON = re.compile(r"^epoch-(\d{4,})\.json$")
 # atomic files
 
 
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and :func:`os.replace` (never half-written)."""
-    path = Path(path)
-    tmp = _tmp_path(path)
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: str | Path, data: Any, *, sort_keys: bool = True) -> None:
-    """:func:`atomic_write_text` of ``data`` as indented JSON (keys sorted unless ``sort_keys=False``,
-    for documents whose key order means something, such as table rows)."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=sort_keys, allow_nan=False) + "\n")
-
-
 def atomic_save_tensors(
     path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
@@ -79,12 +59,13 @@ def atomic_save_tensors(
     from safetensors.torch import save_file
 
     path = Path(path)
-    tmp = _tmp_path(path)
+    tmp = temporary_path(path)
     plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     save_file(plain, str(tmp), metadata=metadata)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
