@@ -301,3 +301,58 @@ def test_format_1_store_cannot_be_migrated(env, capsys):
     err = fails(capsys, "data", "migrate", "small")
     assert "store format 1, which cannot be migrated" in err and "qeframe data build small" in err
     assert "rebuild it with `qeframe data build small`" in fails(capsys, "data", "info", "small")
+
+
+# --------------------------------------------------------------------------------------------------
+# Run folders: the experiment hash takes the datasets' identities
+
+
+def test_experiment_hash_ignores_the_free_text_of_its_datasets():
+    from qeframe.config.specs import parse_registry
+    from qeframe.learn.runs import experiment_spec_hash, resume_spec_hash
+
+    def registry(description: str, tag: str, seed: int = 1):
+        ds = {"labeler": "negativity", "description": description, "seed": seed}
+        return parse_registry(
+            {
+                "datasets": {
+                    "a": {**ds, "families": [{"family": "f", "count": 4, "tag": tag}]},
+                    "v": {**ds, "families": [{"family": "f", "count": 4}]},
+                },
+                "experiments": {"e": {"train": "a", "validation": ["v"], "model": {"backbone": "cnn"}}},
+            }
+        )
+
+    a, b = registry("x", "t"), registry("typo fixed", "u")
+    assert experiment_spec_hash(a.experiments["e"], a.datasets) == experiment_spec_hash(
+        b.experiments["e"], b.datasets
+    )
+    c = registry("x", "t", seed=2)
+    assert experiment_spec_hash(c.experiments["e"], c.datasets) != experiment_spec_hash(
+        a.experiments["e"], a.datasets
+    )
+    legacy_a = experiment_spec_hash(a.experiments["e"], a.datasets, legacy=True)
+    assert legacy_a != experiment_spec_hash(b.experiments["e"], b.datasets, legacy=True)
+    # a run recorded under the old hash goes on under it; anything else gets the current hash
+    assert resume_spec_hash(legacy_a, a.experiments["e"], a.datasets) == legacy_a
+    current = experiment_spec_hash(a.experiments["e"], a.datasets)
+    assert resume_spec_hash(legacy_a, b.experiments["e"], b.datasets) == current
+    assert resume_spec_hash("0" * 64, a.experiments["e"], a.datasets) == current
+    assert resume_spec_hash(None, a.experiments["e"], a.datasets) == current
+
+
+def test_pretrained_runs_record_the_legacy_hash_of_todays_registry():
+    """The shipped run folders were recorded before store format 3: their spec hash is the legacy
+    hash of the registry's experiment, which `run --resume` keeps; `classify` does not read it."""
+    from qeframe.config.specs import load_registry_file
+    from qeframe.learn.runs import experiment_spec_hash, resume_spec_hash
+
+    root = Path(__file__).resolve().parents[1]
+    rf = load_registry_file(root / "registry.toml")
+    runs = sorted(p for p in (root / "pretrained").iterdir() if p.is_dir())
+    assert runs
+    for run in runs:
+        record = json.loads((run / "spec.json").read_text())
+        experiment = rf.experiments[record["experiment"]]
+        assert experiment_spec_hash(experiment, rf.datasets, legacy=True) == record["spec_hash"], run.name
+        assert resume_spec_hash(record["spec_hash"], experiment, rf.datasets) == record["spec_hash"]

@@ -388,7 +388,7 @@ def run_command(
         torchrun_env,
         wants_distributed,
     )
-    from qeframe.learn.runs import RunDir, experiment_spec_hash
+    from qeframe.learn.runs import RunDir, experiment_spec_hash, resume_spec_hash
     from qeframe.learn.train import DatasetArrays, resolve_device
     from qeframe.plugin.registry import get_registry
 
@@ -436,6 +436,8 @@ def run_command(
             raise QeframeError(
                 f"--resume {resume}: that run is of experiment {recorded!r}, not {experiment!r}"
             )
+        if run.spec_file.is_file():  # a run recorded before store format 3 keeps its hash
+            spec_hash = resume_spec_hash(run.read_spec().get("spec_hash"), spec, registry_file.datasets)
 
     if not main_rank:  # rank 0 builds what is missing; load only what training reads
         _wait_for_datasets(names, registry_file, data_dir)
@@ -525,7 +527,9 @@ def _train_and_evaluate(
         _write_run_records(
             run, experiment, spec, spec_hash, registry_file, registry_path, names, reg, trainer, ctx
         )
-    if spec.router is not None:  # ensemble of per-domain models: qeframe.learn.ensemble trains, evaluates, writes
+    if (
+        spec.router is not None
+    ):  # ensemble of per-domain models: qeframe.learn.ensemble trains, evaluates, writes
         from qeframe.learn.ensemble import run_ensemble
 
         if chatty:
@@ -638,6 +642,7 @@ def _write_run_records(
                 n: {
                     "spec": registry_file.dataset(n).canonical(),
                     "spec_hash": registry_file.dataset(n).spec_hash(),
+                    "identity_hash": registry_file.dataset(n).identity_hash(),
                 }
                 for n in names
             },

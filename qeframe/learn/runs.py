@@ -113,10 +113,17 @@ def file_sha256(path: str | Path) -> str:
 # spec hash
 
 
-def experiment_spec_hash(experiment: ExperimentSpec, datasets: Mapping[str, DatasetSpec]) -> str:
+def experiment_spec_hash(
+    experiment: ExperimentSpec, datasets: Mapping[str, DatasetSpec], *, legacy: bool = False
+) -> str:
     """sha256 of what determines the trained model: the canonical JSON of the experiment's model,
-    training (without ``epochs``), router and train/validation dataset names, plus the spec hashes
-    of those datasets.
+    training (without ``epochs``), router and train/validation dataset names, plus the identity
+    hashes of those datasets (:meth:`DatasetSpec.identity_hash`: their specs without the free text,
+    so fixing a dataset's description or tags does not make another experiment).
+
+    ``legacy=True`` gives the hash of runs recorded before store format 3, which took the datasets'
+    full :meth:`DatasetSpec.spec_hash` (free text included); ``qeframe run --resume`` accepts a run
+    folder recorded under it for the same spec (:func:`resume_spec_hash`).
 
     Left out: ``training.epochs`` under a constant learning rate (when to stop, not what is
     trained: a run resumed with more ``--epochs`` is the same run continued; a learning-rate
@@ -138,8 +145,26 @@ def experiment_spec_hash(experiment: ExperimentSpec, datasets: Mapping[str, Data
     for key in ("test", "evaluation", "prediction", "description"):
         spec.pop(key, None)
     names = [experiment.train, *experiment.validation]
-    blob = {"experiment": spec, "datasets": {n: datasets[n].spec_hash() for n in sorted(set(names))}}
+    key = (lambda d: d.spec_hash()) if legacy else (lambda d: d.identity_hash())
+    blob = {"experiment": spec, "datasets": {n: key(datasets[n]) for n in sorted(set(names))}}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def resume_spec_hash(
+    recorded: str | None, experiment: ExperimentSpec, datasets: Mapping[str, DatasetSpec]
+) -> str:
+    """The spec hash a resumed run goes on under: the current :func:`experiment_spec_hash`, or the
+    ``recorded`` one of a run folder written before store format 3 when it equals the legacy hash of
+    the same spec (the run continues under the hash it was started with). Any other mismatch is
+    left to the trainer's check, which refuses to resume a run of another spec."""
+    current = experiment_spec_hash(experiment, datasets)
+    if (
+        recorded
+        and recorded != current
+        and recorded == experiment_spec_hash(experiment, datasets, legacy=True)
+    ):
+        return recorded
+    return current
 
 
 # --------------------------------------------------------------------------------------------------
