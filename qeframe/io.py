@@ -67,3 +67,45 @@ def read_json_object(path: str | Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def load_density_matrices(path: str | Path, *, n_qubits: int | None = None) -> Any:
+    """The density matrices in a user's file, validated: the one loader of ``classify``, ``certify``
+    and any other command that reads matrices.
+
+    ``.npy`` (the array) or ``.npz`` (its array ``rho``), read without pickle, then checked by
+    :func:`qeframe.quantum.validation.validate_density_matrices` (shape ``(N, 2**n, 2**n)`` or
+    ``(2**n, 2**n)``, with ``n == n_qubits`` when given; finite, Hermitian, trace 1, positive
+    semidefinite). Returns ``(N, 2**n, 2**n)`` complex128 in the file's (big-endian) qubit order.
+
+    Raises:
+        QeframeError: one line for a missing, unreadable or unsupported file or a missing ``rho``;
+            :class:`~qeframe.errors.InvalidDensityMatrixError` naming the failed check and the index.
+    """
+    import numpy as np
+
+    from qeframe.errors import QeframeError
+    from qeframe.quantum.validation import validate_density_matrices
+
+    path = Path(path)
+    if not path.is_file():
+        raise QeframeError(f"file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".npz"):
+        raise QeframeError(
+            f"unsupported file type {suffix or '(none)'!r} for {path}; expected .npy or .npz (array 'rho')"
+        )
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if suffix == ".npz":
+            with loaded:
+                if "rho" not in loaded.files:
+                    raise QeframeError(
+                        f"{path} has no array 'rho'; it has: {', '.join(loaded.files) or 'nothing'}"
+                    )
+                loaded = loaded["rho"]
+    except QeframeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
+        raise QeframeError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+    return validate_density_matrices(loaded, n_qubits=n_qubits)
