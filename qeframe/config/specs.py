@@ -65,7 +65,11 @@ class FamilyEntry(Frame):
     family: str = Field(description="state-family plugin name")
     count: int = Field(gt=0, description="number of states kept after labelling")
     params: dict[str, Any] = Field(default_factory=dict, description="the family's parameters (below)")
-    tag: str | None = Field(default=None, description="name of this group in tables (default: the family)")
+    tag: str | None = Field(
+        default=None,
+        description="name of this group in tables (default: the family); free text: renaming it "
+        "updates a built store's manifest, never its arrays",
+    )
 
     @property
     def label(self) -> str:
@@ -83,7 +87,11 @@ class DatasetSpec(Frame):
     split: Literal["train", "validation", "test"] = Field(default="train", description="what the set is for")
     labeler: ComponentRef = Field(description='labeler plugin: `"name"` or `{ name = ..., params = {...} }`')
     families: list[FamilyEntry] = Field(min_length=1, description="the groups of states, in order")
-    description: str = Field(default="", description="free text shown by `qeframe data list`")
+    description: str = Field(
+        default="",
+        description="free text, recorded in the store's manifest; not part of the store's identity, "
+        "so editing it never rebuilds the store",
+    )
 
     @field_validator("labeler", mode="before")
     @classmethod
