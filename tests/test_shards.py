@@ -399,7 +399,10 @@ def test_damaged_shard_is_refused(tmp_path, reg):
     data = bytearray(rho.read_bytes())
     data[-3] ^= 0xFF
     rho.write_bytes(bytes(data))
-    with pytest.raises(StoreError, match="shard 1/2 .* damaged"):
+    with pytest.raises(
+        StoreError,
+        match=r"shard 1/2 of dataset 'toy' is corrupt: .*shard-00000/rho.npy has sha256 [0-9a-f]{64}, its manifest says [0-9a-f]{64}; rebuild it with `qeframe data build toy --shard 1/2 --force`",
+    ):
         merge_shards("toy", spec, data_dir=tmp_path, registry=reg, progress=False)
     assert not (tmp_path / "toy").exists()
 

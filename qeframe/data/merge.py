@@ -39,6 +39,7 @@ from qeframe.data.plan import ShardPlan
 from qeframe.data.reader import Dataset, open_dataset, store_status
 from qeframe.data.shards import ShardStore, build_shard, find_shards, open_shard, shard_dir_name
 from qeframe.data.store import check_build_args, generation_context, write_dataset
+from qeframe.data.verify import check_store
 from qeframe.data.writer import load_file, store_lock, wipe
 from qeframe.errors import QeframeError, StoreError
 from qeframe.plugin.interfaces import Executor
@@ -304,9 +305,13 @@ def merge_shards(
             plan, stored = _check_shards(name, spec, shards, registry, where)
             if verify:
                 for s in shards:
-                    if not s.verify():
+                    damage = check_store(s.path, s.manifest)
+                    if damage:
                         raise StoreError(
-                            f"shard {s.label} in {s.path} is damaged (its array hashes differ); rebuild it"
+                            damage[0].message(
+                                f"shard {s.label} of dataset {name!r}",
+                                f"rebuild it with `qeframe data build {name} --shard {s.label} --force`",
+                            )
                         )
             generate = _needs_generation(plan, stored)
             # every check passed: only now is anything written
