@@ -527,9 +527,7 @@ def _train_and_evaluate(
         _write_run_records(
             run, experiment, spec, spec_hash, registry_file, registry_path, names, reg, trainer, ctx
         )
-    if (
-        spec.router is not None
-    ):  # ensemble of per-domain models: qeframe.learn.ensemble trains, evaluates, writes
+    if spec.router is not None:  # ensemble of per-domain models: qeframe.learn.ensemble trains, evaluates, writes
         from qeframe.learn.ensemble import run_ensemble
 
         if chatty:
