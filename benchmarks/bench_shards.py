@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from qeframe import __version__
     from qeframe.plugin.registry import get_registry
-    from qeframe.data.shards import build_sharded
+    from qeframe.data.merge import build_sharded
     from qeframe.config.specs import load_registry_file
     from qeframe.data.store import build_dataset
 

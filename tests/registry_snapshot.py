@@ -4,8 +4,9 @@ repository's registry against.
 
 For each dataset: its spec hash (:meth:`qeframe.config.specs.DatasetSpec.spec_hash`, the hash a store's
 manifest records) and its validated spec (``model_dump(mode="json")``). For each experiment: its
-spec hash (:func:`qeframe.learn.runs.experiment_spec_hash`, the hash in a run folder's name and
-``spec.json``) and its validated spec. The fixture was written from the registry.toml of main
+spec hash as runs recorded it before store format 3 (:func:`qeframe.learn.runs.experiment_spec_hash`
+with ``legacy=True``, which takes the datasets' spec hashes; from format 3 a run's hash takes their
+identity hashes, free text left out) and its validated spec. The fixture was written from the registry.toml of main
 before templates were introduced (commit 6870e3d), so the test proves that the rewrite with
 ``extends`` / ``scale`` / ``override`` / ``append`` changed no store and no run::
 
@@ -35,7 +36,7 @@ def registry_snapshot(registry_file: RegistryFile) -> dict[str, Any]:
             for name, spec in sorted(datasets.items())
         },
         "experiments": {
-            name: {"spec_hash": experiment_spec_hash(exp, datasets), "spec": exp.model_dump(mode="json")}
+            name: {"spec_hash": experiment_spec_hash(exp, datasets, legacy=True), "spec": exp.model_dump(mode="json")}
             for name, exp in sorted(registry_file.experiments.items())
         },
     }

@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "qeframe": 0,
     "qeframe.errors": 0,
     "qeframe.quantum": 1,
+    "qeframe.io": 1,  # atomic writes, the user-matrix loader (validated by qeframe.quantum)
     "qeframe.plugin": 2,  # hookspecs, interfaces, registry, labels, progress displays
     "qeframe.config": 3,
     "qeframe.data": 4,

@@ -15,7 +15,6 @@ also what qiskit's ``random_statevector`` does, which the authors call).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import cache
 
@@ -23,7 +22,7 @@ import numpy as np
 
 from qeframe.errors import QeframeError
 from qeframe.plugin.labels import provenance_code
-from qeframe.quantum.cuts import bipartitions, cut_names, n_cuts
+from qeframe.quantum.cuts import bipartitions, n_cuts
 from qeframe.quantum.ops import basis_permutation
 
 from ._circuits import PREP_GHZ, PREP_W, CircuitPlan, plan_statevectors, random_circuit_plan, random_phases
@@ -44,51 +43,6 @@ def check_int_range(value: tuple[int, int], name: str, minimum: int) -> tuple[in
     if hi < lo:
         raise ValueError(f"{name} is empty: ({lo}, {hi}) has its upper end below its lower end")
     return (lo, hi)
-
-
-_CUT_RE = re.compile(r"^\s*([0-9,]+)\s*\|\s*([0-9,]+)\s*$")
-
-
-def check_cut_name(name: str) -> str:
-    """Validate a cut name such as ``"1|23"`` or ``"12|34"``; returns it normalised.
-
-    The two sides must split qubits ``1..m`` (``m`` the number of qubits named), in either order;
-    the result is the canonical name of :func:`~qeframe.quantum.cuts.cut_names` (``"23|1"`` -> ``"1|23"``). Whether ``m`` matches the
-    number of qubits actually generated is checked when sampling (:func:`resolve_cut`).
-    """
-    match = _CUT_RE.match(name)
-    if not match:
-        raise ValueError(f"cut {name!r} is not of the form '1|23'")
-    sides = []
-    for part in match.groups():
-        tokens = part.split(",") if "," in part else list(part)
-        if any(not t.isdigit() for t in tokens):
-            raise ValueError(f"cut {name!r} is not of the form '1|23'")
-        sides.append([int(t) for t in tokens])
-    m = len(sides[0]) + len(sides[1])
-    named = {frozenset(sides[0]), frozenset(sides[1])}
-    normalised = None
-    for cut in bipartitions(max(m, 2)):
-        if len(set(sides[0])) + len(set(sides[1])) == m and named == {
-            frozenset(q + 1 for q in cut.side_a),
-            frozenset(q + 1 for q in cut.side_b),
-        }:
-            normalised = cut.name
-    if normalised is None:
-        raise ValueError(
-            f"cut {name!r} is not a bipartition of qubits 1..{m}; allowed: {', '.join(cut_names(max(m, 2)))}"
-        )
-    return normalised
-
-
-def resolve_cut(name: str | None, n: int) -> int | None:
-    """Index of the named cut for ``n`` qubits (``None`` stays ``None``); a clear error otherwise."""
-    if name is None:
-        return None
-    names = cut_names(n)
-    if name not in names:
-        raise QeframeError(f"cut {name!r} is not a cut of {n} qubits; allowed: {', '.join(names)}")
-    return names.index(name)
 
 
 # --------------------------------------------------------------------------------------------------

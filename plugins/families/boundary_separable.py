@@ -39,11 +39,11 @@ from pydantic import Field, field_validator
 from qeframe import hookimpl
 from qeframe.plugin.interfaces import StateBatch, StateFamily
 from qeframe.plugin.labels import ENTANGLED, SEPARABLE
-from qeframe.quantum.cuts import bipartitions
+from qeframe.quantum.cuts import bipartitions, check_cut_name, resolve_cut
 from qeframe.quantum.ops import partial_trace, pure_density
 from qeframe.quantum.random import haar_state
 
-from ._common import check_cut_name, draw_cuts, resolve_cut
+from ._common import draw_cuts
 from ._ppt import FilterParams, filter_batch
 
 

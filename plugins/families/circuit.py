@@ -54,10 +54,11 @@ from pydantic import Field, field_validator, model_validator
 
 from qeframe import hookimpl
 from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
+from qeframe.quantum.cuts import check_cut_name, resolve_cut
 from qeframe.quantum.ops import pure_density
 
 from ._circuits import CircuitPlan
-from ._common import check_cut_name, circuit_states, draw_cuts, resolve_cut
+from ._common import circuit_states, draw_cuts
 
 CircuitKind = Literal["separable", "biseparable", "entangled", "ghz", "w"]
 

@@ -34,11 +34,11 @@ from pydantic import Field, field_validator
 from qeframe import hookimpl
 from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
 from qeframe.plugin.labels import ENTANGLED, SEPARABLE, UNKNOWN, provenance_code
+from qeframe.quantum.cuts import check_cut_name, resolve_cut
 from qeframe.quantum.ppt import npt_mask
 from qeframe.quantum.random import haar_state
 
 from ._common import (
-    check_cut_name,
     check_int_range,
     draw_cuts,
     kron_states,
@@ -46,7 +46,6 @@ from ._common import (
     place_bipartite,
     random_counts,
     random_weights,
-    resolve_cut,
 )
 
 

@@ -40,9 +40,10 @@ from pydantic import Field, field_validator, model_validator
 
 from qeframe import hookimpl
 from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
+from qeframe.quantum.cuts import check_cut_name, resolve_cut
 from qeframe.quantum.ops import pure_density
 
-from ._common import check_cut_name, draw_cuts, haar_states, resolve_cut
+from ._common import draw_cuts, haar_states
 
 
 class HaarParams(FamilyParams):

@@ -48,13 +48,13 @@ from pydantic import Field, field_validator, model_validator
 from qeframe import hookimpl
 from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
 from qeframe.plugin.labels import provenance_code
+from qeframe.quantum.cuts import check_cut_name, resolve_cut
 from qeframe.quantum.ops import PURE_TOL, purity
 from qeframe.quantum.ppt import PPT_TOL, npt_mask
 
 from ._common import (
     CONSTRUCTION,
     UNKNOWN_PROV,
-    check_cut_name,
     check_int_range,
     circuit_states,
     draw_cuts,
@@ -62,7 +62,6 @@ from ._common import (
     mix_vectors,
     random_counts,
     random_weights,
-    resolve_cut,
     sample_until,
 )
 

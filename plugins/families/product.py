@@ -56,7 +56,7 @@ from pydantic import Field, field_validator, model_validator
 
 from qeframe import hookimpl
 from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
-from qeframe.quantum.cuts import n_cuts
+from qeframe.quantum.cuts import check_cut_name, n_cuts, resolve_cut
 from qeframe.quantum.ops import PURE_TOL, batch_kron, pure_density, purity
 
 from ._common import (
@@ -64,7 +64,6 @@ from ._common import (
     a3_states,
     biseparable_fully_separable,
     biseparable_truth,
-    check_cut_name,
     check_int_range,
     circuit_states,
     draw_cuts,
@@ -74,7 +73,6 @@ from ._common import (
     random_counts,
     random_weights,
     reduced_from_vectors,
-    resolve_cut,
     truth_from_codes,
 )
 

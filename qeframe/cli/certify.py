@@ -27,33 +27,6 @@ from qeframe.errors import QeframeError
 _VERDICT = {1: "entangled", 0: "separable", -1: "unknown"}
 
 
-def load_density_matrices(path: Path) -> np.ndarray:
-    """Load ``.npy`` or ``.npz`` (key ``rho``) and validate; user errors raise :class:`QeframeError`."""
-    from qeframe.quantum.validation import validate_density_matrices
-
-    if not path.is_file():
-        raise QeframeError(f"file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix not in (".npy", ".npz"):
-        raise QeframeError(
-            f"unsupported file type {path.suffix!r} for {path}; allowed: .npy, .npz (key 'rho')"
-        )
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
-        raise QeframeError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
-    if suffix == ".npz":
-        with loaded:
-            if "rho" not in loaded.files:
-                raise QeframeError(
-                    f"{path} has no array 'rho'; it has: {', '.join(loaded.files) or 'nothing'}"
-                )
-            arr = loaded["rho"]
-    else:
-        arr = loaded
-    return validate_density_matrices(arr)
-
-
 def _write(out: Path, record: dict[str, Any], cert: Any) -> None:
     suffix = out.suffix.lower()
     if suffix == ".json":
@@ -103,6 +76,7 @@ def certify_command(
     separable ball -> separable; DPS-2 symmetric-extension SDP -> entangled (needs
     pip install 'qeframe\[certify]'); otherwise unknown, with the reason.
     """
+    from qeframe.io import load_density_matrices
     from qeframe.plugin.registry import get_registry
 
     if out is not None and out.suffix.lower() not in (".json", ".npz"):

@@ -1,8 +1,9 @@
-"""``qeframe data build|merge|info|export|list``: build and inspect dataset stores ``data/<name>/``.
+"""``qeframe data build|merge|info|export|verify|migrate|list``: build and inspect stores ``data/<name>/``.
 
 ``build``, ``merge`` and ``list`` read the registry file (``--registry``, default ``./registry.toml``);
-``info`` and ``export`` read only the store. Every command takes ``--data-dir`` (default ``data``);
-tables also come as ``--json``. Sharded builds (:mod:`qeframe.data.shards`): ``build NAME --shard i/N``
+``info``, ``export``, ``verify`` and ``migrate`` read only the store. Every store is checked against
+the hashes of its manifest before it is used (:mod:`qeframe.data.verify`); ``verify`` does it on
+demand. Every command takes ``--data-dir`` (default ``data``); tables also come as ``--json``. Sharded builds (:mod:`qeframe.data.shards`): ``build NAME --shard i/N``
 builds one shard store ``data/<name>.shard-i-of-N/``, ``merge NAME`` merges the ``N`` shards into
 ``data/<name>/``, ``build NAME --shards N [--executor E]`` does both through an executor plugin.
 """
@@ -65,10 +66,13 @@ def build_command(
     as_json: JsonOption = False,
 ) -> None:
     """Build dataset stores; an interrupted build resumes, an up-to-date store is kept (unless --force)."""
-    from qeframe.plugin.registry import get_registry
-    from qeframe.data.shards import build_shard, build_sharded, parse_shard, shard_dir_name
     from qeframe.config.specs import load_registry_file, validate_dataset_plugins
-    from qeframe.data.store import build_dataset, read_manifest, store_status
+    from qeframe.data.format import read_manifest
+    from qeframe.data.merge import build_sharded
+    from qeframe.data.reader import store_status
+    from qeframe.data.shards import build_shard, parse_shard, shard_dir_name
+    from qeframe.data.store import build_dataset
+    from qeframe.plugin.registry import get_registry
 
     if shard is not None and (shards is not None or executor is not None):
         raise QeframeError(
@@ -175,6 +179,8 @@ def build_command(
         seconds = time.perf_counter() - t0
         if before == "built" and not force:
             status, rate = "up to date", None
+        elif before == "stale" and not force and "migrated" in ds.manifest:
+            status, rate = "migrated", None
         else:
             status = "resumed" if before == "partial" else "built"
             rate = round(ds.manifest["build"]["states_per_second"])
@@ -231,9 +237,9 @@ def merge_command(
     """Merge the shards built with `data build NAME --shard i/N` into data/<name>/ (as one build makes it)."""
     import shutil
 
-    from qeframe.plugin.registry import get_registry
-    from qeframe.data.shards import merge_shards
     from qeframe.config.specs import load_registry_file
+    from qeframe.data.merge import merge_shards
+    from qeframe.plugin.registry import get_registry
 
     spec = load_registry_file(registry).dataset(name)
     t0 = time.perf_counter()
@@ -277,7 +283,7 @@ def info_command(
     as_json: JsonOption = False,
 ) -> None:
     """Per-family counts, per-cut label balance and provenance counts of a built store (its manifest)."""
-    from qeframe.data.store import open_dataset
+    from qeframe.data.reader import open_dataset
 
     m = open_dataset(name, data_dir=data_dir).manifest
     if as_json:
@@ -326,11 +332,103 @@ def export_command(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Export a built store to one .npz: rho, labels, family, cuts, provenance names, ground truth."""
-    from qeframe.data.store import export_npz, open_dataset
+    from qeframe.data.export import export_npz
+    from qeframe.data.reader import open_dataset
 
     ds = open_dataset(name, data_dir=data_dir)
     export_npz(ds, out)
     console.print(f"wrote {len(ds)} states of {name!r} to {out}", highlight=False)
+
+
+def _store_names(names: list[str] | None, data_dir: Path) -> list[str]:
+    """``names``, or every dataset store folder of ``data_dir`` (shard stores left out)."""
+    from qeframe.data.format import SHARD_KIND, read_manifest
+
+    if names:
+        return list(dict.fromkeys(names))
+    found = sorted(
+        p.name
+        for p in (data_dir.iterdir() if data_dir.is_dir() else [])
+        if p.is_dir() and (m := read_manifest(p)) is not None and m.get("kind") != SHARD_KIND
+    )
+    if not found:
+        raise QeframeError(f"no dataset stores in {data_dir}; build one with `qeframe data build NAME`")
+    return found
+
+
+@data_app.command("verify")
+def verify_command(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Datasets to check (default: every store of --data-dir).")
+    ] = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonOption = False,
+) -> None:
+    """Rehash every file of the stores and compare with their manifests; exit 2 naming the first
+    corrupt file (with the expected and actual sha256) when one differs."""
+    from qeframe.data.reader import open_dataset
+    from qeframe.data.verify import check_store
+    from qeframe.errors import StoreError
+
+    rows: list[list[Any]] = []
+    failures: list[str] = []
+    for name in _store_names(names, data_dir):
+        t0 = time.perf_counter()
+        try:
+            ds = open_dataset(name, data_dir=data_dir, verify=False)
+        except StoreError as exc:
+            rows.append([name, None, None, None, None, f"unreadable: {exc}"])
+            failures.append(str(exc))
+            continue
+        damage = check_store(ds.path, ds.manifest, use_cache=False)
+        seconds = time.perf_counter() - t0
+        size = sum((p / f"{a}.npy").stat().st_size for p in ds.shard_paths for a in ds.manifest["arrays"])
+        if damage:
+            status = f"corrupt: {', '.join(str(d.path) for d in damage)}"
+            failures.append(
+                damage[0].message(f"dataset {name!r}", f"rebuild it with `qeframe data build {name} --force`")
+            )
+        else:
+            status = "ok"
+        rows.append(
+            [
+                name,
+                len(ds),
+                round(size / 2**20, 1),
+                round(seconds, 2),
+                round(size / 2**20 / max(seconds, 1e-9)),
+                status,
+            ]
+        )
+    print_table(
+        f"dataset stores checked against their manifests ({data_dir})",
+        ["dataset", "states", "MiB", "seconds", "MiB/s", "status"],
+        rows,
+        as_json,
+    )
+    if failures:
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise QeframeError(failures[0] + more)
+
+
+@data_app.command("migrate")
+def migrate_command(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Datasets to migrate (default: every store of --data-dir).")
+    ] = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonOption = False,
+) -> None:
+    """Bring stores of the previous store format up to this one without rebuilding: the arrays are
+    checked against the old manifest and only the manifest is rewritten."""
+    from qeframe.data.store import migrate
+
+    rows: list[list[Any]] = []
+    for name in _store_names(names, data_dir):
+        t0 = time.perf_counter()
+        status = migrate(name, data_dir=data_dir)
+        rows.append([name, status, round(time.perf_counter() - t0, 2)])
+    print_table(f"dataset stores ({data_dir})", ["dataset", "status", "seconds"], rows, as_json)
 
 
 @data_app.command("list")
@@ -340,9 +438,10 @@ def list_command(
     as_json: JsonOption = False,
 ) -> None:
     """Datasets declared in the registry and the state of their stores (built, stale, partial, missing)."""
-    from qeframe.data.shards import shard_status
     from qeframe.config.specs import load_registry_file
-    from qeframe.data.store import read_manifest, store_status
+    from qeframe.data.format import read_manifest
+    from qeframe.data.reader import store_status
+    from qeframe.data.shards import shard_status
 
     registry_file = load_registry_file(registry)
     rows: list[list[Any]] = []

@@ -67,7 +67,7 @@ def render_command(
 ) -> None:
     """Write RUN_DIR/results.md again from RUN_DIR/results.json, in the current table layout."""
     from qeframe.evaluation.tables import results_markdown
-    from qeframe.learn.runs import atomic_write_text
+    from qeframe.io import atomic_write_text
 
     results, heading = read_run_results(run_dir)
     target = out if out is not None else run_dir / "results.md"

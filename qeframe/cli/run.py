@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 
 from qeframe.cli.base import DEFAULT_REGISTRY, JsonOption, RegistryOption, app, console
@@ -165,31 +164,9 @@ def _print_many(many: Any, as_json: bool) -> None:
 # classify
 
 
-def load_matrices(path: Path) -> np.ndarray:
-    """Read ``.npy`` (the array) or ``.npz`` (key ``rho``) without pickle; errors are one line."""
-    if not path.is_file():
-        raise QeframeError(f"file {str(path)!r} not found")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            return np.load(path, allow_pickle=False)
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                if "rho" not in archive.files:
-                    raise QeframeError(
-                        f"{path}: no array 'rho' in the .npz (found: {', '.join(archive.files) or 'none'})"
-                    )
-                return archive["rho"]
-    except QeframeError:
-        raise
-    except (ValueError, OSError, EOFError) as exc:
-        raise QeframeError(f"{path}: cannot read the array: {exc}") from None
-    raise QeframeError(f"{path}: unsupported file type {suffix or '(none)'!r}; expected .npy or .npz")
-
-
 def _write_probabilities(out: Path, result: Any, payload: dict[str, Any]) -> None:
     """``--out``: the JSON payload, or a CSV with per cut P(entangled), the answer and its proof."""
-    from qeframe.learn.runs import atomic_write_json, atomic_write_text
+    from qeframe.io import atomic_write_json, atomic_write_text
 
     if out.suffix.lower() == ".json":
         atomic_write_json(out, payload, sort_keys=False)
@@ -227,11 +204,13 @@ def classify_command(
     answers with the raw model probability, marked uncalibrated).
     """
     from qeframe.detector import Detector
+    from qeframe.io import load_density_matrices
 
     if out is not None and out.suffix.lower() not in (".json", ".csv"):
         raise QeframeError(f"--out {out}: unsupported file type; expected .json or .csv")
     detector = Detector.from_run(run, device=device)  # a damaged prediction.json fails here
-    result = detector.predict(load_matrices(file))  # the notebook API's code: same numbers
+    rho = load_density_matrices(file, n_qubits=detector.n_qubits)
+    result = detector.predict(rho)  # the notebook API's code: same numbers
     answer = result.to_dict()
     payload = {"run": answer["run"], "epoch": answer["epoch"], "file": str(file), **answer}
     if out is not None:

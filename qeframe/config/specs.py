@@ -48,6 +48,10 @@ from qeframe.errors import SpecError
 from qeframe.plugin.registry import Registry, format_validation_error
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+#: Free text of a dataset spec: shown in tables and recorded in the store's manifest, but no part of
+#: the stored arrays, so left out of :meth:`DatasetSpec.identity_hash` (a typo fix never rebuilds a
+#: store): the dataset's ``description`` and each family entry's ``tag``.
+FREE_TEXT = ("description", "families[].tag")
 
 
 class Frame(BaseModel):
@@ -67,7 +71,11 @@ class FamilyEntry(Frame):
     family: str = Field(description="state-family plugin name")
     count: int = Field(gt=0, description="number of states kept after labelling")
     params: dict[str, Any] = Field(default_factory=dict, description="the family's parameters (below)")
-    tag: str | None = Field(default=None, description="name of this group in tables (default: the family)")
+    tag: str | None = Field(
+        default=None,
+        description="name of this group in tables (default: the family); free text: renaming it "
+        "updates a built store's manifest, never its arrays",
+    )
 
     @property
     def label(self) -> str:
@@ -85,7 +93,11 @@ class DatasetSpec(Frame):
     split: Literal["train", "validation", "test"] = Field(default="train", description="what the set is for")
     labeler: ComponentRef = Field(description='labeler plugin: `"name"` or `{ name = ..., params = {...} }`')
     families: list[FamilyEntry] = Field(min_length=1, description="the groups of states, in order")
-    description: str = Field(default="", description="free text shown by `qeframe data list`")
+    description: str = Field(
+        default="",
+        description="free text, recorded in the store's manifest; not part of the store's identity, "
+        "so editing it never rebuilds the store",
+    )
 
     @field_validator("labeler", mode="before")
     @classmethod
@@ -97,8 +109,23 @@ class DatasetSpec(Frame):
         return self.model_dump(mode="json")
 
     def spec_hash(self) -> str:
-        """sha256 of the canonical JSON of the spec; a store built from another spec has another hash."""
+        """sha256 of the canonical JSON of the whole spec, free text included (what the registry says;
+        recorded in manifests and run folders). What decides a rebuild is :meth:`identity_hash`."""
         blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def identity(self) -> dict[str, Any]:
+        """:meth:`canonical` without the free text of :data:`FREE_TEXT` (``description``, the tags)."""
+        data = self.canonical()
+        data.pop("description", None)
+        for entry in data["families"]:
+            entry.pop("tag", None)
+        return data
+
+    def identity_hash(self) -> str:
+        """sha256 of the canonical JSON of :meth:`identity`: equal for two specs exactly when they make
+        the same stored arrays (store format 3 on; :mod:`qeframe.data.format`)."""
+        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
 
 

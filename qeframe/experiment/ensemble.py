@@ -26,7 +26,8 @@ from qeframe.learn.arrays import DatasetArrays
 from qeframe.learn.ensemble import ensemble_dir, route_arrays, routing_counts, score_arrays
 from qeframe.learn.ensemble_training import EnsembleResult, manifest, train_ensemble
 from qeframe.learn.prediction import fit_for_run
-from qeframe.learn.runs import RunDir, atomic_write_json, atomic_write_text
+from qeframe.learn.runs import RunDir
+from qeframe.io import atomic_write_json, atomic_write_text
 from qeframe.learn.train import TrainProgress
 
 if TYPE_CHECKING:

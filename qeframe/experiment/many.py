@@ -105,7 +105,7 @@ def run_many(
     from qeframe.data.store import ensure_dataset
     from qeframe.evaluation.tables import TableData, comparison_tables, tables_markdown
     from qeframe.learn.arrays import resolve_device
-    from qeframe.learn.runs import atomic_write_json, atomic_write_text
+    from qeframe.io import atomic_write_json, atomic_write_text
     from qeframe.plugin.registry import get_registry
 
     experiments = list(names)

@@ -229,7 +229,7 @@ def _run(
         torchrun_env,
         wants_distributed,
     )
-    from qeframe.learn.runs import RunDir, experiment_spec_hash
+    from qeframe.learn.runs import RunDir, experiment_spec_hash, resume_spec_hash
     from qeframe.plugin.registry import get_registry
 
     registry_file = load_registry_file(options.registry)
@@ -260,6 +260,8 @@ def _run(
             raise QeframeError(
                 f"--resume {resume}: that run is of experiment {recorded!r}, not {experiment!r}"
             )
+        if run.spec_file.is_file():  # a run recorded before store format 3 keeps its hash
+            spec_hash = resume_spec_hash(run.read_spec().get("spec_hash"), spec, registry_file.datasets)
 
     if not main_rank:  # rank 0 builds what is missing; load only what training reads
         _wait_for_datasets(names, registry_file, options.data_dir)
@@ -320,7 +322,8 @@ def _train_and_evaluate(
     from qeframe.evaluation.tables import results_markdown
     from qeframe.evaluation.plots import write_plots
     from qeframe.learn.prediction import fit_for_run
-    from qeframe.learn.runs import RunDir, atomic_write_json, atomic_write_text
+    from qeframe.learn.runs import RunDir
+    from qeframe.io import atomic_write_json, atomic_write_text
     from qeframe.learn.train import Trainer
     from qeframe.plugin.progress import TrainingProgress
 
@@ -421,7 +424,7 @@ def _write_run_records(run: RunDir, job: _Prepared, registry_path: Path, trainer
     import torch
 
     from qeframe import __version__
-    from qeframe.learn.runs import atomic_write_json
+    from qeframe.io import atomic_write_json
 
     registry_file, spec, reg = job.registry_file, job.spec, job.registry
     atomic_write_json(
@@ -434,6 +437,7 @@ def _write_run_records(run: RunDir, job: _Prepared, registry_path: Path, trainer
                 n: {
                     "spec": registry_file.dataset(n).canonical(),
                     "spec_hash": registry_file.dataset(n).spec_hash(),
+                    "identity_hash": registry_file.dataset(n).identity_hash(),
                 }
                 for n in job.names
             },

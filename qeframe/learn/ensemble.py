@@ -57,12 +57,12 @@ import numpy as np
 import torch
 
 from qeframe.errors import QeframeError, SpecError
+from qeframe.io import atomic_write_json
 from qeframe.learn.arrays import DatasetArrays, model_input
 from qeframe.learn.checkpoints import build_model_from_config, load_state
 from qeframe.learn.runs import (
     RunDir,
     atomic_save_tensors,
-    atomic_write_json,
     load_model_weights,
     load_tensors,
     read_checkpoint_config,

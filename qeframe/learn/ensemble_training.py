@@ -33,7 +33,8 @@ from qeframe.learn.ensemble import (
     save_router,
     subset_arrays,
 )
-from qeframe.learn.runs import RunDir, atomic_write_json, read_checkpoint_config
+from qeframe.learn.runs import RunDir, read_checkpoint_config
+from qeframe.io import atomic_write_json
 from qeframe.learn.train import Trainer, TrainProgress
 from qeframe.plugin.interfaces import Router
 

@@ -80,9 +80,9 @@ from qeframe.quantum.ppt import npt_mask, npt_tolerance
 if TYPE_CHECKING:
     import torch
 
-    from qeframe.learn.runs import RunDir
     from qeframe.config.specs import PredictionSpec
     from qeframe.learn.arrays import DatasetArrays
+    from qeframe.learn.runs import RunDir
 
 PREDICTION_FORMAT = "qeframe-prediction/1"
 PREDICTION_FILE = "prediction.json"
@@ -639,7 +639,7 @@ def prediction_path(run: RunDir | Path) -> Path:
 
 def write_prediction(run: RunDir | Path, config: PredictionConfig) -> Path:
     """``prediction.json`` in the run folder (atomic)."""
-    from qeframe.learn.runs import atomic_write_json
+    from qeframe.io import atomic_write_json
 
     path = prediction_path(run)
     atomic_write_json(path, config.to_dict(), sort_keys=False)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qeframe.errors import QeframeError
+from qeframe.io import atomic_write_json, atomic_write_text, fsync_dir, temporary_path
 
 if TYPE_CHECKING:
     import torch
@@ -48,27 +49,6 @@ _EPOCH_JSON = re.compile(r"^epoch-(\d{4,})\.json$")
 # atomic files
 
 
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and :func:`os.replace` (never half-written)."""
-    path = Path(path)
-    tmp = _tmp_path(path)
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: str | Path, data: Any, *, sort_keys: bool = True) -> None:
-    """:func:`atomic_write_text` of ``data`` as indented JSON (keys sorted unless ``sort_keys=False``,
-    for documents whose key order means something, such as table rows)."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=sort_keys, allow_nan=False) + "\n")
-
-
 def atomic_save_tensors(
     path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
@@ -79,12 +59,13 @@ def atomic_save_tensors(
     from safetensors.torch import save_file
 
     path = Path(path)
-    tmp = _tmp_path(path)
+    tmp = temporary_path(path)
     plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     save_file(plain, str(tmp), metadata=metadata)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
@@ -132,10 +113,17 @@ def file_sha256(path: str | Path) -> str:
 # spec hash
 
 
-def experiment_spec_hash(experiment: ExperimentSpec, datasets: Mapping[str, DatasetSpec]) -> str:
+def experiment_spec_hash(
+    experiment: ExperimentSpec, datasets: Mapping[str, DatasetSpec], *, legacy: bool = False
+) -> str:
     """sha256 of what determines the trained model: the canonical JSON of the experiment's model,
-    training (without ``epochs``), router and train/validation dataset names, plus the spec hashes
-    of those datasets.
+    training (without ``epochs``), router and train/validation dataset names, plus the identity
+    hashes of those datasets (:meth:`DatasetSpec.identity_hash`: their specs without the free text,
+    so fixing a dataset's description or tags does not make another experiment).
+
+    ``legacy=True`` gives the hash of runs recorded before store format 3, which took the datasets'
+    full :meth:`DatasetSpec.spec_hash` (free text included); ``qeframe run --resume`` accepts a run
+    folder recorded under it for the same spec (:func:`resume_spec_hash`).
 
     Left out: ``training.epochs`` under a constant learning rate (when to stop, not what is
     trained: a run resumed with more ``--epochs`` is the same run continued; a learning-rate
@@ -157,8 +145,26 @@ def experiment_spec_hash(experiment: ExperimentSpec, datasets: Mapping[str, Data
     for key in ("test", "evaluation", "prediction", "description"):
         spec.pop(key, None)
     names = [experiment.train, *experiment.validation]
-    blob = {"experiment": spec, "datasets": {n: datasets[n].spec_hash() for n in sorted(set(names))}}
+    key = (lambda d: d.spec_hash()) if legacy else (lambda d: d.identity_hash())
+    blob = {"experiment": spec, "datasets": {n: key(datasets[n]) for n in sorted(set(names))}}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def resume_spec_hash(
+    recorded: str | None, experiment: ExperimentSpec, datasets: Mapping[str, DatasetSpec]
+) -> str:
+    """The spec hash a resumed run goes on under: the current :func:`experiment_spec_hash`, or the
+    ``recorded`` one of a run folder written before store format 3 when it equals the legacy hash of
+    the same spec (the run continues under the hash it was started with). Any other mismatch is
+    left to the trainer's check, which refuses to resume a run of another spec."""
+    current = experiment_spec_hash(experiment, datasets)
+    if (
+        recorded
+        and recorded != current
+        and recorded == experiment_spec_hash(experiment, datasets, legacy=True)
+    ):
+        return recorded
+    return current
 
 
 # --------------------------------------------------------------------------------------------------

@@ -360,9 +360,9 @@ class Executor(Component):
     returns their results in task order.
 
     qeframe hands it the shards of a dataset build (``qeframe data build NAME --executor NAME
-    --shards N``, :func:`qeframe.data.shards.build_sharded`): each task is a small picklable
-    :class:`qeframe.data.shards.ShardTask` and ``fn`` is the top-level function
-    :func:`qeframe.data.shards.run_shard_task`, which writes one shard store under the task's data folder
+    --shards N``, :func:`qeframe.data.merge.build_sharded`): each task is a small picklable
+    :class:`qeframe.data.merge.ShardTask` and ``fn`` is the top-level function
+    :func:`qeframe.data.merge.run_shard_task`, which writes one shard store under the task's data folder
     and returns a JSON-able summary. The contract of :meth:`map`:
 
     * call ``fn(task)`` exactly once per task, as concurrently as the backend allows; ``fn`` may run

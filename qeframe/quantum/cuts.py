@@ -9,6 +9,9 @@ is named first. Cuts are ordered by the size of the named side, then lexicograph
 
 There are ``2**(n-1) - 1`` cuts.
 
+User-given cut names (family parameters, options) are parsed and validated by :func:`check_cut_name`
+and located by :func:`resolve_cut`, for built-in and third-party families alike.
+
 Qubit permutations follow :func:`qeframe.quantum.ops.permute_qubits`: ``perm[k]`` is the old
 qubit that becomes new qubit ``k``. Such a permutation maps cut ``j`` of the old state to cut
 ``cut_index_map(perm)[j]`` of the new one.
@@ -16,11 +19,14 @@ qubit that becomes new qubit ``k``. Such a permutation maps cut ``j`` of the old
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from itertools import combinations
 
 import numpy as np
+
+from qeframe.errors import QeframeError
 
 
 @dataclass(frozen=True)
@@ -100,3 +106,57 @@ def cut_index_maps(perms: np.ndarray) -> np.ndarray:
     unique, inverse = np.unique(perms, axis=0, return_inverse=True)
     maps = np.stack([cut_index_map(p) for p in unique])
     return maps[inverse.reshape(-1)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Cut names given by users (family parameters, command-line options)
+
+
+_CUT_NAME_RE = re.compile(r"^\s*([0-9,]+)\s*\|\s*([0-9,]+)\s*$")
+
+
+def check_cut_name(name: str) -> str:
+    """Validate a cut name such as ``"1|23"``, ``"12|34"`` or ``"1,2|3,...,10"``; returns it normalised.
+
+    For the pydantic validators of family parameters (a third-party family reuses it as
+    ``field_validator("cut")(lambda v: None if v is None else check_cut_name(v))``): raises
+    :class:`ValueError`, which pydantic reports with the key path.
+
+    The two sides must split qubits ``1..m`` (``m`` the number of qubits named), in either order;
+    the result is the canonical name of :func:`cut_names` (``"23|1"`` -> ``"1|23"``). Whether ``m``
+    matches the number of qubits actually generated is checked when sampling (:func:`resolve_cut`).
+    """
+    match = _CUT_NAME_RE.match(name)
+    if not match:
+        raise ValueError(f"cut {name!r} is not of the form '1|23'")
+    sides = []
+    for part in match.groups():
+        tokens = part.split(",") if "," in part else list(part)
+        if any(not t.isdigit() for t in tokens):
+            raise ValueError(f"cut {name!r} is not of the form '1|23'")
+        sides.append([int(t) for t in tokens])
+    m = len(sides[0]) + len(sides[1])
+    named = {frozenset(sides[0]), frozenset(sides[1])}
+    normalised = None
+    for cut in bipartitions(max(m, 2)):
+        if len(set(sides[0])) + len(set(sides[1])) == m and named == {
+            frozenset(q + 1 for q in cut.side_a),
+            frozenset(q + 1 for q in cut.side_b),
+        }:
+            normalised = cut.name
+    if normalised is None:
+        raise ValueError(
+            f"cut {name!r} is not a bipartition of qubits 1..{m}; allowed: {', '.join(cut_names(max(m, 2)))}"
+        )
+    return normalised
+
+
+def resolve_cut(name: str | None, n: int) -> int | None:
+    """Index of the named cut (canonical, as :func:`check_cut_name` returns it) among the cuts of ``n``
+    qubits (``None`` stays ``None``); a one-line :class:`~qeframe.errors.QeframeError` otherwise."""
+    if name is None:
+        return None
+    names = cut_names(n)
+    if name not in names:
+        raise QeframeError(f"cut {name!r} is not a cut of {n} qubits; allowed: {', '.join(names)}")
+    return names.index(name)

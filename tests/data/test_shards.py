@@ -19,22 +19,24 @@ from qeframe_plugins.labelers import negativity
 from store_plugins import ToyPlugin, fails  # test-only plugins and helpers shared by the store tests
 from typer.testing import CliRunner
 
-import qeframe.data.shards as shards_module
-from qeframe.data.build import MAX_OVERSAMPLING, ShardPlan, ShardSchedule, block_rows
+import qeframe.data.merge as merge_module
 from qeframe.cli.base import app
-from qeframe.errors import QeframeError, SpecError, StoreError
-from qeframe.plugin.registry import Registry
+from qeframe.config.specs import DatasetSpec
+from qeframe.data.build import MAX_OVERSAMPLING, block_rows
+from qeframe.data.merge import build_sharded, merge_shards
+from qeframe.data.plan import ShardPlan, ShardSchedule
+from qeframe.data.reader import open_dataset, store_status
 from qeframe.data.shards import (
     build_shard,
-    build_sharded,
     find_shards,
-    merge_shards,
     open_shard,
     parse_shard,
     shard_dir_name,
 )
-from qeframe.config.specs import DatasetSpec
-from qeframe.data.store import _store_lock, build_dataset, open_dataset, store_status
+from qeframe.data.store import build_dataset
+from qeframe.data.writer import store_lock
+from qeframe.errors import QeframeError, SpecError, StoreError
+from qeframe.plugin.registry import Registry
 
 
 def toy_registry() -> Registry:
@@ -280,9 +282,9 @@ def test_interrupted_shard_resumes_to_the_same_content(tmp_path, reg, monkeypatc
     clean = build_shard(
         "toy", spec, 0, 2, data_dir=tmp_path / "clean", registry=reg, workers=1, progress=False
     )
-    from qeframe.data import store
+    from qeframe.data import writer
 
-    real_commit = store._ShardWriter.commit
+    real_commit = writer.FileWriter.commit
     calls = {"n": 0}
 
     def commit_then_die(self):
@@ -291,12 +293,12 @@ def test_interrupted_shard_resumes_to_the_same_content(tmp_path, reg, monkeypatc
             raise _Interrupt
         return real_commit(self)
 
-    monkeypatch.setattr(store._ShardWriter, "commit", commit_then_die)
+    monkeypatch.setattr(writer.FileWriter, "commit", commit_then_die)
     with pytest.raises(_Interrupt):
         build_shard(
             "toy", spec, 0, 2, data_dir=tmp_path, registry=reg, workers=1, shard_size=500, progress=False
         )
-    monkeypatch.setattr(store._ShardWriter, "commit", real_commit)
+    monkeypatch.setattr(writer.FileWriter, "commit", real_commit)
     path = tmp_path / shard_dir_name("toy", 0, 2)
     assert not (path / "manifest.json").exists() and (path / "build.json").exists()
     with pytest.raises(StoreError, match="incomplete"):
@@ -397,7 +399,10 @@ def test_damaged_shard_is_refused(tmp_path, reg):
     data = bytearray(rho.read_bytes())
     data[-3] ^= 0xFF
     rho.write_bytes(bytes(data))
-    with pytest.raises(StoreError, match="shard 1/2 .* damaged"):
+    with pytest.raises(
+        StoreError,
+        match=r"shard 1/2 of dataset 'toy' is corrupt: .*shard-00000/rho.npy has sha256 [0-9a-f]{64}, its manifest says [0-9a-f]{64}; rebuild it with `qeframe data build toy --shard 1/2 --force`",
+    ):
         merge_shards("toy", spec, data_dir=tmp_path, registry=reg, progress=False)
     assert not (tmp_path / "toy").exists()
 
@@ -406,7 +411,7 @@ def test_shard_being_built_elsewhere_is_refused(tmp_path, reg):
     spec = keeping_spec()
     path = tmp_path / shard_dir_name("toy", 0, 2)
     path.mkdir(parents=True)
-    with _store_lock(path, "x"), pytest.raises(StoreError, match="being built by another process"):
+    with store_lock(path, "x"), pytest.raises(StoreError, match="being built by another process"):
         build_shard("toy", spec, 0, 2, data_dir=tmp_path, registry=reg, progress=False)
 
 
@@ -559,9 +564,9 @@ def test_cli_shard_errors_are_one_line(env, capsys):
 
 
 def test_task_registry_is_restored(tmp_path, reg):
-    assert shards_module._TASK_REGISTRY is None
+    assert merge_module._TASK_REGISTRY is None
     build_sharded("toy", keeping_spec(), 2, data_dir=tmp_path, registry=reg, progress=False)
-    assert shards_module._TASK_REGISTRY is None
+    assert merge_module._TASK_REGISTRY is None
     assert Path(tmp_path / "toy" / "manifest.json").is_file()
 
 
@@ -569,7 +574,7 @@ def test_merge_waits_for_no_shard_being_built(tmp_path, reg):
     spec = keeping_spec()
     manifests = build_all("toy", spec, 2, tmp_path, reg)
     with (
-        _store_lock(tmp_path / manifests[0]["name"], "x"),
+        store_lock(tmp_path / manifests[0]["name"], "x"),
         pytest.raises(StoreError, match="another process"),
     ):
         merge_shards("toy", spec, data_dir=tmp_path, registry=reg, progress=False)
@@ -581,13 +586,13 @@ def test_read_only_shards_can_be_merged(tmp_path, reg, monkeypatch):
     spec = keeping_spec()
     single = build_dataset("toy", spec, data_dir=tmp_path / "one", registry=reg, workers=1, progress=False)
     build_all("toy", spec, 2, tmp_path / "ro", reg)
-    real_lock = shards_module._store_lock
+    real_lock = merge_module.store_lock
 
     def lock(path, label):
         if ".shard-" in Path(path).name:
             raise PermissionError(13, "Read-only file system")
         return real_lock(path, label)
 
-    monkeypatch.setattr(shards_module, "_store_lock", lock)
+    monkeypatch.setattr(merge_module, "store_lock", lock)
     merged = merge_shards("toy", spec, data_dir=tmp_path / "ro", registry=reg, progress=False)
     assert merged.content_hash == single.content_hash

@@ -22,22 +22,17 @@ import pytest
 from qeframe_plugins.labelers import negativity
 from store_plugins import ToyPlugin  # test-only plugins shared by the store and shard tests
 
+from qeframe.config.specs import DatasetSpec, parse_registry
 from qeframe.data.build import block_rows, block_seed, block_size_for, iter_pieces
+from qeframe.data.export import export_npz
+from qeframe.data.reader import open_dataset, store_status
+from qeframe.data.store import build_dataset, ensure_dataset
+from qeframe.data.writer import FileWriter, store_lock
 from qeframe.errors import SpecError, StoreError, UnknownComponentError
 from qeframe.plugin.interfaces import StateBatch
 from qeframe.plugin.labels import PROVENANCE, provenance_code
-from qeframe.quantum.cuts import cut_names
 from qeframe.plugin.registry import Registry
-from qeframe.config.specs import DatasetSpec, parse_registry
-from qeframe.data.store import (
-    _ShardWriter,
-    _store_lock,
-    build_dataset,
-    ensure_dataset,
-    export_npz,
-    open_dataset,
-    store_status,
-)
+from qeframe.quantum.cuts import cut_names
 
 
 def toy_registry() -> Registry:
@@ -196,7 +191,7 @@ class _Interrupt(BaseException):
 
 def _interrupt_after(monkeypatch, shards: int) -> None:
     """Make the build stop (as Ctrl-C would) once ``shards`` shards are committed."""
-    original = _ShardWriter.commit
+    original = FileWriter.commit
     done = []
 
     def commit(self):
@@ -205,7 +200,7 @@ def _interrupt_after(monkeypatch, shards: int) -> None:
         done.append(1)
         return original(self)
 
-    monkeypatch.setattr(_ShardWriter, "commit", commit)
+    monkeypatch.setattr(FileWriter, "commit", commit)
 
 
 @pytest.mark.parametrize("shards_before", [1, 3, 5])
@@ -426,7 +421,7 @@ def test_ensure_dataset_builds_missing_and_stale(tmp_path, reg):
 def test_store_being_built_elsewhere_is_refused(tmp_path, reg):
     (tmp_path / "x").mkdir()
     # flock is per open file description: a second open in this process conflicts as another process would
-    with _store_lock(tmp_path / "x", "x"), pytest.raises(StoreError, match="being built by another process"):
+    with store_lock(tmp_path / "x", "x"), pytest.raises(StoreError, match="being built by another process"):
         build_dataset("x", make_spec(), data_dir=tmp_path, registry=reg, workers=1, progress=False)
 
 
@@ -438,7 +433,7 @@ def test_unwritable_data_dir_is_a_store_error(tmp_path, reg):
 
 
 def test_full_disk_is_a_store_error_and_nothing_claims_completeness(tmp_path, reg, monkeypatch):
-    original = _ShardWriter.append
+    original = FileWriter.append
     calls = []
 
     def append(self, arrays, source):
@@ -447,7 +442,7 @@ def test_full_disk_is_a_store_error_and_nothing_claims_completeness(tmp_path, re
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         original(self, arrays, source)
 
-    monkeypatch.setattr(_ShardWriter, "append", append)
+    monkeypatch.setattr(FileWriter, "append", append)
     with pytest.raises(StoreError, match="No space left on device"):
         build_dataset(
             "x", make_spec(), data_dir=tmp_path, registry=reg, workers=1, shard_size=1000, progress=False
@@ -479,12 +474,12 @@ def test_store_of_an_older_format_is_named_and_rebuilt(tmp_path, reg):
     manifest["format"] = 1
     (ds.path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(
-        StoreError, match=r"store format 1, this qeframe reads format 2 .*qeframe data build x"
+        StoreError, match=r"store format 1, this qeframe reads format 3 .*qeframe data build x"
     ):
         open_dataset("x", data_dir=tmp_path)
     assert store_status("x", spec, data_dir=tmp_path) == "stale"
     rebuilt = build_dataset("x", spec, data_dir=tmp_path, registry=reg, workers=1, progress=False)
-    assert rebuilt.manifest["format"] == 2 and rebuilt.content_hash == ds.content_hash
+    assert rebuilt.manifest["format"] == 3 and rebuilt.content_hash == ds.content_hash
 
 
 # --------------------------------------------------------------------------------------------------

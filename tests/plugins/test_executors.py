@@ -18,10 +18,10 @@ from qeframe_plugins.executors.local import LocalExecutor
 from qeframe_plugins.executors.ray import RayExecutor
 
 from qeframe import hookimpl
+from qeframe.config.specs import DatasetSpec
 from qeframe.errors import QeframeError, SpecError
 from qeframe.plugin.interfaces import KINDS, Executor
 from qeframe.plugin.registry import Registry, get_registry
-from qeframe.config.specs import DatasetSpec
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 
@@ -101,7 +101,8 @@ def test_ray_executor_on_a_local_instance(tmp_path):
     """Task order and error propagation, then a sharded build through Ray equal to a single build."""
     import ray
 
-    from qeframe.data.shards import build_sharded, parse_shard
+    from qeframe.data.merge import build_sharded
+    from qeframe.data.shards import parse_shard
     from qeframe.data.store import build_dataset
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
