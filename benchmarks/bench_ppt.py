@@ -13,11 +13,18 @@ Workloads (drawn from ``numpy.random.default_rng(--seed)``):
   many of them within 1e-3 of the threshold) — the regime where a sign test has to be exact;
 * ``all``: both, shuffled together (the headline number).
 
-For each workload and each thread count: ``npt_mask`` (batched Cholesky sign test) and
-``negativities`` (``eigvalsh`` of every cut's partial transpose). Times are wall-clock over
-``--repeats`` runs (best and median reported; the best is the usual estimate for a quiet machine)
-plus the process CPU time of the best run. The answers of ``npt_mask`` are checked against
-``eigvalsh`` (``lambda_min < -tol``) on every cut farther than 1e-12 from the threshold.
+For each workload and each thread count, in the same process: ``npt_mask`` with each backend
+(``numpy``: the batch-last numpy factorisation, the reference; ``compiled``: the fused
+``torch.compile`` kernel of :mod:`qeframe.quantum.npt_compiled`), ``negativities`` and the
+``eigvalsh`` sign test. Times are wall-clock over ``--repeats`` runs (best and median reported; the
+best is the usual estimate for a loaded machine) plus the process CPU time of the best run. The
+compile time is measured in fresh subprocesses: ``warm`` (Inductor's disk cache filled) and, with
+``--cold-compile``, ``cold`` (an empty cache directory). The answers of both backends are checked
+against ``eigvalsh`` (``lambda_min < -tol``) on every cut farther than 1e-12 from the threshold,
+and against each other (disagreements are only allowed within 1e-13 of the threshold).
+
+Every figure is written beside the same figure of the previous report (the JSON found at
+``--out``) and the same-run ratio ``compiled / numpy``.
 """
 
 from __future__ import annotations
@@ -43,12 +50,14 @@ from typing import Any
 import numpy as np
 
 import qeframe
+from qeframe.quantum import npt_compiled
 from qeframe.quantum.cuts import n_cuts
 from qeframe.quantum.ppt import PPT_TOL, negativities, npt_chunk_size, npt_mask, pt_min_eigenvalues
 from qeframe.quantum.random import haar_state
 
-#: npt_mask target on the project's 2-core reference machine, 3 qubits, all cuts.
-TARGET_STATES_PER_S = 200_000
+#: npt_mask target (issue 16) on the project's 2-core reference machine, 3 qubits, all cuts, 2 threads.
+TARGET_STATES_PER_S = 2_000_000
+BACKENDS = ("numpy", "compiled")
 
 
 # ------------------------------------------------------------------------------ workloads
@@ -152,6 +161,56 @@ def loadavg() -> list[float] | None:
         return None
 
 
+# ------------------------------------------------------------------------------ compile time
+_COMPILE_PROBE = """
+import os, time, json
+t0, c0 = time.perf_counter(), time.process_time()
+from qeframe.quantum import npt_compiled
+ok = npt_compiled.kernel({n}) is not None
+print(json.dumps({{"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "ok": ok,
+                  "failure": npt_compiled.failure({n})}}))
+"""
+
+
+def compile_time(n: int, cache_dir: str | None) -> dict[str, Any]:
+    """Seconds to import and compile the kernel in a fresh process (``cache_dir``: an Inductor
+    cache directory, None for the default one). CPU seconds are the parent's view of the child
+    (its own process time, compiler subprocesses included via ``RUSAGE_CHILDREN``)."""
+    import resource
+    import tempfile
+
+    env = dict(os.environ)
+    tmp = None
+    if cache_dir is None:
+        pass
+    elif cache_dir == "fresh":
+        tmp = tempfile.TemporaryDirectory(prefix="qeframe-inductor-")
+        env["TORCHINDUCTOR_CACHE_DIR"] = tmp.name
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", _COMPILE_PROBE.format(n=n)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if tmp is not None:
+        tmp.cleanup()
+    try:
+        inner = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        inner = {"ok": False, "failure": proc.stderr.strip().splitlines()[-1:] or None}
+    return {
+        "process_wall_s": wall,
+        "process_cpu_s_with_compilers": (after.ru_utime + after.ru_stime)
+        - (before.ru_utime + before.ru_stime),
+        "in_process": inner,
+    }
+
+
 # ------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
@@ -173,6 +232,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (default 5)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--cold-compile",
+        action="store_true",
+        help="also time a compile into an empty Inductor cache (tens of seconds to minutes)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path("benchmarks/results/ppt.json"), help="JSON output path"
     )
     args = parser.parse_args(argv)
@@ -182,64 +246,109 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     except (OSError, ValueError):
         previous = None
     load_start = loadavg()
+    compiles: dict[str, Any] = {}
+    if args.n <= npt_compiled.MAX_QUBITS:
+        if args.cold_compile:
+            print("compiling the kernel into an empty cache ...", flush=True)
+            compiles["cold"] = compile_time(args.n, "fresh")
+        compiles["warm_first"] = compile_time(args.n, None)  # fills the default cache if needed
+        compiles["warm"] = compile_time(args.n, None)
+        print(f"compile: {json.dumps(compiles)}", flush=True)
+    backends = [b for b in BACKENDS if b == "numpy" or args.n <= npt_compiled.MAX_QUBITS]
+    if "compiled" in backends and npt_compiled.kernel(args.n) is None:
+        backends.remove("compiled")
     print(f"generating {args.states} {args.n}-qubit states ...", flush=True)
     data = workloads(args.n, args.states, args.seed)
     cuts = n_cuts(args.n)
 
-    # exactness: npt_mask against eigvalsh on every workload (away from the threshold)
-    exactness = {}
+    # exactness: each backend against eigvalsh (away from the threshold) and against each other
+    exactness: dict[str, Any] = {}
     for name, rho in data.items():
         lam = pt_min_eigenvalues(rho)
-        mask = npt_mask(rho)
+        truth = lam < -PPT_TOL
         away = np.abs(lam + PPT_TOL) > 1e-12
-        exactness[name] = {
-            "npt_fraction": float((lam < -PPT_TOL).mean()),
+        masks = {b: npt_mask(rho, backend=b) for b in backends}
+        entry: dict[str, Any] = {
+            "npt_fraction": float(truth.mean()),
             "cuts_within_1e-3_of_threshold": int((np.abs(lam + PPT_TOL) < 1e-3).sum()),
             "cuts_within_1e-12_of_threshold": int((~away).sum()),
-            "mismatches_away_from_threshold": int((mask != (lam < -PPT_TOL))[away].sum()),
         }
-        if exactness[name]["mismatches_away_from_threshold"]:
-            raise SystemExit(f"npt_mask disagrees with eigvalsh on {name}: {exactness[name]}")
+        for b, mask in masks.items():
+            entry[f"{b}_mismatches_away_from_threshold"] = int((mask != truth)[away].sum())
+        if "compiled" in masks:
+            differ = masks["compiled"] != masks["numpy"]
+            entry["backend_disagreements"] = int(differ.sum())
+            entry["backend_disagreements_farther_than_1e-13"] = int(
+                (differ & (np.abs(lam + PPT_TOL) > 1e-13)).sum()
+            )
+        exactness[name] = entry
+        bad = [k for k, v in entry.items() if ("mismatches" in k or "farther" in k) and v]
+        if bad:
+            raise SystemExit(f"npt_mask disagrees on {name}: {entry}")
 
-    results: dict[str, Any] = {"npt_mask": {}, "negativities": {}, "eigvalsh_sign_test": {}}
+    results: dict[str, Any] = {f"npt_mask[{b}]": {} for b in backends}
+    results |= {"negativities": {}, "eigvalsh_sign_test": {}}
     for name, rho in data.items():
         eig_rho = rho[: args.eig_states]
         for threads in args.threads:
             key = f"{name}/threads={threads}"
             few = max(1, args.repeats // 2)
-            t = timed(lambda r=rho, w=threads: npt_mask(r, workers=w), args.repeats)
-            results["npt_mask"][key] = rate(len(rho), t)
+            line = f"{key:28s}"
+            for b in backends:
+                t = timed(lambda r=rho, w=threads, b=b: npt_mask(r, workers=w, backend=b), args.repeats)
+                results[f"npt_mask[{b}]"][key] = rate(len(rho), t)
+                line += f" {b} {results[f'npt_mask[{b}]'][key]['states_per_s_best']:>11,.0f}/s"
             t = timed(lambda r=eig_rho, w=threads: negativities(r, workers=w), few)
             results["negativities"][key] = rate(len(eig_rho), t)
             t = timed(lambda r=eig_rho, w=threads: pt_min_eigenvalues(r, workers=w) < -PPT_TOL, few)
             results["eigvalsh_sign_test"][key] = rate(len(eig_rho), t)
-            print(
-                f"{key:28s} npt_mask {results['npt_mask'][key]['states_per_s_best']:>11,.0f} states/s   "
-                f"negativities {results['negativities'][key]['states_per_s_best']:>9,.0f} states/s",
-                flush=True,
-            )
+            line += f"   negativities {results['negativities'][key]['states_per_s_best']:>9,.0f}/s"
+            print(line + f"   load {loadavg()}", flush=True)
 
-    headline = max(results["npt_mask"][f"all/threads={t}"]["states_per_s_best"] for t in args.threads)
-    # same-run ratios against the eigvalsh sign test, and the previous report's figures
-    ratios = {
-        key: round(
-            results["npt_mask"][key]["states_per_s_best"]
+    best_backend = backends[-1]
+    best = results[f"npt_mask[{best_backend}]"]
+    headline = max(best[f"all/threads={t}"]["states_per_s_best"] for t in args.threads)
+    same_run: dict[str, Any] = {}
+    for key in best:
+        ref = results["npt_mask[numpy]"][key]
+        row = {
+            "numpy_over_eigvalsh": ref["states_per_s_best"]
             / results["eigvalsh_sign_test"][key]["states_per_s_best"],
-            2,
-        )
-        for key in results["npt_mask"]
-    }
+        }
+        if "compiled" in backends:
+            new = results["npt_mask[compiled]"][key]
+            row["compiled_over_numpy_wall"] = new["states_per_s_best"] / ref["states_per_s_best"]
+            row["compiled_over_numpy_cpu"] = ref["cpu_s_per_state"] / new["cpu_s_per_state"]
+        same_run[key] = {k: round(v, 3) for k, v in row.items()}
+
     prev = None
     if previous is not None:
+        prev_results = previous.get("results", {})
+        if "npt_mask" in prev_results and "npt_mask[numpy]" not in prev_results:  # report before backends
+            prev_results = {"npt_mask[numpy]": prev_results["npt_mask"], **prev_results}
         prev = {
             "created": previous.get("created"),
             "git_commit": (previous.get("machine") or {}).get("git_commit"),
             "loadavg_start": previous.get("loadavg_start"),
-            "npt_mask_states_per_s_best": {
-                k: v.get("states_per_s_best")
-                for k, v in previous.get("results", {}).get("npt_mask", {}).items()
+            "states_per_s_best": {
+                series: {k: v.get("states_per_s_best") for k, v in figures.items()}
+                for series, figures in prev_results.items()
+                if series != "npt_mask" or "npt_mask[numpy]" not in prev_results
             },
         }
+    beside = {
+        series: {
+            key: {
+                "now": fig["states_per_s_best"],
+                "previous": ((prev or {}).get("states_per_s_best", {}).get(series) or {}).get(key),
+                "numpy_same_run": results["npt_mask[numpy]"][key]["states_per_s_best"]
+                if series.startswith("npt_mask")
+                else None,
+            }
+            for key, fig in figures.items()
+        }
+        for series, figures in results.items()
+    }
     report = {
         "benchmark": "ppt",
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -253,18 +362,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "repeats": args.repeats,
             "seed": args.seed,
             "tol": PPT_TOL,
-            "npt_chunk_states": npt_chunk_size(args.n),
+            "backends": backends,
+            "npt_chunk_states": {"numpy": npt_chunk_size(args.n), "compiled": npt_compiled.CHUNK_STATES},
         },
         "machine": machine_info(),
         "loadavg_start": load_start,
         "loadavg_end": loadavg(),
+        "compile": compiles,
         "exactness": exactness,
         "results": results,
-        "npt_mask_over_eigvalsh_same_run": ratios,
+        "same_run_ratios": same_run,
+        "beside_previous_and_reference": beside,
         "previous": prev,
         "summary": {
+            "backend": best_backend,
             "npt_mask_states_per_s": headline,
             "npt_mask_cut_tests_per_s": headline * cuts,
+            "numpy_states_per_s": max(
+                results["npt_mask[numpy]"][f"all/threads={t}"]["states_per_s_best"] for t in args.threads
+            ),
             "target_states_per_s": TARGET_STATES_PER_S if args.n == 3 else None,
             "meets_target": bool(headline >= TARGET_STATES_PER_S) if args.n == 3 else None,
         },
@@ -273,7 +389,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tmp = args.out.with_suffix(args.out.suffix + ".tmp")
     tmp.write_text(json.dumps(report, indent=2) + "\n")
     tmp.replace(args.out)
-    print(f"npt_mask best: {headline:,.0f} states/s ({headline * cuts:,.0f} cut tests/s); wrote {args.out}")
+    print(
+        f"npt_mask[{best_backend}] best: {headline:,.0f} states/s ({headline * cuts:,.0f} cut tests/s); "
+        f"numpy {report['summary']['numpy_states_per_s']:,.0f}/s; wrote {args.out}"
+    )
     return report
 
 

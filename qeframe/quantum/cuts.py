@@ -160,3 +160,45 @@ def resolve_cut(name: str | None, n: int) -> int | None:
     if name not in names:
         raise QeframeError(f"cut {name!r} is not a cut of {n} qubits; allowed: {', '.join(names)}")
     return names.index(name)
+
+
+# ------------------------------------------------------------------------------------ partial-transpose index plans
+@cache
+def pt_source_index(n_qubits: int) -> np.ndarray:
+    """Flat source indices of every cut's partial transpose: ``(n_cuts, d, d)`` intp.
+
+    ``rho^{T_A}[i, j] = rho.flat[src[cut, i, j]]``: the partial transpose on the qubits of A swaps
+    the bits of those qubits between the row index ``i`` and the column index ``j`` (qubit ``q``
+    is bit ``n-1-q`` of a basis index, big-endian).
+    """
+    d = 2**n_qubits
+    rows = np.arange(d)[:, None]
+    cols = np.arange(d)[None, :]
+    cuts = bipartitions(n_qubits)
+    src = np.empty((len(cuts), d, d), dtype=np.intp)
+    for cut in cuts:
+        mask = sum(1 << (n_qubits - 1 - q) for q in cut.side_a)
+        diff = (rows ^ cols) & mask  # the A-bits where row and column differ
+        src[cut.index] = (rows ^ diff) * d + (cols ^ diff)
+    src.setflags(write=False)
+    return src
+
+
+@cache
+def packed_pt_plan(n_qubits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Packed lower triangles of every cut's partial transpose.
+
+    Returns ``(src, offsets)``: ``src`` ``(P, n_cuts)`` with ``P = d(d+1)/2`` holds, for packed
+    position ``p`` of entry ``(i, j)``, ``i >= j``, the flat index in ``rho`` of
+    ``rho^{T_A}[i, j]``; the packing is column-major, column ``j`` (rows ``j..d-1``) occupying
+    positions ``offsets[j]:offsets[j+1]``, its diagonal entry first.
+    """
+    d = 2**n_qubits
+    full = pt_source_index(n_qubits)
+    cols = np.repeat(np.arange(d), np.arange(d, 0, -1))
+    rows = np.concatenate([np.arange(j, d) for j in range(d)])
+    src = np.ascontiguousarray(full[:, rows, cols].T)
+    offsets = np.concatenate([[0], np.cumsum(np.arange(d, 0, -1))])
+    src.setflags(write=False)
+    offsets.setflags(write=False)
+    return src, offsets

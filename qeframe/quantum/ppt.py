@@ -28,11 +28,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
 
 import numpy as np
 
-from qeframe.quantum.cuts import bipartitions
+from qeframe.errors import QeframeError
+from qeframe.quantum.cuts import bipartitions, packed_pt_plan, pt_source_index
 from qeframe.quantum.ops import num_qubits
 
 #: Default threshold: a cut is NPT when lambda_min(rho^{T_A}) < -PPT_TOL (matrices of trace 1).
@@ -51,48 +51,6 @@ _EIG_CHUNK_BYTES = 16 << 20
 _NPT_CHUNK_BYTES = 4 << 20
 #: Lower bound on the number of matrices (states x cuts) a chunk of :func:`npt_mask` works on.
 _NPT_MIN_MATRICES = 1024
-
-
-# ------------------------------------------------------------------------------------ index plans
-@cache
-def _pt_source_index(n_qubits: int) -> np.ndarray:
-    """Flat source indices of every cut's partial transpose: ``(n_cuts, d, d)`` intp.
-
-    ``rho^{T_A}[i, j] = rho.flat[src[cut, i, j]]``: the partial transpose on the qubits of A swaps
-    the bits of those qubits between the row index ``i`` and the column index ``j`` (qubit ``q``
-    is bit ``n-1-q`` of a basis index, big-endian).
-    """
-    d = 2**n_qubits
-    rows = np.arange(d)[:, None]
-    cols = np.arange(d)[None, :]
-    cuts = bipartitions(n_qubits)
-    src = np.empty((len(cuts), d, d), dtype=np.intp)
-    for cut in cuts:
-        mask = sum(1 << (n_qubits - 1 - q) for q in cut.side_a)
-        diff = (rows ^ cols) & mask  # the A-bits where row and column differ
-        src[cut.index] = (rows ^ diff) * d + (cols ^ diff)
-    src.setflags(write=False)
-    return src
-
-
-@cache
-def _packed_plan(n_qubits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Packed lower triangles of every cut's partial transpose.
-
-    Returns ``(src, offsets)``: ``src`` ``(P, n_cuts)`` with ``P = d(d+1)/2`` holds, for packed
-    position ``p`` of entry ``(i, j)``, ``i >= j``, the flat index in ``rho`` of
-    ``rho^{T_A}[i, j]``; the packing is column-major, column ``j`` (rows ``j..d-1``) occupying
-    positions ``offsets[j]:offsets[j+1]``, its diagonal entry first.
-    """
-    d = 2**n_qubits
-    full = _pt_source_index(n_qubits)
-    cols = np.repeat(np.arange(d), np.arange(d, 0, -1))
-    rows = np.concatenate([np.arange(j, d) for j in range(d)])
-    src = np.ascontiguousarray(full[:, rows, cols].T)
-    offsets = np.concatenate([[0], np.cumsum(np.arange(d, 0, -1))])
-    src.setflags(write=False)
-    offsets.setflags(write=False)
-    return src, offsets
 
 
 def _as_batch(rho: np.ndarray) -> np.ndarray:
@@ -127,7 +85,7 @@ def partial_transposes(rho: np.ndarray) -> np.ndarray:
     """
     rho = _as_batch(rho)
     n_batch, d = rho.shape[0], rho.shape[1]
-    src = _pt_source_index(num_qubits(d))
+    src = pt_source_index(num_qubits(d))
     return np.take(rho.reshape(n_batch, d * d), src, axis=1)
 
 
@@ -235,34 +193,118 @@ def npt_chunk_size(n_qubits: int) -> int:
     return max(-(-_NPT_MIN_MATRICES // n_c), _NPT_CHUNK_BYTES // per_state)
 
 
-def npt_mask(rho: np.ndarray, tol: float = PPT_TOL, workers: int | None = None) -> np.ndarray:
+#: Environment variable choosing the backend of :func:`npt_mask`: ``auto`` (default), ``numpy`` or
+#: ``compiled`` (see :func:`npt_backend`).
+NPT_BACKEND_ENV = "QEFRAME_NPT_BACKEND"
+NPT_BACKENDS = ("auto", "numpy", "compiled")
+#: ``auto`` compiles the fused kernel (:mod:`qeframe.quantum.npt_compiled`) for a call with at
+#: least this many states: enough to repay a compile from Inductor's disk cache (about 11 CPU
+#: seconds, Dynamo re-tracing the unrolled function) at the measured saving of about 0.3 CPU µs
+#: per state (``docs/performance.md``). Once compiled, every call of the process uses it.
+NPT_AUTO_COMPILE_STATES = 40_000_000
+
+
+class NptBackendError(QeframeError, ValueError):
+    """An unknown NPT backend (argument or ``QEFRAME_NPT_BACKEND``): a user error, one line."""
+
+
+def npt_backend(n_qubits: int, n_states: int, backend: str | None = None) -> str:
+    """Which implementation :func:`npt_mask` uses: ``"numpy"`` or ``"compiled"``.
+
+    ``backend`` (default: the ``QEFRAME_NPT_BACKEND`` environment variable, else ``"auto"``):
+
+    * ``"numpy"``: the batch-last numpy factorisation (:func:`_packed_not_positive_definite`);
+    * ``"compiled"``: the fused kernel of :mod:`qeframe.quantum.npt_compiled` (``n_qubits <= 3``;
+      compiled on first use, falls back to numpy where it cannot be built);
+    * ``"auto"``: the compiled kernel when it is already compiled in this process, or when the
+      call has at least ``NPT_AUTO_COMPILE_STATES`` states and torch is installed; else numpy.
+
+    Both answer ``lambda_min(rho^{T_A}) < -tol`` up to the same rounding band
+    (:func:`npt_rounding_bound`).
+    """
+    from qeframe.quantum import npt_compiled
+
+    choice = backend if backend is not None else os.environ.get(NPT_BACKEND_ENV, "auto")
+    if choice not in NPT_BACKENDS:
+        raise NptBackendError(
+            f"NPT backend must be one of {', '.join(NPT_BACKENDS)}, got {choice!r} "
+            f"(argument backend= or the {NPT_BACKEND_ENV} environment variable)"
+        )
+    if choice == "numpy" or n_qubits > npt_compiled.MAX_QUBITS or npt_compiled.failure(n_qubits):
+        return "numpy"
+    if choice == "compiled" or npt_compiled.is_compiled(n_qubits):
+        return "compiled"
+    big = n_states >= NPT_AUTO_COMPILE_STATES
+    return "compiled" if big and npt_compiled.torch_available() else "numpy"
+
+
+def _npt_block_numpy(block: np.ndarray, tol: float, n: int) -> np.ndarray:
+    """The numpy NPT test of one chunk ``(b, d, d)``: ``(b, n_cuts)`` bool."""
+    src, _ = packed_pt_plan(n)
+    n_c, b, d = src.shape[1], block.shape[0], block.shape[1]
+    # a batch-last copy of rho (one strided pass), then a row gather into (P, n_cuts * b)
+    flat = np.ascontiguousarray(block.reshape(b, d * d).T, dtype=np.complex128)
+    bad = _packed_not_positive_definite(flat[src].reshape(-1, n_c * b), d, tol)
+    return bad.reshape(n_c, b).T
+
+
+def npt_mask(
+    rho: np.ndarray, tol: float = PPT_TOL, workers: int | None = None, backend: str | None = None
+) -> np.ndarray:
     """Fast per-cut NPT test: ``(N, d, d)`` -> ``(N, n_cuts)`` bool, True where
     ``lambda_min(rho^{T_A}) < -tol``.
 
     Instead of eigenvalues, a batched Cholesky test of ``rho^{T_A} + tol*I`` (positive definite
-    exactly when ``lambda_min(rho^{T_A}) > -tol``). Per chunk of states, the lower triangles of
-    all cuts' partial transposes are gathered straight into one batch-last array (one cached
-    index table, no intermediate partial-transpose copy); chunks run on ``workers``
-    threads (numpy releases the GIL in its array loops; default: all cores, at most 8).
+    exactly when ``lambda_min(rho^{T_A}) > -tol``). Two implementations of the same algorithm
+    (:func:`npt_backend` picks one; ``backend`` overrides the ``QEFRAME_NPT_BACKEND`` environment
+    variable):
+
+    * numpy: per chunk of states, the lower triangles of all cuts' partial transposes are
+      gathered straight into one batch-last array (one cached index table, no intermediate
+      partial-transpose copy) and factorised column by column;
+    * compiled (``n <= 3``): one fused loop over the states, compiled by :func:`torch.compile`
+      (:mod:`qeframe.quantum.npt_compiled`), reading ``rho`` in place.
+
+    Chunks run on ``workers`` threads (numpy and the compiled kernel release the GIL; default: all
+    cores, at most 8).
 
     Agrees with ``pt_min_eigenvalues(rho) < -tol`` except within about ``1e-15`` of the
-    threshold (rounding).
+    threshold (rounding, :func:`npt_rounding_bound`); the two backends can disagree only there.
     """
     rho = _as_batch(rho)
     n_batch, d = rho.shape[0], rho.shape[1]
     n = num_qubits(d)
-    src, _ = _packed_plan(n)
-    n_c = src.shape[1]
+    n_c = len(bipartitions(n))
     out = np.empty((n_batch, n_c), dtype=bool)
-    chunk = npt_chunk_size(n)
+    kern = None
+    if npt_backend(n, n_batch, backend) == "compiled":
+        from qeframe.quantum import npt_compiled
 
-    def work(start: int) -> None:
-        block = rho[start : start + chunk]
-        b = block.shape[0]
-        # a batch-last copy of rho (one strided pass), then a row gather into (P, n_cuts * b)
-        flat = np.ascontiguousarray(block.reshape(b, d * d).T, dtype=np.complex128)
-        bad = _packed_not_positive_definite(flat[src].reshape(-1, n_c * b), d, tol)
-        out[start : start + b] = bad.reshape(n_c, b).T
+        kern = npt_compiled.kernel(n)
+    if kern is None:
+        chunk = npt_chunk_size(n)
+
+        def work(start: int) -> None:
+            block = rho[start : start + chunk]
+            out[start : start + block.shape[0]] = _npt_block_numpy(block, tol, n)
+
+    else:
+        # about CHUNK_STATES per call (its overhead is a few hundred µs), as many chunks per worker
+        n_workers = _default_workers(workers)
+        n_chunks = -(-max(1, -(-n_batch // npt_compiled.CHUNK_STATES)) // n_workers) * n_workers
+        chunk = max(npt_compiled.MIN_CHUNK_STATES, -(-n_batch // n_chunks))
+
+        def work(start: int) -> None:
+            block = np.ascontiguousarray(rho[start : start + chunk], dtype=np.complex128)
+            b = block.shape[0]
+            if b < npt_compiled.MIN_CHUNK_STATES:
+                out[start : start + b] = _npt_block_numpy(block, tol, n)
+                return
+            res = npt_compiled.not_positive_definite(kern, block, tol)
+            out[start : start + b] = res[:, :n_c]
+            odd = np.flatnonzero(res[:, n_c])  # rows with a non-finite pivot: numpy decides
+            if odd.size:
+                out[start + odd] = _npt_block_numpy(block[odd], tol, n)
 
     _run_chunks(work, range(0, n_batch, chunk), _default_workers(workers))
     return out

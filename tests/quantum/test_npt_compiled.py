@@ -1,0 +1,288 @@
+"""The compiled NPT kernel (qeframe.quantum.npt_compiled) against the numpy path and eigvalsh.
+
+The two backends of ``npt_mask`` run the same Cholesky test with different rounding (numpy's
+complex multiply may fuse multiply-adds, the compiled kernel does not), so they must agree exactly
+on every cut whose ``lambda_min(rho^{T_A}) + tol`` is farther from 0 than the rounding band
+(``npt_rounding_bound``, about 1e-15 here; the tests allow 1e-13 for eigvalsh's own error), and
+both must be right there. Compiling takes a while the first time (Inductor's disk cache makes
+later runs fast); the tests skip when no kernel can be built (no torch.compile / C++ compiler).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qeframe.errors import QeframeError
+from qeframe.quantum import npt_compiled, ppt
+from qeframe.quantum.ops import apply_local_unitaries, partial_transpose
+from qeframe.quantum.ppt import PPT_TOL, npt_backend, npt_mask, npt_rounding_bound, pt_min_eigenvalues
+from qeframe.quantum.random import haar_state, haar_unitary
+
+#: Cuts closer than this to the threshold may differ between backends (eigvalsh's error included).
+BAND = 1e-13
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forget_kernels_afterwards():
+    """A kernel compiled here would switch every later ``npt_mask`` of the test session to the
+    compiled backend (``auto`` uses a kernel once it exists): forget them after this module, so
+    the other test modules keep testing the numpy path."""
+    yield
+    npt_compiled._kernels.clear()
+
+
+@pytest.fixture(scope="module")
+def compiled3():
+    """The 3-qubit kernel, compiled once per test session (skip where it cannot be built)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fn = npt_compiled.kernel(3)
+    if fn is None:
+        pytest.skip(f"compiled NPT kernel unavailable: {npt_compiled.failure(3)}")
+    return fn
+
+
+def mixtures(n: int, count: int, rng: np.random.Generator, rank: int = 4) -> np.ndarray:
+    d = 2**n
+    psi = haar_state(d, count * rank, rng).reshape(count, rank, d)
+    w = rng.dirichlet(np.ones(rank), size=count)
+    return np.einsum("nk,nki,nkj->nij", w, psi, psi.conj())
+
+
+def near_boundary(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Mixtures with white noise at 0.9-1.1x the level where the most negative cut turns PPT."""
+    rho = mixtures(n, count, rng)
+    d = 2**n
+    lam = pt_min_eigenvalues(rho).min(axis=1)
+    p_crit = -lam * d / (1 - lam * d)
+    p = np.clip(rng.uniform(0.9, 1.1, count) * p_crit, 0, 1)
+    return (1 - p)[:, None, None] * rho + p[:, None, None] * np.eye(d) / d
+
+
+def assert_backends_agree(rho: np.ndarray, tol: float = PPT_TOL, workers: int = 1) -> np.ndarray:
+    """Both backends equal each other and eigvalsh outside the band; returns the compiled mask."""
+    lam = pt_min_eigenvalues(rho)
+    away = np.abs(lam + tol) > BAND
+    numpy_mask = npt_mask(rho, tol=tol, backend="numpy", workers=workers)
+    compiled_mask = npt_mask(rho, tol=tol, backend="compiled", workers=workers)
+    np.testing.assert_array_equal(compiled_mask[away], numpy_mask[away])
+    np.testing.assert_array_equal(compiled_mask[away], (lam < -tol)[away])
+    return compiled_mask
+
+
+# ------------------------------------------------------------------------------ backend choice
+def test_backend_choice(monkeypatch):
+    monkeypatch.delenv(ppt.NPT_BACKEND_ENV, raising=False)
+    monkeypatch.setattr(npt_compiled, "_kernels", {})
+    monkeypatch.setattr(npt_compiled, "_failed", {})
+    assert npt_backend(3, 1000) == "numpy"  # auto: small batch, nothing compiled yet
+    assert npt_backend(3, ppt.NPT_AUTO_COMPILE_STATES) == "compiled"
+    assert npt_backend(4, 10**9) == "numpy"  # no kernel beyond MAX_QUBITS
+    assert npt_backend(3, 10**9, "numpy") == "numpy"
+    assert npt_backend(3, 1, "compiled") == "compiled"
+    assert npt_backend(4, 1, "compiled") == "numpy"
+    monkeypatch.setenv(ppt.NPT_BACKEND_ENV, "compiled")
+    assert npt_backend(2, 1) == "compiled"
+    monkeypatch.setenv(ppt.NPT_BACKEND_ENV, "numpy")
+    assert npt_backend(3, 10**9) == "numpy"
+    monkeypatch.setenv(ppt.NPT_BACKEND_ENV, "fast")
+    with pytest.raises(QeframeError, match="NPT backend must be one of .* QEFRAME_NPT_BACKEND"):
+        npt_backend(3, 1)  # a user error: one line from the CLI
+    monkeypatch.setattr(npt_compiled, "_kernels", {3: object()})  # compiled already: auto uses it
+    assert npt_backend(3, 1, "auto") == "compiled"
+    monkeypatch.setattr(npt_compiled, "_failed", {3: "no compiler"})
+    assert npt_backend(3, 10**9, "compiled") == "numpy"
+
+
+def test_compile_failure_falls_back_to_numpy(monkeypatch):
+    monkeypatch.setattr(npt_compiled, "_kernels", {})
+    monkeypatch.setattr(npt_compiled, "_failed", {})
+
+    def broken(n_qubits):
+        raise RuntimeError("no C++ compiler\nsecond line")
+
+    monkeypatch.setattr(npt_compiled, "_compile", broken)
+    rho = near_boundary(3, 200, np.random.default_rng(0))
+    with pytest.warns(RuntimeWarning, match=r"no C\+\+ compiler\); using the numpy path"):
+        got = npt_mask(rho, backend="compiled")
+    assert npt_compiled.failure(3) == "RuntimeError: no C++ compiler"
+    np.testing.assert_array_equal(got, npt_mask(rho, backend="numpy"))
+    assert npt_backend(3, 10**9, "compiled") == "numpy"  # not retried
+
+
+def test_no_kernel_beyond_max_qubits():
+    assert npt_compiled.kernel(npt_compiled.MAX_QUBITS + 1) is None
+    assert npt_compiled.failure(npt_compiled.MAX_QUBITS + 1) is None
+
+
+# ------------------------------------------------------------------------------ agreement
+@pytest.mark.parametrize("workers", [1, 2])
+def test_compiled_agrees_on_mixtures_and_near_boundary(compiled3, workers):
+    rng = np.random.default_rng(7)
+    rho = np.concatenate([mixtures(3, 3000, rng), near_boundary(3, 3000, rng)])
+    mask = assert_backends_agree(rho, workers=workers)
+    assert 0.3 < mask.mean() < 0.95  # both NPT and PPT cuts present
+
+
+def test_compiled_identical_to_numpy_on_every_benchmark_like_cut(compiled3):
+    """Away from a 1e-13 band the two masks are identical; count the cuts inside the band."""
+    rng = np.random.default_rng(11)
+    rho = near_boundary(3, 20000, rng)
+    lam = pt_min_eigenvalues(rho)
+    a, b = npt_mask(rho, backend="numpy"), npt_mask(rho, backend="compiled")
+    assert not ((a != b) & (np.abs(lam + PPT_TOL) > BAND)).any()
+
+
+@pytest.mark.parametrize("side", [-1, 1])
+@pytest.mark.parametrize("offset", [1e-13, 1e-12])
+def test_compiled_resolves_the_threshold(compiled3, side, offset):
+    """Noisy GHZ states with lambda_min(PT) = -tol + side*offset on every cut (exact by
+    construction: (1-p)/d - p/2), rotated by Haar local unitaries."""
+    d = 8
+    rng = np.random.default_rng(3)
+    lam = -PPT_TOL + side * offset
+    p = (1 / d - lam) / (1 / d + 0.5)
+    ghz = np.zeros(d)
+    ghz[[0, -1]] = 2**-0.5
+    rho = p * np.outer(ghz, ghz) + (1 - p) * np.eye(d) / d
+    rho = np.broadcast_to(rho, (200, d, d)).astype(complex)
+    rho = apply_local_unitaries(rho, haar_unitary(2, 200 * 3, rng).reshape(200, 3, 2, 2))
+    np.testing.assert_allclose(pt_min_eigenvalues(rho), lam, atol=1e-14)
+    assert (npt_mask(rho, backend="compiled") == (side < 0)).all()
+    assert (npt_mask(rho, backend="numpy") == (side < 0)).all()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    rank=st.integers(1, 8),
+    exponent=st.floats(-12.5, -1.0),
+    side=st.sampled_from([-1.0, 1.0]),
+    tol=st.sampled_from([PPT_TOL, 1e-6, 0.0]),
+    scale=st.sampled_from([1.0, 1e-3, 7.5]),
+)
+def test_compiled_matches_numpy_and_eigvalsh_at_a_chosen_distance(
+    compiled3, seed, rank, exponent, side, tol, scale
+):
+    """States shifted by a multiple of the identity so that cut ``c``'s ``lambda_min(rho^{T_A})``
+    sits at ``-tol + side * 10**exponent`` (times the scale): both backends say NPT exactly when
+    ``side < 0``, and agree on every other cut outside the band."""
+    rng = np.random.default_rng(seed)
+    rho = mixtures(3, 64, rng, rank=rank) * scale
+    cut = int(rng.integers(3))
+    lam = pt_min_eigenvalues(rho)[:, cut]
+    target = -tol + side * 10.0**exponent * scale
+    rho = rho + (target - lam)[:, None, None] * np.eye(8)  # shifts every PT spectrum alike
+    lam_now = pt_min_eigenvalues(rho)
+    assert np.abs(lam_now[:, cut] - target).max() < 1e-14 * max(scale, 1.0)
+    mask = assert_backends_agree(rho, tol=tol)
+    band = BAND * scale  # rounding and eigvalsh errors scale with the trace
+    decided = np.abs(lam_now[:, cut] + tol) > band
+    np.testing.assert_array_equal(mask[decided, cut], np.full(decided.sum(), side < 0))
+
+
+def test_rounding_bound_is_inside_the_test_band():
+    # the band the tests allow is far wider than the proven rounding band of either backend
+    assert 2 * npt_rounding_bound(8) < BAND / 10
+
+
+# ------------------------------------------------------------------------------ edges
+def test_chunks_tails_and_threads(compiled3, monkeypatch):
+    monkeypatch.setattr(npt_compiled, "CHUNK_STATES", 40)
+    rng = np.random.default_rng(5)
+    rho = near_boundary(3, 40 * 25 + 7, rng)
+    for workers in (1, 2, 4):
+        assert_backends_agree(rho, workers=workers)
+    assert_backends_agree(rho[:20], workers=8)  # chunks of 16 and 4: the 4-state tail goes to numpy
+
+
+def test_real_single_and_non_contiguous_input(compiled3):
+    rng = np.random.default_rng(9)
+    rho = near_boundary(3, 300, rng)
+    real = np.ascontiguousarray(rho.real)  # real symmetric: same lower triangles' real parts
+    np.testing.assert_array_equal(npt_mask(real, backend="compiled"), npt_mask(real, backend="numpy"))
+    strided = rho[::2]
+    np.testing.assert_array_equal(npt_mask(strided, backend="compiled"), npt_mask(strided, backend="numpy"))
+    one = rho[0]
+    assert npt_mask(one, backend="compiled").shape == (1, 3)
+    before = rho.copy()
+    npt_mask(rho, backend="compiled")
+    np.testing.assert_array_equal(rho, before)  # input untouched
+
+
+def test_non_finite_rows_are_decided_by_numpy(compiled3):
+    rng = np.random.default_rng(2)
+    rho = 0.1 * mixtures(3, 100, rng) + 0.9 * np.eye(8) / 8  # all PPT: lambda_min(PT) >= -0.05 + 0.1125
+    rho[3, 2, 1] = np.nan
+    rho[5, 0, 0] = np.inf
+    rho[7, 4, 2] = -np.inf
+    rho[9, 6, 6] = 1e308  # finite entry, overflowing sum
+    rho[9, 7, 7] = 1e308
+    got = npt_mask(rho, backend="compiled")
+    np.testing.assert_array_equal(got, npt_mask(rho, backend="numpy"))
+    assert got[3, 0]  # a NaN in cut 1|23's lower triangle fails it (an infinite pivot need not)
+    assert not got[np.setdiff1d(np.arange(100), [3, 5, 7, 9])].any()
+
+
+def test_kernel_for_two_qubits_matches_partial_transpose():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if npt_compiled.kernel(2) is None:
+            pytest.skip(f"compiled NPT kernel unavailable: {npt_compiled.failure(2)}")
+    rng = np.random.default_rng(4)
+    rho = near_boundary(2, 3000, rng)
+    lam = np.linalg.eigvalsh(partial_transpose(rho, [0]))[:, 0]
+    mask = assert_backends_agree(rho)
+    away = np.abs(lam + PPT_TOL) > BAND
+    np.testing.assert_array_equal(mask[away, 0], (lam < -PPT_TOL)[away])
+
+
+# ------------------------------------------------------------------------------ labelers
+def test_labelers_npt_stage_on_the_compiled_backend(compiled3, monkeypatch):
+    """The labelers call npt_mask without a backend: QEFRAME_NPT_BACKEND=compiled gives them the
+    compiled kernel, with the same labels, provenance and kept rows as the numpy path (these
+    states are far from the threshold on every cut)."""
+    from qeframe_plugins.labelers.certified import CertifiedLabeler
+    from qeframe_plugins.labelers.negativity import NegativityLabeler
+    from qeframe_plugins.labelers.verified import VerifiedLabeler
+
+    from qeframe.plugin.interfaces import StateBatch
+    from qeframe.plugin.labels import provenance_code
+
+    rng = np.random.default_rng(8)
+    rho = np.concatenate(
+        [mixtures(3, 300, rng, rank=2), mixtures(3, 300, rng, rank=8) * 0.2 + np.eye(8) * 0.1]
+    )
+    assert (np.abs(pt_min_eigenvalues(rho) + PPT_TOL) > 1e-6).all()
+    truth = np.full((len(rho), 3), -1, dtype=np.int8)
+    prov = np.full(truth.shape, provenance_code("unknown"), dtype=np.uint8)
+    batch = StateBatch(rho, truth, prov, meta={})
+    labelers = [
+        VerifiedLabeler(VerifiedLabeler.Params(drop_unknown=False)),
+        NegativityLabeler(),
+        CertifiedLabeler(CertifiedLabeler.Params(sdp=False, progress=False, realignment=False)),
+    ]
+    calls = []
+    real_not_pd = npt_compiled.not_positive_definite
+
+    def counting(*args):
+        calls.append(1)
+        return real_not_pd(*args)
+
+    for labeler in labelers:
+        monkeypatch.setenv(ppt.NPT_BACKEND_ENV, "numpy")
+        ref = labeler.label(batch)
+        monkeypatch.setenv(ppt.NPT_BACKEND_ENV, "compiled")
+        monkeypatch.setattr(npt_compiled, "not_positive_definite", counting)
+        got = labeler.label(batch)
+        monkeypatch.setattr(npt_compiled, "not_positive_definite", real_not_pd)
+        np.testing.assert_array_equal(got.keep, ref.keep)
+        np.testing.assert_array_equal(got.labels, ref.labels)
+        np.testing.assert_array_equal(got.provenance, ref.provenance)
+        np.testing.assert_array_equal(np.isnan(got.evidence), np.isnan(ref.evidence))
+    assert len(calls) >= len(labelers)  # every labeler went through the compiled kernel
