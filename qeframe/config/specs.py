@@ -248,6 +248,9 @@ class PredictionSpec(Frame):
     the same cuts: "entangled" when the calibrated ``p >= t_entangled`` with at most ``target_fpr``
     of the proved-separable PPT cuts above it, "separable" when ``p <= t_separable`` with at most
     ``target_fnr`` of the proved-entangled PPT cuts below it, "unknown" in between.
+    ``ppt_entangled = "proof"`` withholds every "entangled" on a PPT cut that no proof stage
+    (``proofs``) verified: the answer there is "unknown", so no separable PPT cut is ever called
+    entangled (docs/beyond-ppt.md, section 9).
     """
 
     gate: Literal["ppt", "none"] = Field(
@@ -271,10 +274,21 @@ class PredictionSpec(Frame):
         ge=1,
         description="a cut needs this many proved cuts of each class for its own fit (else pooled)",
     )
-    proofs: list[Literal["witness", "realignment"]] = Field(
+    proofs: list[Literal["witness", "realignment", "aligned_witness"]] = Field(
         default_factory=list,
         description="proof stages on PPT cuts after the gate, before the model: `witness` (verified "
-        "library witnesses), `realignment` (realignment / correlation tensor in filter normal form)",
+        "library witnesses), `realignment` (realignment / correlation tensor in filter normal form), "
+        "`aligned_witness` (library witnesses aligned to the state by a searched local filter)",
+    )
+    proof_search: Literal["screened", "all"] = Field(
+        default="screened",
+        description="where the expensive proof search (`aligned_witness`) runs: `screened` (on the PPT cuts "
+        "the model does not answer `separable`) or `all` (every PPT cut; about 0.2 CPU-s per cut)",
+    )
+    ppt_entangled: Literal["model", "proof"] = Field(
+        default="model",
+        description="who answers `entangled` on a PPT cut: `model` (the calibrated model, or a proof "
+        "stage) or `proof` (only a proof stage; the model's unproved `entangled` becomes `unknown`)",
     )
 
     @field_validator("calibrate_on", mode="before")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from qeframe.errors import QeframeError
-from qeframe.evaluation.metrics import GATED_ROW, MODEL_ROW, PPT_ROW, calibration_block, evaluate_arrays
+from qeframe.evaluation.metrics import GATED_ROW, MODEL_ROW, PPT_ROW, PROOF_ROW, calibration_block, evaluate_arrays
 from qeframe.quantum.ppt import npt_mask
 
 if TYPE_CHECKING:
@@ -99,11 +99,12 @@ def evaluate(
     registry: Registry | None = None,
     prediction: PredictionConfig | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``model`` (row ``model``, when given), the gated model (row ``gated``, when
-    ``prediction`` is given too) and the baselines on every test dataset.
+    """Evaluate ``model`` (row ``model``, when given), the gated model (rows ``gated`` and
+    ``gated-proof``, when ``prediction`` is given too) and the baselines on every test dataset.
 
     Row ``model``: entangled when the model's probability exceeds ``evaluation.threshold``
-    (default 0.5). Row ``gated``: :func:`qeframe.learn.prediction.predict` with ``prediction``.
+    (default 0.5). Rows ``gated`` / ``gated-proof``: :func:`qeframe.learn.prediction.predict` with
+    ``prediction`` under the policies ``model`` / ``proof`` (one model pass, one proof pass).
     Returns the ``results.json`` dict (:mod:`qeframe.evaluation.metrics`).
     """
     from qeframe.learn.prediction import model_logits, predict
@@ -119,7 +120,8 @@ def evaluate(
             gated = predict(prediction or _plain(logits.shape[1], threshold), logits, arrays.rho, npt)
             predictions[MODEL_ROW] = (gated.raw > threshold).astype(np.int8)
             if prediction is not None:
-                predictions[GATED_ROW] = gated.answer
+                predictions[GATED_ROW] = gated.answer_for("model")
+                predictions[PROOF_ROW] = gated.answer_for("proof")
         predictions.update(baseline_predictions(arrays.rho, baseline_names(evaluation), registry, npt))
         results[arrays.name] = evaluate_arrays(arrays, predictions, npt)
         if (

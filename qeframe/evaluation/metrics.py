@@ -28,9 +28,13 @@ accuracy to the (sample, cut) pairs whose partial transpose is positive, resp. n
 
 Predictor rows: ``model`` is the network alone, entangled where ``sigmoid(logit) >
 evaluation.threshold``; ``gated`` is the same network behind the prediction layer
-(:mod:`qeframe.learn.prediction`): entangled with proof on NPT cuts, the calibrated three-valued
-answer on PPT cuts. Its "unknown" (-1) counts as wrong in the accuracies, like a baseline's "no
-answer". ``ppt`` and the other baselines follow.
+(:mod:`qeframe.learn.prediction`) under the policy ``ppt_entangled = "model"``: entangled with proof
+on NPT cuts and on PPT cuts a proof stage verified, the calibrated three-valued answer on the other
+PPT cuts; ``gated-proof`` is the same output under the policy ``"proof"``: "entangled" on a PPT cut
+only with a proof, unknown where the model alone would say entangled. Both rows are shown whatever
+policy the experiment declares (the declared one is what ``classify`` answers). "Unknown" (-1)
+counts as wrong in the accuracies, like a baseline's "no answer". ``ppt`` and the other baselines
+follow.
 
 PPT-cut detection (:func:`ppt_detection`, for every row, when the test set says how its labels are
 known): on the PPT cuts whose label is *proved* (:func:`qeframe.plugin.labels.certified_mask`, the
@@ -86,6 +90,11 @@ CONVENTIONS: tuple[str, ...] = ("paper", "correct")
 #: Row (predictor) names that ``results.json`` uses for the network and the gated network.
 MODEL_ROW = "model"
 GATED_ROW = "gated"
+#: The same gated model under the policy ``ppt_entangled = "proof"`` (only proofs say "entangled"
+#: on a PPT cut; the model's unproved "entangled" is unknown).
+PROOF_ROW = "gated-proof"
+#: Rows that come from the model behind the prediction layer.
+GATED_ROWS: tuple[str, ...] = (GATED_ROW, PROOF_ROW)
 #: The always-present baseline: entangled iff the cut is NPT.
 PPT_ROW = "ppt"
 #: Answer codes and names (as in :mod:`qeframe.plugin.labels`).

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qeframe.errors import QeframeError
-from qeframe.evaluation.metrics import ANSWERS, CONVENTIONS, GATED_ROW, MODEL_ROW, PPT_ROW
+from qeframe.evaluation.metrics import ANSWERS, CONVENTIONS, GATED_ROW, GATED_ROWS, MODEL_ROW, PPT_ROW, PROOF_ROW
 from qeframe.plugin.labels import PROVENANCE
 
 if TYPE_CHECKING:
@@ -277,6 +277,10 @@ def _detection_table_by_run(
     return TableData(title, ["predictor", *datasets], body)
 
 
+#: How :func:`comparison_tables` labels a run's gated rows.
+_ROW_LABEL = {GATED_ROW: "gated", PROOF_ROW: "gated, proofs only"}
+
+
 def comparison_tables(results_by_run: Mapping[str, Mapping[str, Any]]) -> list[TableData]:
     """One table per convention comparing several runs: a row per run (its model's mean per-cut
     accuracy on each test dataset), then a row per baseline, columns the union of the test datasets.
@@ -292,22 +296,23 @@ def comparison_tables(results_by_run: Mapping[str, Mapping[str, Any]]) -> list[T
     for results in results_by_run.values():
         for block in results.values():
             baselines += [row for row in block[CONVENTIONS[0]] if row != "model" and row not in baselines]
-    baselines = [b for b in baselines if b != GATED_ROW]
+    baselines = [b for b in baselines if b not in GATED_ROWS]
     tables = []
     for conv in CONVENTIONS:
         rows = []
         for label, r in results_by_run.items():
             rows.append([label, *(_pct(r[d][conv]["model"]["mean"]) if d in r else "—" for d in datasets)])
-            if any(GATED_ROW in r[d][conv] for d in r):
-                rows.append(
-                    [
-                        f"{label} (gated)",
-                        *(
-                            _pct(r[d][conv][GATED_ROW]["mean"]) if d in r and GATED_ROW in r[d][conv] else "—"
-                            for d in datasets
-                        ),
-                    ]
-                )
+            for key in GATED_ROWS:
+                if any(key in r[d][conv] for d in r):
+                    rows.append(
+                        [
+                            f"{label} ({_ROW_LABEL[key]})",
+                            *(
+                                _pct(r[d][conv][key]["mean"]) if d in r and key in r[d][conv] else "—"
+                                for d in datasets
+                            ),
+                        ]
+                    )
         for baseline in baselines:
             cells = []
             for d in datasets:
@@ -323,7 +328,7 @@ def comparison_tables(results_by_run: Mapping[str, Mapping[str, Any]]) -> list[T
     if det_sets:
         det_rows: list[tuple[str, Any]] = []
         for label, r in results_by_run.items():
-            for row, shown in ((MODEL_ROW, label), (GATED_ROW, f"{label} (gated)")):
+            for row, shown in ((MODEL_ROW, label), *((k, f"{label} ({_ROW_LABEL[k]})") for k in GATED_ROWS)):
                 cells = {d: r[d].get("ppt_detection", {}).get(row) if d in r else None for d in det_sets}
                 if row == MODEL_ROW or any(cells.values()):
                     det_rows.append((shown, cells))
@@ -385,6 +390,8 @@ PREDICTOR_LEGEND: dict[str, str] = {
     MODEL_ROW: "the network alone",
     GATED_ROW: "the network behind the PPT gate (NPT cuts entangled with proof), calibrated and "
     "three-valued on PPT cuts (unknown counts as wrong)",
+    PROOF_ROW: "the same, but a PPT cut is called entangled only with a proof (NPT or a proof stage), "
+    "else unknown",
     PPT_ROW: "baseline, entangled iff the cut is NPT",
 }
 

@@ -23,6 +23,8 @@ single-process run, for which every operation is a no-op.
 
 from __future__ import annotations
 
+import contextlib
+
 import datetime as _dt
 import os
 from dataclasses import dataclass
@@ -240,8 +242,15 @@ def barrier(ctx: DistContext) -> None:
 
 
 def shutdown(ctx: DistContext) -> None:
-    """Leave the process group (no-op for a single process or when it is already gone)."""
+    """Leave the process group (no-op for a single process or when it is already gone).
+
+    The ranks leave together (a barrier first): a rank that tears gloo down while another still
+    talks to the group can abort ("terminate called without an active exception", seen on a loaded
+    2-core machine when rank 0 was still writing the run folder). The barrier is bounded by the
+    group's timeout (``init_distributed(timeout_s=...)``)."""
     if ctx.enabled and dist.is_initialized():
+        with contextlib.suppress(RuntimeError):  # a rank already gone: leave anyway
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -376,12 +376,13 @@ HORODECKI_LIBRARY_B = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
 @cache
-def _builtin_witnesses(name: str, n_qubits: int) -> np.ndarray:
-    if name != "horodecki":
-        raise ValueError(f"unknown witness set {name!r}; allowed: horodecki")
+def horodecki_library_states(n_qubits: int) -> np.ndarray:
+    """The target states of the built-in ``horodecki`` set: P. Horodecki's ``2 x 2**(n-1)`` state
+    (PLA 232, 333 (1997); see ``qeframe_plugins.families.horodecki``) at each ``b`` of
+    :data:`HORODECKI_LIBRARY_B`, trace 1, qubit first: ``(5, 2**n, 2**n)`` complex128, read-only."""
     d, half = 2**n_qubits, 2 ** (n_qubits - 1)
     out = []
-    for b in HORODECKI_LIBRARY_B:  # P. Horodecki's 2 x D state (see qeframe_plugins.families.horodecki)
+    for b in HORODECKI_LIBRARY_B:
         rho = np.zeros((d, d))
         i = np.arange(half - 1)
         rho[i, i] = rho[half + i + 1, half + i + 1] = rho[i, half + i + 1] = rho[half + i + 1, i] = b
@@ -389,8 +390,17 @@ def _builtin_witnesses(name: str, n_qubits: int) -> np.ndarray:
         rho[half, half] += (1 + b) / 2
         rho[d - 1, d - 1] += (1 - b) / 2
         rho[half, d - 1] = rho[d - 1, half] = np.sqrt(1 - b * b) / 2
-        out.append(lkch_witness(rho / np.trace(rho)).matrix)
-    lib = np.stack(out)
+        out.append(rho / np.trace(rho))
+    states = np.stack(out).astype(np.complex128)
+    states.setflags(write=False)
+    return states
+
+
+@cache
+def _builtin_witnesses(name: str, n_qubits: int) -> np.ndarray:
+    if name != "horodecki":
+        raise ValueError(f"unknown witness set {name!r}; allowed: horodecki")
+    lib = np.stack([lkch_witness(rho).matrix for rho in horodecki_library_states(n_qubits)])
     lib.setflags(write=False)
     return lib
 

@@ -46,7 +46,7 @@ def test_run_end_to_end_resume_and_classify(registry, tmp_path, qeframe_cli):
     results = json.loads((run / "results.json").read_text())
     block = results["toy-test"]
     assert set(block) >= {"paper", "correct", "families", "ppt_cuts", "npt_cuts"}
-    assert list(block["paper"]) == ["model", "gated", "ppt"] and list(block["families"]) == ["product", "ghz"]
+    assert list(block["paper"]) == ["model", "gated", "gated-proof", "ppt"] and list(block["families"]) == ["product", "ghz"]
     # the gated row never contradicts the NPT proof: exact on NPT cuts whatever the model says
     assert block["npt_cuts"]["correct"]["gated"]["mean"] == 1.0
     prediction = json.loads((run / "prediction.json").read_text())

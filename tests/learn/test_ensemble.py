@@ -357,7 +357,7 @@ def test_qeframe_run_trains_and_evaluates_an_ensemble(registry, tmp_path, qefram
     plugins = json.loads((run / "plugins.json").read_text())
     assert plugins["components"]["router"]["name"] == "autoencoder"
     results = json.loads((run / "results.json").read_text())
-    assert list(results["toy-test"]["paper"]) == ["model", "gated", "ppt"]
+    assert list(results["toy-test"]["paper"]) == ["model", "gated", "gated-proof", "ppt"]
     assert results["toy-test"]["npt_cuts"]["correct"]["gated"]["mean"] == 1.0  # the gate wraps the ensemble
     assert json.loads((run / "prediction.json").read_text())["gate"] == "ppt"
     assert "ensemble of" in (run / "results.md").read_text()

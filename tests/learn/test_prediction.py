@@ -16,7 +16,7 @@ from train_plugins import synthetic_arrays
 
 from qeframe.errors import QeframeError, SpecError
 from qeframe.evaluation.evaluate import evaluate
-from qeframe.evaluation.metrics import GATED_ROW, evaluate_arrays, ppt_detection
+from qeframe.evaluation.metrics import GATED_ROW, PROOF_ROW, evaluate_arrays, ppt_detection
 from qeframe.evaluation.tables import comparison_tables
 from qeframe.plugin.labels import (
     NOT_PROOF_PROVENANCE,
@@ -196,8 +196,9 @@ def test_evaluation_gated_row_is_exact_on_npt_cuts_with_an_adversarial_model():
         [arrays], model=_SaysSeparable(), evaluation=EvaluationSpec(baselines=[]), prediction=config
     )
     block = results["toy"]
-    assert list(block["correct"]) == ["model", GATED_ROW, "ppt"]
+    assert list(block["correct"]) == ["model", GATED_ROW, PROOF_ROW, "ppt"]
     assert block["npt_cuts"]["correct"][GATED_ROW]["mean"] == 1.0
+    assert block["npt_cuts"]["correct"][PROOF_ROW]["mean"] == 1.0
     assert block["npt_cuts"]["correct"]["model"]["mean"] == 0.0
     assert block["correct"][GATED_ROW] == block["correct"]["ppt"]  # says separable on PPT cuts = the PPT test
 

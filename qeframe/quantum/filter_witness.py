@@ -1,0 +1,358 @@
+"""Verified library witnesses aligned to a state by a local filter: a proof search whose successes are proofs.
+
+**The fact used.** Let ``W`` on ``C^2 ⊗ C^D`` be block-positive (``<e,f|W|e,f> >= 0`` for all product
+vectors) and ``H = H_A ⊗ H_B`` *any* local operator. Then ``H^† W H`` is block-positive:
+``<e,f|H^† W H|e,f> = <H_A e, H_B f| W |H_A e, H_B f> >= 0``. So
+
+    tr(W H rho H^†) = tr(H^† W H rho) < 0   proves   rho entangled across the cut,
+
+whoever chose ``H`` (Horodecki^3, Phys. Lett. A 223, 1 (1996); Terhal, Phys. Lett. A 271, 319
+(2000)). Likewise the partial transpose ``W^{T_A}`` is block-positive
+(``<e,f|W^{T_A}|e,f> = <e*,f|W|e*,f>``, an exact permutation of the stored entries), which detects
+partially transposed states. The library is the verified built-in one
+(:func:`qeframe.quantum.witness.load_witness_library`: LKCH witnesses of P. Horodecki's ``2 x D``
+states, Lewenstein, Kraus, Cirac, Horodecki, PRA 62, 052310 (2000)) plus these transposes.
+
+**The search** (finding ``H``; nothing here needs to be right for a proof to be valid):
+
+1. *Filter normal form* (closed form). Both the state and each library witness' target state
+   ``rho_k`` are brought to FNF, ``sigma = (F_A ⊗ F_B) rho (F_A ⊗ F_B)^† / tr`` with maximally
+   mixed marginals (:func:`qeframe.quantum.realignment.filter_normal_form`; Leinaas, Myrheim, Ovrum,
+   PRA 74, 012313 (2006); Verstraete, Dehaene, De Moor, PRA 68, 012103 (2003)). Two states in one
+   SLOCC orbit with full-rank marginals have FNFs that differ by a *local unitary* only (Verstraete
+   et al. 2003), so the non-unitary part of the unknown filter is removed in closed form.
+2. *Local-unitary alignment* (batched Adam). ``U = exp(i h_A) ⊗ exp(i h_B)`` minimises
+   ``tr(W_k^F U sigma U^†)`` with ``W_k^F = (F_A^k ⊗ F_B^k)^{-†} W_k (F_A^k ⊗ F_B^k)^{-1}`` (the
+   witness carried to the FNF of its target), for every library witness ``k`` and a few starts,
+   all states at once (``torch``; no per-state Python loop). Starts: ``U = 1`` plus random ones;
+   :func:`search_alignment` also takes given starts (``starts``), the input a learned proposer would
+   provide (none is shipped: docs/beyond-ppt.md, "What is not done here").
+3. *Verification* (float64, from the stored input): ``H_A = (F_A^k)^{-1} e^{i h_A} F_A``,
+   ``H_B = (F_B^k)^{-1} e^{i h_B} F_B`` (the stored factors define ``H`` exactly),
+   ``v = Re tr(W_k fl(H rho H^†))``, and the cut is proved when
+   ``v < -(margin · tr(H rho H^†) + budget)`` with the budget of :func:`aligned_error_bound`.
+
+Conventions: ``rho`` ``(N, 2**n, 2**n)`` complex, big-endian qubits; the stage works on the cuts
+``q | rest`` (one qubit on side A), moving ``q`` to the front with
+:func:`~qeframe.quantum.witness.qubit_first` (a qubit permutation maps product vectors across the cut
+to product vectors). Other cuts are not tested.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from qeframe.quantum.cuts import bipartitions
+from qeframe.quantum.ops import batch_kron, num_qubits, partial_transpose
+from qeframe.quantum.ppt import PPT_TOL
+from qeframe.quantum.realignment import FNF_MAX_COND, FNF_SAFETY, filter_normal_form
+from qeframe.quantum.witness import horodecki_library_states, load_witness_library, qubit_first
+
+_U = np.finfo(np.float64).eps / 2
+#: Relative margin: a proved cut has ``tr(W H rho H^†) < -ALIGNED_MARGIN tr(H rho H^†) - budget``.
+ALIGNED_MARGIN = 1e-9
+#: Defaults of the search (measured in docs/beyond-ppt.md, section 9).
+DEFAULT_RESTARTS = 8
+DEFAULT_STEPS = 100
+DEFAULT_LR = 0.1
+
+
+@dataclass(frozen=True)
+class AlignedLibrary:
+    """The witnesses the search aligns, for ``2 x D`` cuts (qubit first), with their FNF data.
+
+    Attributes:
+        witnesses: ``(K, 2D, 2D)`` complex128, verified block-positive (library and transposes).
+        names: ``K`` names (``horodecki-b0.1``, ``horodecki-b0.1-T``, ...).
+        inv_fa: ``(K, 2, 2)``, inverse FNF filter on A of each witness' target state.
+        inv_fb: ``(K, D, D)``, the same on B.
+        w_fnf: ``(K, 2D, 2D)``, ``W_k`` carried to the FNF of its target and scaled to unit
+            Frobenius norm (the search objective only; never used in a proof).
+    """
+
+    witnesses: np.ndarray
+    names: tuple[str, ...]
+    inv_fa: np.ndarray
+    inv_fb: np.ndarray
+    w_fnf: np.ndarray
+
+    @property
+    def dims(self) -> tuple[int, int]:
+        return 2, self.witnesses.shape[-1] // 2
+
+
+@cache
+def aligned_library(n_qubits: int) -> AlignedLibrary:
+    """The built-in library for ``1 | rest`` cuts of ``n_qubits`` qubits (built once per process)."""
+    from qeframe.quantum.witness import HORODECKI_LIBRARY_B
+
+    base = load_witness_library(("horodecki",), None, n_qubits)
+    targets = horodecki_library_states(n_qubits)
+    d = base.shape[-1]
+    witnesses = np.concatenate([base, partial_transpose(base, [0])])
+    states = np.concatenate([targets, partial_transpose(targets, [0])])
+    names = tuple(f"horodecki-b{b:g}" for b in HORODECKI_LIBRARY_B)
+    names = names + tuple(f"{x}-T" for x in names)
+    fnf = filter_normal_form(states, 2, d // 2)
+    inv_fa, inv_fb = np.linalg.inv(fnf.f_a), np.linalg.inv(fnf.f_b)
+    g_inv = batch_kron(inv_fa, inv_fb)
+    w_fnf = np.conj(np.swapaxes(g_inv, -1, -2)) @ witnesses @ g_inv
+    w_fnf /= np.linalg.norm(w_fnf, axis=(1, 2), keepdims=True)
+    for a in (witnesses, inv_fa, inv_fb, w_fnf):
+        a.setflags(write=False)
+    return AlignedLibrary(witnesses, names, inv_fa, inv_fb, w_fnf)
+
+
+# --------------------------------------------------------------------------------------------------
+# the proof
+
+
+def aligned_error_bound(
+    rho: np.ndarray, k: np.ndarray, w: np.ndarray, input_tol: float = PPT_TOL
+) -> np.ndarray:
+    """``(N,)``: a bound on ``|v_computed - tr(W K rho' K^†)|`` for every Hermitian ``rho'`` within
+    ``input_tol · tr rho`` (Frobenius) of the stored ``rho``; rounding terms times :data:`FNF_SAFETY`.
+
+    ``rho`` ``(N, d, d)``, ``k`` ``(N, d, d)`` the *computed* ``fl(H_A ⊗ H_B)`` (entries one rounding
+    from the exact Kronecker product of the stored factors, ``|K~ - K| <= u' |K~|``,
+    ``u' = u / (1 - u)``), ``w`` ``(N, d, d)`` the witness of each state. Terms (Higham, *Accuracy and
+    Stability of Numerical Algorithms*, 2nd ed., SIAM 2002, Sec. 3.5; ``P = |K~||rho||K~|^T``):
+
+    - the two products ``fl(K~ rho K~^†)``: ``|E| <= gamma_{2d} P``; replacing ``K~`` by ``K``:
+      ``(2u' + u'^2) P <= 3u' P``; so ``|tr(W E)| <= (gamma_{2d} + 3u') sum |W| ∘ P^T``;
+    - the trace ``sum_ij W_ij Y_ji`` in floating point (complex products):
+      ``gamma_{d^2 + 4} sum |W| ∘ |Y|^T``;
+    - the input margin: ``|tr(K^† W K E)| <= ||W||_F ||K||_2^2 ||E||_F <= ||W||_F ||K||_2^2 input_tol tr rho``
+      (``||K||_2 <= ||K~||_2 (1 + sqrt(d) u')``, absorbed by the factor 2 below).
+    """
+    d = rho.shape[-1]
+    u1 = _U / (1 - _U)
+    gamma = lambda m: m * _U / (1 - m * _U)
+    ak = np.abs(k)
+    p = ak @ np.abs(rho) @ np.swapaxes(ak, -1, -2)
+    aw = np.abs(w)
+    e_prod = (gamma(2 * d) + 3 * u1) * np.einsum("nij,nji->n", aw, p)
+    y = k @ rho @ np.conj(np.swapaxes(k, -1, -2))
+    e_trace = gamma(d * d + 4) * np.einsum("nij,nji->n", aw, np.abs(y))
+    tr = np.abs(np.trace(rho, axis1=1, axis2=2))
+    e_in = 2 * np.linalg.norm(w, axis=(1, 2)) * np.linalg.norm(k, ord=2, axis=(1, 2)) ** 2 * input_tol * tr
+    return FNF_SAFETY * (e_prod + e_trace) + e_in
+
+
+@dataclass
+class AlignedProof:
+    """Result of :func:`verify_aligned` for a batch of qubit-first states, ``(N,)`` arrays.
+
+    ``proved``: ``value < -(ALIGNED_MARGIN tr + budget)``; ``value``: ``Re tr(W fl(H rho H^†))``
+    divided by ``tr(H rho H^†)`` (so comparable across states); ``budget`` relative to the same trace;
+    ``witness``: index into the library.
+    """
+
+    proved: np.ndarray
+    value: np.ndarray
+    budget: np.ndarray
+    witness: np.ndarray
+
+
+def verify_aligned(
+    rho: np.ndarray,
+    library: AlignedLibrary,
+    witness: np.ndarray,
+    h_a: np.ndarray,
+    h_b: np.ndarray,
+    input_tol: float = PPT_TOL,
+) -> AlignedProof:
+    """Check ``tr(W_k H rho H^†) < 0`` beyond the error budget, ``H = h_a ⊗ h_b`` as given.
+
+    ``rho`` ``(N, 2D, 2D)`` qubit first (stored input), ``witness`` ``(N,)`` int library indices,
+    ``h_a`` ``(N, 2, 2)``, ``h_b`` ``(N, D, D)``. Any ``h_a``, ``h_b`` give a valid test (module
+    docstring); non-finite or badly conditioned ones (``cond > FNF_MAX_COND``) are not used.
+    """
+    rho = np.asarray(rho, np.complex128)
+    w = library.witnesses[np.asarray(witness, int)]
+    finite = np.isfinite(h_a).all(axis=(1, 2)) & np.isfinite(h_b).all(axis=(1, 2))
+    h_a = np.where(finite[:, None, None], h_a, np.eye(2))
+    h_b = np.where(finite[:, None, None], h_b, np.eye(h_b.shape[-1]))
+    cond = np.linalg.cond(h_a) * np.linalg.cond(h_b)
+    k = batch_kron(h_a, h_b)
+    y = k @ rho @ np.conj(np.swapaxes(k, -1, -2))
+    tr = np.trace(y, axis1=1, axis2=2).real
+    value = np.einsum("nij,nji->n", w, y).real
+    ok = finite & (cond <= FNF_MAX_COND) & np.isfinite(value) & (tr > 0)
+    tr_safe = np.where(ok, tr, 1.0)
+    budget = aligned_error_bound(rho, k, w, input_tol) / tr_safe
+    rel = value / tr_safe
+    proved = ok & (rel < -(ALIGNED_MARGIN + budget))
+    return AlignedProof(
+        proved, np.where(ok, rel, np.nan), np.where(ok, budget, np.nan), np.asarray(witness, int)
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# the search
+
+
+def local_unitaries(h: Any, db: int) -> tuple[Any, Any]:
+    """``(exp(i h_A), exp(i h_B))`` of generator parameters ``h`` ``(..., 8 + 2 db^2)`` (torch):
+    the first 8 numbers are the real and imaginary parts of a ``2 x 2`` matrix ``X`` (``h_A =
+    (X + X^†)/2``), the rest those of a ``db x db`` one. ``h = 0`` is the identity."""
+    import torch
+
+    def unitary(x: Any, p: int) -> Any:
+        x = x.reshape(*x.shape[:-1], p, p, 2)
+        m = torch.complex(x[..., 0], x[..., 1])
+        return torch.linalg.matrix_exp(0.5j * (m + m.conj().transpose(-1, -2)))
+
+    return unitary(h[..., :8], 2), unitary(h[..., 8:], db)
+
+
+def alignment_values(h: Any, sigma: Any, w_fnf: Any) -> tuple[Any, Any, Any]:
+    """The search objective ``tr(W_k^F U sigma U^†)`` (torch, differentiable in ``h``).
+
+    ``h`` ``(N, R, K, 8 + 2 D^2)`` generators (:func:`local_unitaries`), ``sigma`` ``(N, 1, 1, 2D, 2D)``
+    FNF states (trace 1), ``w_fnf`` ``(K, 2D, 2D)``. Returns ``(values (N, R, K), u_a, u_b)``.
+    """
+    import torch
+
+    d = sigma.shape[-1]
+    ua, ub = local_unitaries(h, d // 2)
+    u = torch.einsum("...ij,...kl->...ikjl", ua, ub).reshape(*h.shape[:-1], d, d)
+    y = u @ sigma @ u.conj().transpose(-1, -2)
+    return torch.einsum("kij,nrkji->nrk", w_fnf, y).real, ua, ub
+
+
+def search_alignment(
+    sigma: np.ndarray,
+    library: AlignedLibrary,
+    *,
+    restarts: int = DEFAULT_RESTARTS,
+    steps: int = DEFAULT_STEPS,
+    lr: float = DEFAULT_LR,
+    seed: int = 0,
+    starts: np.ndarray | None = None,
+    chunk: int = 128,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Local unitaries aligning every library witness to FNF states ``sigma`` ``(N, 2D, 2D)``.
+
+    Minimises ``tr(W_k^F U sigma U^†)`` over ``U = exp(i h_A) ⊗ exp(i h_B)`` by Adam (``lr``,
+    ``steps``), batched over states, witnesses and starts (in chunks of ``chunk`` states). Starts:
+    ``U = 1``, the ``starts`` given (``(N, S, K, 2*2*2 + D*D*2)`` float64 generator parameters, as
+    a proposer returns them), then random ones (``torch`` generator seeded with ``seed``) up to
+    ``restarts`` in all.
+
+    Returns ``(u_a (N, 2, 2), u_b (N, D, D), witness (N,), value (N,))``: the best start and witness
+    per state and its objective (float64; the proof is :func:`verify_aligned`, not this value).
+    """
+    import torch
+
+    sigma = np.asarray(sigma, np.complex128)
+    n, d = sigma.shape[0], sigma.shape[-1]
+    db = d // 2
+    n_k = library.witnesses.shape[0]
+    n_par = 8 + 2 * db * db
+    gen = torch.Generator().manual_seed(int(seed))
+    wf = torch.from_numpy(np.array(library.w_fnf))
+    out_a = np.zeros((n, 2, 2), complex)
+    out_b = np.zeros((n, db, db), complex)
+    out_k = np.zeros(n, int)
+    out_v = np.full(n, np.inf)
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        m = hi - lo
+        parts = [torch.zeros(m, 1, n_k, n_par, dtype=torch.float64)]
+        if starts is not None:
+            parts.append(torch.from_numpy(np.asarray(starts[lo:hi], np.float64)))
+        used = sum(p.shape[1] for p in parts)
+        if restarts > used:
+            parts.append(torch.randn(m, restarts - used, n_k, n_par, dtype=torch.float64, generator=gen))
+        h = torch.cat(parts, dim=1).requires_grad_(True)
+        s = torch.from_numpy(sigma[lo:hi])[:, None, None]
+        opt = torch.optim.Adam([h], lr=lr)
+
+        for _ in range(steps):
+            value, _, _ = alignment_values(h, s, wf)
+            opt.zero_grad()
+            value.sum().backward()
+            opt.step()
+        with torch.no_grad():
+            value, ua, ub = alignment_values(h, s, wf)
+        flat = value.reshape(m, -1)
+        best = flat.argmin(dim=1)
+        r, k = best // n_k, best % n_k
+        idx = torch.arange(m)
+        out_a[lo:hi] = ua[idx, r, k].numpy()
+        out_b[lo:hi] = ub[idx, r, k].numpy()
+        out_k[lo:hi] = k.numpy()
+        out_v[lo:hi] = flat[idx, best].numpy()
+    return out_a, out_b, out_k, out_v
+
+
+@dataclass
+class AlignedSearch:
+    """:func:`aligned_witness_proofs` per state and cut, ``(N, n_cuts)``: ``proved`` (bool),
+    ``value`` / ``budget`` (float64, NaN where not tested), ``witness`` (int, -1 where not tested)."""
+
+    proved: np.ndarray
+    value: np.ndarray
+    budget: np.ndarray
+    witness: np.ndarray
+
+
+def aligned_witness_proofs(
+    rho: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    restarts: int = DEFAULT_RESTARTS,
+    steps: int = DEFAULT_STEPS,
+    lr: float = DEFAULT_LR,
+    seed: int = 0,
+) -> AlignedSearch:
+    """Prove ``q | rest`` cuts of ``rho`` ``(N, 2**n, 2**n)`` entangled with aligned library witnesses.
+
+    ``mask`` ``(N, n_cuts)`` selects the cuts to try (default all; only cuts with one qubit on side A
+    are tried); ``restarts``, ``steps``, ``lr``, ``seed`` as in :func:`search_alignment` (the seed of
+    cut ``j`` is ``seed + j``; the random starts of a state depend on its place in the batch). Every
+    ``proved`` entry is a proof (:func:`verify_aligned`); the search only proposes.
+    """
+    rho = np.asarray(rho)
+    if rho.ndim == 2:
+        rho = rho[None]
+    n_states, d = rho.shape[0], rho.shape[-1]
+    n = num_qubits(d)
+    cuts = bipartitions(n)
+    shape = (n_states, len(cuts))
+    mask = np.ones(shape, bool) if mask is None else np.asarray(mask, bool)
+    out = AlignedSearch(
+        np.zeros(shape, bool), np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, -1)
+    )
+    library = aligned_library(n)
+    for cut in cuts:
+        rows = np.flatnonzero(mask[:, cut.index])
+        if len(cut.side_a) != 1 or rows.size == 0:
+            continue
+        x = qubit_first(rho[rows].astype(np.complex128), cut.side_a[0])
+        if x.ndim == 2:
+            x = x[None]
+        fnf = filter_normal_form(x, 2, d // 2)
+        good = np.isfinite(fnf.sigma).all(axis=(1, 2))
+        u_a, u_b, k, _ = search_alignment(
+            np.where(good[:, None, None], fnf.sigma, np.eye(d) / d),
+            library,
+            restarts=restarts,
+            steps=steps,
+            lr=lr,
+            seed=seed + cut.index,
+        )
+        h_a = library.inv_fa[k] @ u_a @ fnf.f_a
+        h_b = library.inv_fb[k] @ u_b @ fnf.f_b
+        res = verify_aligned(x, library, k, h_a, h_b)
+        res.proved &= good
+        out.proved[rows, cut.index] = res.proved
+        out.value[rows, cut.index] = res.value
+        out.budget[rows, cut.index] = res.budget
+        out.witness[rows, cut.index] = k
+    return out
