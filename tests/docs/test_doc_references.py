@@ -8,7 +8,11 @@ comments of ``qeframe/`` and ``plugins/``. A reference is
   (``qeframe.io.atomic_write``, ``qeframe.learn.train.Trainer.fit``): the longest prefix must be an
   importable module and every remaining part an attribute of what comes before it;
 * a repository path ``qeframe/….py``, ``plugins/….py``, ``tests/….py`` or ``benchmarks/….py``
-  (optionally ``::test_name``): the file must exist (and define that name).
+  (optionally ``::test_name``): the file must exist (and define that name);
+* in a docstring or comment, a Sphinx role with a short target (:func:`name`, :meth:`Class.method`,
+  :mod:`.sibling`): it must name something the reader finds from that module, as Sphinx would
+  look it up: a name the module defines or imports (then its attributes), a member of one of the
+  module's classes, a sibling in its package, or a fully dotted importable name (``os.replace``).
 
 Resolution imports the modules named (the test process has imported most of them anyway), so the
 whole check takes a few seconds. A reference that cannot resolve is reported with its file and line.
@@ -17,6 +21,7 @@ whole check takes a few seconds. A reference that cannot resolve is reported wit
 from __future__ import annotations
 
 import ast
+import builtins
 import importlib
 import io
 import re
@@ -71,7 +76,9 @@ def problem(reference: str) -> str | None:
         file = ROOT / path
         if not file.is_file():
             return f"no file {path}"
-        if name and not re.search(rf"^\s*(?:async\s+)?(?:def|class)\s+{name}\b", file.read_text(), re.M):
+        if name and not re.search(
+            rf"^\s*(?:async\s+)?(?:def|class)\s+{name}\b", file.read_text(), re.MULTILINE
+        ):
             return f"{path} defines no {name}"
         return None
     parts = reference.split(".")
@@ -83,12 +90,108 @@ def problem(reference: str) -> str | None:
         return f"no module {parts[0]}"
     for j in range(i, len(parts)):
         if not hasattr(obj, parts[j]) and _declared_field(obj, parts[j]):
-            return None  # a dataclass / pydantic field or an annotated attribute: an instance's, not the class's
+            return (
+                None  # a dataclass / pydantic field or an annotated attribute: an instance's, not the class's
+            )
         if not hasattr(obj, parts[j]):
             where = ".".join(parts[:j])
             return f"{where} has no attribute or submodule {parts[j]}"
         obj = getattr(obj, parts[j])
     return None
+
+
+#: A Sphinx cross-reference role; group 1 is its target without ``~``/``!`` and a trailing ``()``.
+ROLE = re.compile(r":(?:func|class|mod|meth|data|attr|exc|obj|const):`[~!]?([^`<>\s]+?)(?:\(\))?`")
+
+
+def _module_name(path: Path) -> tuple[str, str]:
+    """``(module, package)`` of a source file under ``qeframe/`` or ``plugins/`` (``qeframe_plugins``)."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    parts[0] = {"plugins": "qeframe_plugins"}.get(parts[0], parts[0])
+    if parts[-1] == "__init__":
+        return ".".join(parts[:-1]), ".".join(parts[:-1])
+    return ".".join(parts), ".".join(parts[:-1])
+
+
+def _scope(tree: ast.Module, module: str, package: str) -> tuple[dict[str, str], set[str]]:
+    """``({name: dotted target}, members)`` that short role targets of a module may name.
+
+    Imports anywhere in the module (under ``TYPE_CHECKING`` or inside functions too) and its
+    top-level definitions and assignments map to their dotted target; members are the names a bare
+    target may be: the module's top-level names and the methods, nested classes, class attributes
+    and ``self.x`` attributes of its classes.
+    """
+    names: dict[str, str] = {}
+    members: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                names[alias.asname or alias.name.split(".")[0]] = (
+                    alias.name if alias.asname else alias.name.split(".")[0]
+                )
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(up + ([node.module] if node.module else []))
+            for alias in node.names:
+                names[alias.asname or alias.name] = f"{base}.{alias.name}"
+        elif isinstance(node, ast.ClassDef):
+            for item in ast.walk(node):
+                if (
+                    isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                    and item is not node
+                ):
+                    members.add(item.name)
+                elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                    members.add(item.target.id)
+                elif (
+                    isinstance(item, ast.Attribute)
+                    and isinstance(item.value, ast.Name)
+                    and item.value.id == "self"
+                ):
+                    members.add(item.attr)
+    for node in tree.body:  # the module's own names: members too (a short target may name them)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            members.add(node.name)
+            names[node.name] = f"{module}.{node.name}"
+        for target in node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]:
+            for name in ast.walk(target) if target is not None else ():
+                if isinstance(name, ast.Name):
+                    members.add(name.id)
+                    names[name.id] = f"{module}.{name.id}"
+    return names, members
+
+
+def role_problem(target: str, module: str, package: str, names: dict[str, str], members: set[str]) -> bool:
+    """Whether the short role ``target`` written in ``module`` names nothing (see the module docstring)."""
+    if target.startswith("."):
+        candidates = [package + target, module + target]
+    else:
+        head, _, rest = target.partition(".")
+        if (head in members and not rest) or hasattr(builtins, head):
+            return False
+        candidates = [target, f"{package}.{target}" if package else target]
+        if head in names:
+            candidates.append(names[head] + (f".{rest}" if rest else ""))
+    return all(problem(c) is not None for c in candidates)
+
+
+def stale_roles(path: Path) -> list[str]:
+    """``"file:line: role"`` for every short role target of a Python source that names nothing."""
+    source = path.read_text(encoding="utf-8")
+    module, package = _module_name(path)
+    names, members = _scope(ast.parse(source), module, package)
+    out = []
+    for first, chunk in _prose_ranges(source):
+        for number, line in enumerate(chunk.splitlines()):
+            for match in ROLE.finditer(line):
+                target = match.group(1)
+                if not target.startswith(("qeframe.", "qeframe_plugins.")) and role_problem(
+                    target, module, package, names, members
+                ):
+                    out.append(f"{path.relative_to(ROOT)}:{first + number}: {match.group(0)}")
+    return sorted(set(out))
 
 
 def _prose_ranges(source: str) -> Iterator[tuple[int, str]]:
@@ -98,10 +201,14 @@ def _prose_ranges(source: str) -> Iterator[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-                if isinstance(body[0].value.value, str):
-                    first, last = body[0].lineno, body[0].end_lineno or body[0].lineno
-                    yield first, "\n".join(lines[first - 1 : last])
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                first, last = body[0].lineno, body[0].end_lineno or body[0].lineno
+                yield first, "\n".join(lines[first - 1 : last])
     for token in tokenize.generate_tokens(io.StringIO(source).readline):
         if token.type == tokenize.COMMENT:
             yield token.start[0], token.string
@@ -187,9 +294,46 @@ def test_finds_references_in_docstrings_and_comments_only(tmp_path, monkeypatch)
     ]
 
 
+def test_finds_short_role_targets_that_name_nothing(tmp_path, monkeypatch):
+    """Short Sphinx targets resolve from the module's own names, its classes and its package."""
+    package = tmp_path / "qeframe" / "data"
+    package.mkdir(parents=True)
+    source = package / "fake.py"
+    source.write_text(
+        '"""Uses :func:`atomic_write_json`, :func:`helper`, :meth:`go`, :func:`os.replace`,\n'
+        ":mod:`.store`, :func:`open_dataset` (moved to reader), :func:`~store.no_such` and :class:`Gone`.\n"
+        '"""\n'
+        "from qeframe.io import atomic_write_json\n"
+        "def helper():\n"
+        "    pass\n"
+        "class Thing:\n"
+        "    def go(self):\n"
+        "        pass\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    assert stale_roles(source) == [
+        "qeframe/data/fake.py:2: :class:`Gone`",
+        "qeframe/data/fake.py:2: :func:`open_dataset`",
+        "qeframe/data/fake.py:2: :func:`~store.no_such`",
+    ]
+
+
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_code_references_resolve(source):
     stale = stale_references(source)
-    assert not stale, "references to code that does not exist (moved? use `git grep` to find it):\n" + "\n".join(
-        stale
+    assert not stale, (
+        "references to code that does not exist (moved? use `git grep` to find it):\n" + "\n".join(stale)
+    )
+
+
+CODE = [p for p in SOURCES if p.suffix == ".py" and p.name != "__main__.py"]
+
+
+@pytest.mark.parametrize("source", CODE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_short_role_targets_resolve(source):
+    stale = stale_roles(source)
+    assert not stale, (
+        "Sphinx roles naming nothing this module defines, imports or reaches (moved? write the full "
+        "dotted name, e.g. :func:`~qeframe.data.reader.open_dataset`):\n" + "\n".join(stale)
     )
