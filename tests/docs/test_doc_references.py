@@ -2,14 +2,15 @@
 
 The prose is ``README.md``, every page under ``docs/`` (the frozen result pages under
 ``docs/results/`` excepted: they record what a past run printed), and the docstrings and ``#``
-comments of ``qeframe/`` and ``plugins/``. A reference is
+comments of ``qeframe/``, ``plugins/``, ``benchmarks/``, ``tests/`` and the example plugin under
+``docs/examples/``. A reference is
 
 * a dotted name ``qeframe.a.b`` or ``qeframe_plugins.a.b``, optionally followed by attributes
-  (``qeframe.io.atomic_write``, ``qeframe.learn.train.Trainer.fit``): the longest prefix must be an
+  (``qeframe.io.atomic_write_json``, ``qeframe.learn.train.Trainer.fit``): the longest prefix must be an
   importable module and every remaining part an attribute of what comes before it;
 * a repository path ``qeframe/….py``, ``plugins/….py``, ``tests/….py`` or ``benchmarks/….py``
   (optionally ``::test_name``): the file must exist (and define that name);
-* in a docstring or comment, a Sphinx role with a short target (:func:`name`, :meth:`Class.method`,
+* in a docstring or comment of ``qeframe/`` or ``plugins/``, a Sphinx role with a short target (:func:`name`, :meth:`Class.method`,
   :mod:`.sibling`): it must name something the reader finds from that module, as Sphinx would
   look it up: a name the module defines or imports (then its attributes), a member of one of the
   module's classes, a sibling in its package, or a fully dotted importable name (``os.replace``).
@@ -231,7 +232,9 @@ def _sources() -> list[Path]:
     pages = [ROOT / "README.md"] + sorted(
         p for p in (ROOT / "docs").rglob("*.md") if "results" not in p.relative_to(ROOT / "docs").parts
     )
-    code = sorted(p for folder in ("qeframe", "plugins") for p in (ROOT / folder).rglob("*.py"))
+    folders = ("qeframe", "plugins", "benchmarks", "tests", "docs/examples")
+    here = Path(__file__).resolve()  # its docstrings describe the patterns with placeholders
+    code = sorted(p for folder in folders for p in (ROOT / folder).rglob("*.py") if p != here)
     return pages + code
 
 
@@ -327,7 +330,14 @@ def test_code_references_resolve(source):
     )
 
 
-CODE = [p for p in SOURCES if p.suffix == ".py" and p.name != "__main__.py"]
+#: The package modules, whose short role targets are looked up from the module (``__main__`` would run).
+CODE = [
+    p
+    for p in SOURCES
+    if p.suffix == ".py"
+    and p.relative_to(ROOT).parts[0] in ("qeframe", "plugins")
+    and p.name != "__main__.py"
+]
 
 
 @pytest.mark.parametrize("source", CODE, ids=lambda p: str(p.relative_to(ROOT)))
