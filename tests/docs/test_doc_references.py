@@ -9,7 +9,8 @@ comments of ``qeframe/``, ``plugins/``, ``benchmarks/``, ``tests/`` and the exam
   (``qeframe.io.atomic_write_json``, ``qeframe.learn.train.Trainer.fit``): the longest prefix must be an
   importable module and every remaining part an attribute of what comes before it;
 * a repository path ``qeframe/….py``, ``plugins/….py``, ``tests/….py`` or ``benchmarks/….py``
-  (optionally ``::test_name``): the file must exist (and define that name);
+  (optionally ``::test_name``): the file must exist (and define that name); a folder such as
+  ``qeframe/evaluation/`` must exist;
 * in a docstring or comment of ``qeframe/`` or ``plugins/``, a Sphinx role with a short target (:func:`name`, :meth:`Class.method`,
   :mod:`.sibling`): it must name something the reader finds from that module, as Sphinx would
   look it up: a name the module defines or imports (then its attributes), a member of one of the
@@ -41,6 +42,8 @@ DOTTED = re.compile(r"(?<![\w./-])(?:qeframe|qeframe_plugins)(?:\.[A-Za-z_]\w*)+
 PATH = re.compile(
     r"(?<![\w./-])(?:qeframe|plugins|tests|benchmarks)/(?:[\w.-]+/)*[\w.-]+\.py(?:::(\w+))?(?![\w/])"
 )
+#: A folder of the repository, ``qeframe/evaluation/`` (not a pattern such as ``tests/*/`` or ``<name>/``).
+FOLDER = re.compile(r"(?<![\w./-])(?:qeframe|plugins|tests|benchmarks)/(?:[\w.-]+/)+(?![\w*<{\[])")
 
 
 def references(text: str) -> Iterator[tuple[int, str]]:
@@ -49,6 +52,8 @@ def references(text: str) -> Iterator[tuple[int, str]]:
         for match in DOTTED.finditer(line):
             yield number, match.group(0)
         for match in PATH.finditer(line):
+            yield number, match.group(0)
+        for match in FOLDER.finditer(line):
             yield number, match.group(0)
 
 
@@ -72,6 +77,8 @@ def _declared_field(obj: object, name: str) -> bool:
 @cache
 def problem(reference: str) -> str | None:
     """Why ``reference`` does not resolve, or ``None`` when it does."""
+    if reference.endswith("/"):
+        return None if (ROOT / reference).is_dir() else f"no folder {reference}"
     if "/" in reference:
         path, _, name = reference.partition("::")
         file = ROOT / path
@@ -255,6 +262,7 @@ def test_finds_and_rejects_stale_references():
         "qeframe/train.py, tests/test_store.py and plugins/families/haar.py::no_such_test\n"
         "are gone while plugins/families/haar.py and qeframe_plugins.families.haar stay.\n"
         "Paths inside others do not count: src/qeframe/x.py, docs/examples/qeframe.toml.\n"
+        "Folders: qeframe/evaluation/ is there, qeframe/eval/ is not; tests/*/ is a pattern.\n"
     )
     found = list(references(text))
     assert found == [
@@ -267,6 +275,8 @@ def test_finds_and_rejects_stale_references():
         (3, "plugins/families/haar.py::no_such_test"),
         (4, "qeframe_plugins.families.haar"),
         (4, "plugins/families/haar.py"),
+        (6, "qeframe/evaluation/"),
+        (6, "qeframe/eval/"),
     ]
     bad = {ref for _, ref in found if problem(ref) is not None}
     assert bad == {
@@ -275,6 +285,7 @@ def test_finds_and_rejects_stale_references():
         "qeframe/train.py",
         "tests/test_store.py",
         "plugins/families/haar.py::no_such_test",
+        "qeframe/eval/",
     }
     assert problem("qeframe.io.no_such_helper") == "qeframe.io has no attribute or submodule no_such_helper"
 
