@@ -17,7 +17,7 @@ Timed, in this order:
   paper's ten M domains after so short a fit (``router_fit.domain_counts``).
 * ``routing``: ``route`` of the whole set (autoencoder forward passes only).
 * ``single``: one model (``--backbone``) trained for ``--epochs`` on all samples (the trainer).
-* ``ensemble``: :func:`qeframe.learn.ensemble.train_ensemble` with ``--members`` members, routed by
+* ``ensemble``: :func:`qeframe.learn.ensemble_training.train_ensemble` with ``--members`` members, routed by
   ``pt_spectrum`` with ``quantiles = members`` (equally filled domains, so exactly that many
   members; the cheap router keeps the member training in focus), the same backbone and epochs.
   Members train one after the other on their subsets, so the total should be about ``single``

@@ -99,7 +99,7 @@ def import_graph(
                 targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
             for target in targets:
                 if target == package or target.startswith(package + "."):
-                    while target not in modules:  # `import qeframe.x.y` of a name inside a module
+                    while target not in modules:  # `import pkg.sub.name` of a name inside a module
                         target = target.rsplit(".", 1)[0]
                     if target != name:
                         edges[name].add(target)

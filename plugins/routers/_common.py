@@ -161,7 +161,8 @@ class ScoreRouter(Router):
         return bucketize(self.scores(x), self.edges)
 
     def base_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """The shared part of :meth:`state_dict`: ``edges`` tensor, ``n_qubits`` and params in the config."""
+        """The shared part of a router's ``state_dict``: ``edges`` tensor, ``n_qubits`` and params in the
+        config."""
         self._require_fitted()
         assert self.edges is not None
         config = {

@@ -1,6 +1,6 @@
 """The ``qeframe`` command line: the typer app, its shared options and helpers, and :func:`main`.
 
-The commands live in the sibling modules ``run``, ``data`` and ``certify``; importing the package
+The commands live in the sibling modules ``run``, ``data``, ``certify`` and ``results``; importing the package
 :mod:`qeframe.cli` (which any import of this module does first) registers them on :data:`app`.
 
 Conventions: every command that reads the registry takes ``--registry PATH`` (default

@@ -1,7 +1,8 @@
 """``registry.toml`` as data: pydantic models for the frame, plugin ``Params`` for the rest.
 
 The core validates the frame (which keys exist, their types); each plugin validates its own
-``params`` table through its ``Params`` model when :func:`resolve` asks the registry to create it.
+``params`` table through its ``Params`` model when
+:meth:`~qeframe.plugin.registry.Registry.create` builds it.
 Every error names the ``registry.toml`` key, e.g.
 ``datasets.quickstart-train.families[2].params.b: Input should be less than 1``.
 

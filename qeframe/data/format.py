@@ -14,7 +14,7 @@ sharded build, :mod:`qeframe.data.shards`) holds::
 text, :data:`qeframe.config.specs.FREE_TEXT`) and the generation block size. The free text (the
 ``description``, the ``tag`` of each family entry) is recorded in the manifest but never forces a
 rebuild: a store whose identity matches gets its manifest's free text refreshed in place
-(:func:`qeframe.data.writer.refresh_free_text`).
+(:func:`qeframe.data.store.refresh_free_text`).
 
 **Content hash.** For each array in :data:`qeframe.data.build.ARRAY_DTYPES` order, the sha256 of the
 concatenated little-endian bytes of all its rows (``array_hashes``); the content hash is the sha256
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 #: Version of the on-disk layout and of the random streams behind the rows; a store of another
 #: format is not read. History: 1 — first layout; 2 — trig-free gate and phase sampling in the
-#: circuit and Haar generators (``qeframe_plugins.families._common.random_gate_params``): the same
+#: circuit and Haar generators (``qeframe_plugins.families._circuits.random_gate_params``): the same
 #: specification and seed draw other (statistically equivalent) states; 3 — the identity leaves out
 #: the spec's free text (``description``, family ``tag``): the arrays of a format-2 store are those of
 #: format 3, so ``qeframe data migrate`` (or ``data build``) rewrites only its manifest.

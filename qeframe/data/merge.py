@@ -253,7 +253,7 @@ def merge_shards(
     plugin versions), share one ``N``, hold only their own blocks and cover every planned block; with
     ``verify`` every shard's per-array hashes are recomputed from its files. Then the store is
     written as :func:`qeframe.data.store.build_dataset` writes it, stored blocks standing in for computed
-    ones; missing extra blocks (see :class:`qeframe.data.build.ShardPlan`) are computed on ``workers``
+    ones; missing extra blocks (see :class:`qeframe.data.plan.ShardPlan`) are computed on ``workers``
     processes. Finally the written store's content hash is recomputed from its files.
 
     The merged store equals a single build of ``spec``: same arrays, order and content hash, the same

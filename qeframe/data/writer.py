@@ -17,7 +17,8 @@
 Single builds (:mod:`qeframe.data.store`), shard builds (:mod:`qeframe.data.shards`) and merges
 (:mod:`qeframe.data.merge`) all write through it; they differ only in how rows are cut into files
 and in what the manifest records. :func:`store_lock` is the folder's ``flock``;
-:func:`refresh_free_text` and :func:`migrate_manifest` rewrite only a manifest.
+:func:`rewrite_manifest` replaces only a manifest (for :func:`~qeframe.data.store.refresh_free_text`
+and :func:`~qeframe.data.store.migrate_store`).
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ class ManyResult:
         log_dir: ``<runs_dir>/_logs/<stamp>/``.
         results: ``results.json`` of every experiment that finished.
         summary: the ``summary.json`` document.
-        tables: the status table and the comparison tables (:class:`~qeframe.evaluation.evaluate.TableData`).
+        tables: the status table and the comparison tables (:class:`~qeframe.evaluation.tables.TableData`).
     """
 
     experiments: list[str]

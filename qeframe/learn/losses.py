@@ -86,7 +86,7 @@ def fused_loss(
                 + sum_i weights[i] * mean_{r < v, j} | p[r, j] - p[b + i v + r, cut_maps[i][r, j]] |
 
     ``bce_denominator`` / ``view_denominator`` replace the BCE's number of known labels / the
-    consistency terms' ``v m`` (a data-parallel rank's share, :meth:`Trainer.batch_loss`).
+    consistency terms' ``v m`` (a data-parallel rank's share, :meth:`qeframe.learn.train.Trainer.batch_loss`).
     A pure tensor function of its inputs (no host synchronisation), which is what
     ``training.compile`` compiles; it equals separate forward passes per view for any model
     whose output for a sample does not depend on the rest of the batch (no BatchNorm in

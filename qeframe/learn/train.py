@@ -448,7 +448,8 @@ class Trainer(TrainerCheckpoints):
         on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
     ) -> TrainResult:
         """Train up to ``training.epochs`` epochs (continuing from :attr:`epochs_done` after
-        :meth:`resume`), checkpoint every epoch into ``run`` and load the selected model at the end.
+        :meth:`~qeframe.learn.checkpoints.TrainerCheckpoints.resume`), checkpoint every epoch into ``run``
+        and load the selected model at the end.
 
         Data-parallel: every rank calls ``fit`` with the same arrays and the same ``run``; only
         rank 0 writes into ``run`` (metrics, checkpoints, ``best``), and every rank returns the

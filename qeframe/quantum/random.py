@@ -76,7 +76,7 @@ def locally_randomize(
     Entanglement across each cut is unchanged by the local unitaries; the permutation moves cut
     ``j`` to cut ``m[j]`` (:func:`~qeframe.quantum.cuts.cut_index_map`), so the per-cut ground truth
     and provenance are re-indexed the same way. Returns new ``(rho, ground_truth, provenance)``.
-    (:meth:`qeframe.plugin.interfaces.Family.generate` applies it to a ``StateBatch``.)
+    (:meth:`qeframe.plugin.interfaces.StateFamily.generate` applies it to a ``StateBatch``.)
     """
     n_batch = rho.shape[0]
     n = int(rho.shape[-1]).bit_length() - 1
