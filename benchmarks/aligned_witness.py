@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qeframe.plugin.labels import certified_mask
-from qeframe.learn.prediction import ppt_gate
-from qeframe.quantum.filter_witness import aligned_library, aligned_witness_proofs
-from qeframe.quantum.witness import qubit_first
 from qeframe.data.store import open_dataset
 from qeframe.learn.arrays import DatasetArrays
+from qeframe.learn.prediction import ppt_gate
+from qeframe.plugin.labels import certified_mask
+from qeframe.quantum.filter_witness import aligned_library, aligned_witness_proofs
+from qeframe.quantum.witness import qubit_first
 
 sys.path.insert(0, str(Path(__file__).parent))
 from witness_alignment import adam_search

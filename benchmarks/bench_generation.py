@@ -90,10 +90,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "generation.json")
     args = parser.parse_args(argv)
 
+    from qeframe_plugins.families import _circuits
+
     from qeframe.config.specs import load_registry_file
     from qeframe.data.store import generation_context
     from qeframe.plugin.registry import Registry
-    from qeframe_plugins.families import _circuits
 
     before = os.getloadavg()
     spec = load_registry_file(args.registry).dataset(args.dataset)

@@ -43,9 +43,9 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 import qeframe
+from qeframe.plugin.registry import Registry
 from qeframe.quantum.cuts import n_cuts
 from qeframe.quantum.torch_ops import to_model_input
-from qeframe.plugin.registry import Registry
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "models.json"
 

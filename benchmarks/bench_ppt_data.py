@@ -124,9 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ppt_data.json")
     args = parser.parse_args(argv)
 
-    from qeframe.plugin.registry import Registry
     from qeframe.config.specs import load_registry_file
     from qeframe.data.store import build_dataset
+    from qeframe.plugin.registry import Registry
 
     load0 = os.getloadavg()
     registry = Registry.load()

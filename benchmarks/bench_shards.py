@@ -64,10 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from qeframe import __version__
-    from qeframe.plugin.registry import get_registry
-    from qeframe.data.merge import build_sharded
     from qeframe.config.specs import load_registry_file
+    from qeframe.data.merge import build_sharded
     from qeframe.data.store import build_dataset
+    from qeframe.plugin.registry import get_registry
 
     registry_file = load_registry_file(args.registry)
     registry = get_registry()

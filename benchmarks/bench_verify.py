@@ -88,7 +88,7 @@ def main() -> None:
 
     import numpy as np
 
-    import qeframe.data.verify as verify
+    from qeframe.data import verify
     from qeframe.data.build import ARRAY_DTYPES
 
     if args.threads is not None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from qeframe.quantum import torch_ops
 from qeframe.plugin.registry import get_registry
+from qeframe.quantum import torch_ops
 
 
 @torch.no_grad()

@@ -36,13 +36,13 @@ from typing import Any
 
 import numpy as np
 
+from qeframe.config.specs import load_registry_file
 from qeframe.data.build import compute_block
+from qeframe.data.store import generation_context
+from qeframe.plugin.registry import get_registry
 from qeframe.quantum.ops import purity
 from qeframe.quantum.ppt import PPT_TOL, npt_mask
 from qeframe.quantum.qiskit_interop import reverse_qubit_order
-from qeframe.plugin.registry import get_registry
-from qeframe.config.specs import load_registry_file
-from qeframe.data.store import generation_context
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -63,8 +63,8 @@ if TYPE_CHECKING:
     import torch
 
     from qeframe.learn.prediction import Prediction, PredictionConfig
-    from qeframe.plugin.registry import Registry
     from qeframe.learn.runs import RunDir
+    from qeframe.plugin.registry import Registry
 
 __all__ = ["DetectionResult", "Detector", "as_density_matrices", "load", "shipped_models"]
 
@@ -336,11 +336,11 @@ class Detector:
         Raises :class:`QeframeError` (one line) for a missing or damaged run folder, checkpoint,
         ensemble or ``prediction.json``.
         """
-        from qeframe.learn.prediction import load_prediction
-        from qeframe.plugin.registry import get_registry
-        from qeframe.learn.runs import load_model_weights, selected_model
         from qeframe.learn.arrays import resolve_device
         from qeframe.learn.checkpoints import build_model_from_config, load_state
+        from qeframe.learn.prediction import load_prediction
+        from qeframe.learn.runs import load_model_weights, selected_model
+        from qeframe.plugin.registry import get_registry
 
         run_dir = _open_run(Path(run))
         torch_device = resolve_device(device)
@@ -392,9 +392,9 @@ class Detector:
         ``finite``, ``hermitian``, ``trace`` or ``psd``; ``index``: the first offending state)
         and :class:`~qeframe.errors.QeframeError` for objects it cannot read.
         """
+        from qeframe.learn.arrays import autocast_dtype
         from qeframe.learn.prediction import model_logits, predict
         from qeframe.quantum.validation import validate_density_matrices
-        from qeframe.learn.arrays import autocast_dtype
 
         rho = validate_density_matrices(as_density_matrices(states), n_qubits=self.n_qubits)
         logits = model_logits(

@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from qeframe.learn.runs import experiment_spec_hash
 from qeframe.config.specs import RegistryFile, load_registry_file
+from qeframe.learn.runs import experiment_spec_hash
 
 
 def registry_snapshot(registry_file: RegistryFile) -> dict[str, Any]:

@@ -324,9 +324,9 @@ def test_tiny_trained_run_uncalibrated_and_calibrated_agree_with_classify(regist
 def test_ensemble_run_agrees_with_classify(registry, tmp_path, qeframe_cli):
     from qeframe_plugins.routers.pt_spectrum import PtSpectrumRouter
 
+    from qeframe.config.specs import ModelSpec, TrainingSpec
     from qeframe.learn.ensemble_training import train_ensemble
     from qeframe.learn.runs import RunDir
-    from qeframe.config.specs import ModelSpec, TrainingSpec
 
     run = RunDir.create(tmp_path / "runs", "ens", "a" * 64)
     train_ensemble(

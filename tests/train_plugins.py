@@ -136,8 +136,8 @@ def synthetic_arrays(name: str, count: int, seed: int = 0, n_qubits: int = 3, un
 def tiny_trained_run(registry, runs_dir):
     """Path of a run folder under ``runs_dir`` holding one epoch of the ``test-mlp`` backbone trained
     on :func:`synthetic_arrays` by the trainer directly (for ``classify`` and prediction tests)."""
-    from qeframe.learn.runs import RunDir
     from qeframe.config.specs import ModelSpec, TrainingSpec
+    from qeframe.learn.runs import RunDir
     from qeframe.learn.train import Trainer
 
     run = RunDir.create(runs_dir, "exp", "e" * 64)

@@ -7,7 +7,7 @@ commands on it when this package is imported.
 
 from __future__ import annotations
 
-from qeframe.cli.base import app, main
 from qeframe.cli import certify, data, results, run  # noqa: F401  (importing registers the commands on `app`)
+from qeframe.cli.base import app, main
 
 __all__ = ["app", "main"]

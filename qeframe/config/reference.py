@@ -15,8 +15,6 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from qeframe.config.templates import REFERENCE as TEMPLATES_REFERENCE
-from qeframe.plugin.registry import Registry
 from qeframe.config.specs import (
     ComponentRef,
     DatasetSpec,
@@ -29,6 +27,8 @@ from qeframe.config.specs import (
     SymmetryLoss,
     TrainingSpec,
 )
+from qeframe.config.templates import REFERENCE as TEMPLATES_REFERENCE
+from qeframe.plugin.registry import Registry
 
 FRAME_MODELS: list[tuple[str, type[BaseModel]]] = [
     ("[datasets.NAME]", DatasetSpec),

@@ -47,8 +47,8 @@ from qeframe.data.store import check_build_args, generation_context
 from qeframe.data.verify import check_store
 from qeframe.data.writer import StoreWriter, load_file, store_lock
 from qeframe.errors import QeframeError, StoreError
-from qeframe.plugin.registry import Registry, get_registry
 from qeframe.plugin.progress import progress_bar
+from qeframe.plugin.registry import Registry, get_registry
 
 #: ``<name>.shard-<index>-of-<count>``: the folder of one shard store.
 SHARD_DIR_RE = re.compile(r"^(?P<name>.+)\.shard-(?P<index>\d+)-of-(?P<count>\d+)$")

@@ -54,8 +54,8 @@ from qeframe.data.reader import Dataset, corrupt_advice, open_dataset, store_sta
 from qeframe.data.verify import hash_data
 from qeframe.data.writer import StoreWriter, rewrite_manifest, store_lock
 from qeframe.errors import QeframeError, StoreError
-from qeframe.plugin.registry import Registry, get_registry
 from qeframe.plugin.progress import progress_bar
+from qeframe.plugin.registry import Registry, get_registry
 from qeframe.quantum.cuts import cut_names
 
 

@@ -16,15 +16,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from qeframe.errors import QeframeError
-from qeframe.evaluation.metrics import GATED_ROW, MODEL_ROW, PPT_ROW, PROOF_ROW, calibration_block, evaluate_arrays
+from qeframe.evaluation.metrics import (
+    GATED_ROW,
+    MODEL_ROW,
+    PPT_ROW,
+    PROOF_ROW,
+    calibration_block,
+    evaluate_arrays,
+)
 from qeframe.quantum.ppt import npt_mask
 
 if TYPE_CHECKING:
     import torch
 
     from qeframe.config.specs import EvaluationSpec
-    from qeframe.learn.prediction import PredictionConfig
     from qeframe.learn.arrays import DatasetArrays
+    from qeframe.learn.prediction import PredictionConfig
     from qeframe.plugin.registry import Registry
 
 

@@ -33,7 +33,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qeframe.errors import QeframeError
-from qeframe.evaluation.metrics import ANSWERS, CONVENTIONS, GATED_ROW, GATED_ROWS, MODEL_ROW, PPT_ROW, PROOF_ROW
+from qeframe.evaluation.metrics import (
+    ANSWERS,
+    CONVENTIONS,
+    GATED_ROW,
+    GATED_ROWS,
+    MODEL_ROW,
+    PPT_ROW,
+    PROOF_ROW,
+)
 from qeframe.plugin.labels import PROVENANCE
 
 if TYPE_CHECKING:

@@ -20,14 +20,14 @@ import numpy as np
 import torch
 
 from qeframe.evaluation.evaluate import evaluate
-from qeframe.evaluation.tables import results_markdown
 from qeframe.evaluation.plots import new_figure, plot_training, write_plots
+from qeframe.evaluation.tables import results_markdown
+from qeframe.io import atomic_write_json, atomic_write_text
 from qeframe.learn.arrays import DatasetArrays
 from qeframe.learn.ensemble import ensemble_dir, route_arrays, routing_counts, score_arrays
 from qeframe.learn.ensemble_training import EnsembleResult, manifest, train_ensemble
 from qeframe.learn.prediction import fit_for_run
 from qeframe.learn.runs import RunDir
-from qeframe.io import atomic_write_json, atomic_write_text
 from qeframe.learn.train import TrainProgress
 
 if TYPE_CHECKING:

@@ -104,8 +104,8 @@ def run_many(
     from qeframe.config.specs import load_registry_file
     from qeframe.data.store import ensure_dataset
     from qeframe.evaluation.tables import TableData, comparison_tables, tables_markdown
-    from qeframe.learn.arrays import resolve_device
     from qeframe.io import atomic_write_json, atomic_write_text
+    from qeframe.learn.arrays import resolve_device
     from qeframe.plugin.registry import get_registry
 
     experiments = list(names)

@@ -319,11 +319,11 @@ def _train_and_evaluate(
     Only rank 0 of a data-parallel run (``job.ctx``) writes the run folder, evaluates and returns.
     """
     from qeframe.evaluation.evaluate import evaluate
-    from qeframe.evaluation.tables import results_markdown
     from qeframe.evaluation.plots import write_plots
+    from qeframe.evaluation.tables import results_markdown
+    from qeframe.io import atomic_write_json, atomic_write_text
     from qeframe.learn.prediction import fit_for_run
     from qeframe.learn.runs import RunDir
-    from qeframe.io import atomic_write_json, atomic_write_text
     from qeframe.learn.train import Trainer
     from qeframe.plugin.progress import TrainingProgress
 

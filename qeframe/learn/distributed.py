@@ -24,7 +24,6 @@ single-process run, for which every operation is a no-op.
 from __future__ import annotations
 
 import contextlib
-
 import datetime as _dt
 import os
 from dataclasses import dataclass

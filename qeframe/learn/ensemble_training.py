@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from qeframe.io import atomic_write_json
 from qeframe.learn.arrays import DatasetArrays, model_input, resolve_device
 from qeframe.learn.ensemble import (
     ENSEMBLE_FORMAT,
@@ -34,7 +35,6 @@ from qeframe.learn.ensemble import (
     subset_arrays,
 )
 from qeframe.learn.runs import RunDir, read_checkpoint_config
-from qeframe.io import atomic_write_json
 from qeframe.learn.train import Trainer, TrainProgress
 from qeframe.plugin.interfaces import Router
 

@@ -26,8 +26,8 @@ from typing import Any
 import pluggy
 from pydantic import ValidationError
 
-from qeframe.plugin import hookspecs
 from qeframe.errors import PluginConflictError, SpecError, UnknownComponentError
+from qeframe.plugin import hookspecs
 from qeframe.plugin.interfaces import KINDS, Component
 
 ENTRY_POINT_GROUP = "qeframe"

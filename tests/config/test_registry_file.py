@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from qeframe.plugin.registry import Registry
 from qeframe.config.specs import load_registry_file, validate_dataset_plugins
 from qeframe.learn.train import validate_experiment_plugins
+from qeframe.plugin.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = load_registry_file(ROOT / "registry.toml")

@@ -23,10 +23,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from registry_snapshot import registry_snapshot
 
-from qeframe.config.templates import REFERENCE, expand_registry, merge, parse_scale, scale_count
-from qeframe.errors import SpecError
-from qeframe.plugin.registry import Registry
-from qeframe.learn.runs import experiment_spec_hash
 from qeframe.config.specs import (
     DatasetSpec,
     ExperimentSpec,
@@ -35,7 +31,11 @@ from qeframe.config.specs import (
     parse_registry,
     validate_dataset_plugins,
 )
+from qeframe.config.templates import REFERENCE, expand_registry, merge, parse_scale, scale_count
+from qeframe.errors import SpecError
+from qeframe.learn.runs import experiment_spec_hash
 from qeframe.learn.train import validate_experiment_plugins
+from qeframe.plugin.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = json.loads((ROOT / "tests" / "fixtures" / "registry_hashes.json").read_text(encoding="utf-8"))

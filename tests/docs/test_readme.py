@@ -80,11 +80,11 @@ def test_readme_python_example_runs(capsys, monkeypatch):
     """The README's Python example (the one ``python`` block) runs as written, from the repository
     root, and prints what its comments promise: the cut names, the PPT cut of each Horodecki state,
     certified labels, and the gated model's three-valued answers."""
-    blocks = re.findall(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(encoding="utf-8"), re.M | re.S)
+    blocks = re.findall(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
     assert len(blocks) == 1, f"README.md: expected one python block, found {len(blocks)}"
     monkeypatch.chdir(ROOT)
     namespace: dict = {}
-    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    exec(compile(blocks[0], "README.md", "exec"), namespace)  # noqa: S102 - the README is our own text
     out = capsys.readouterr().out
     assert "['1|23', '2|13', '3|12']" in out
     batch, certificate, result = namespace["batch"], namespace["certificate"], namespace["result"]

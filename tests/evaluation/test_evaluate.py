@@ -11,15 +11,15 @@ import train_plugins
 from train_plugins import synthetic_arrays
 
 from qeframe import hookimpl
+from qeframe.config.specs import EvaluationSpec
 from qeframe.evaluation.evaluate import evaluate
 from qeframe.evaluation.metrics import CONVENTIONS, accuracy_block, evaluate_arrays, truth_labels
 from qeframe.evaluation.tables import print_results, results_markdown
+from qeframe.learn.arrays import DatasetArrays
 from qeframe.plugin.interfaces import KINDS
+from qeframe.plugin.registry import Registry
 from qeframe.quantum.ops import batch_kron, pure_density
 from qeframe.quantum.ppt import npt_mask
-from qeframe.plugin.registry import Registry
-from qeframe.config.specs import EvaluationSpec
-from qeframe.learn.arrays import DatasetArrays
 
 
 def _shifts_upb_state() -> np.ndarray:

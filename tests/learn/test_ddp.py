@@ -24,6 +24,7 @@ import torch
 import train_plugins
 from hypothesis import given
 from hypothesis import strategies as st
+from qeframe_plugins.labelers import negativity
 from train_plugins import REGISTRY_TOML, synthetic_arrays
 
 from qeframe.config.specs import ModelSpec, SymmetryLoss, TrainingSpec
@@ -40,7 +41,6 @@ from qeframe.learn.distributed import (
 from qeframe.learn.runs import RunDir, load_tensors
 from qeframe.learn.train import Trainer
 from qeframe.plugin.registry import Registry
-from qeframe_plugins.labelers import negativity
 
 TESTS = Path(__file__).resolve().parents[1]  # tests/: train_plugins for the launcher
 VENV_BIN = Path(sys.executable).parent

@@ -7,14 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import qeframe_plugins.routers.autoencoder as autoencoder_plugin
+import qeframe_plugins.routers.pt_spectrum as pt_plugin
 import torch
 import train_plugins
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from qeframe_plugins.labelers import negativity
+from qeframe_plugins.routers.autoencoder import AutoencoderRouter
+from qeframe_plugins.routers.pt_spectrum import PtSpectrumRouter
 from train_plugins import synthetic_arrays
 
-import qeframe_plugins.routers.autoencoder as autoencoder_plugin
-import qeframe_plugins.routers.pt_spectrum as pt_plugin
 from qeframe.config.specs import ModelSpec, TrainingSpec, parse_registry
 from qeframe.errors import QeframeError, SpecError
 from qeframe.evaluation.evaluate import evaluate
@@ -31,9 +34,6 @@ from qeframe.learn.ensemble import (
 )
 from qeframe.learn.ensemble_training import train_ensemble
 from qeframe.learn.runs import RunDir
-from qeframe_plugins.labelers import negativity
-from qeframe_plugins.routers.autoencoder import AutoencoderRouter
-from qeframe_plugins.routers.pt_spectrum import PtSpectrumRouter
 
 # noisy GHZ: lambda_min = -(1 - p)/2 + p/8 in [-0.5, -0.375]; product states: lambda_min = 0
 GHZ_VS_PRODUCT = [float("-inf"), -0.1, float("inf")]

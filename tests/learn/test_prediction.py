@@ -14,17 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from train_plugins import synthetic_arrays
 
+from qeframe.config.specs import EvaluationSpec, PredictionSpec, parse_registry
 from qeframe.errors import QeframeError, SpecError
 from qeframe.evaluation.evaluate import evaluate
 from qeframe.evaluation.metrics import GATED_ROW, PROOF_ROW, evaluate_arrays, ppt_detection
 from qeframe.evaluation.tables import comparison_tables
-from qeframe.plugin.labels import (
-    NOT_PROOF_PROVENANCE,
-    PROOF_PROVENANCE,
-    PROVENANCE,
-    certified_mask,
-    provenance_code,
-)
+from qeframe.learn.arrays import DatasetArrays
 from qeframe.learn.prediction import (
     Calibration,
     PredictionConfig,
@@ -38,6 +33,13 @@ from qeframe.learn.prediction import (
     predict,
     write_prediction,
 )
+from qeframe.plugin.labels import (
+    NOT_PROOF_PROVENANCE,
+    PROOF_PROVENANCE,
+    PROVENANCE,
+    certified_mask,
+    provenance_code,
+)
 from qeframe.quantum.ops import pure_density
 from qeframe.quantum.ppt import (
     NPT_SAFETY,
@@ -48,8 +50,6 @@ from qeframe.quantum.ppt import (
     pt_min_eigenvalues,
 )
 from qeframe.quantum.random import haar_state
-from qeframe.config.specs import EvaluationSpec, PredictionSpec, parse_registry
-from qeframe.learn.arrays import DatasetArrays
 
 GHZ = pure_density((np.eye(8)[[0]] + np.eye(8)[[7]]) / np.sqrt(2))[0]
 

@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from qeframe_plugins.labelers import negativity
 from train_plugins import synthetic_arrays
 
+from qeframe.config.specs import EvaluationSpec, PredictionSpec, parse_registry
 from qeframe.errors import QeframeError, SpecError
 from qeframe.evaluation.evaluate import GATED_ROW, evaluate
-from qeframe.evaluation.tables import comparison_tables, results_markdown
 from qeframe.evaluation.metrics import PROOF_ROW
-from qeframe.plugin.labels import provenance_code
+from qeframe.evaluation.tables import comparison_tables, results_markdown
 from qeframe.learn.prediction import (
     PPT_ENTANGLED_POLICIES,
     Calibration,
@@ -30,9 +30,9 @@ from qeframe.learn.prediction import (
     proof_policy,
     write_prediction,
 )
+from qeframe.plugin.labels import provenance_code
 from qeframe.quantum.ops import pure_density
 from qeframe.quantum.random import haar_state
-from qeframe.config.specs import EvaluationSpec, PredictionSpec, parse_registry
 
 GHZ = pure_density((np.eye(8)[0] + np.eye(8)[7])[None] / np.sqrt(2))[0]
 

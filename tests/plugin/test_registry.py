@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 
 import qeframe.cli  # noqa: F401  (registers the CLI sub-commands on `app`)
 from qeframe import hookimpl
-from qeframe.plugin import registry as registry_module
 from qeframe.cli.base import app
 from qeframe.errors import PluginConflictError, QeframeError, SpecError, UnknownComponentError
+from qeframe.plugin import registry as registry_module
 from qeframe.plugin.interfaces import LabelBatch, Labeler, Params, StateBatch, StateFamily
 from qeframe.plugin.registry import Registry, get_registry
 

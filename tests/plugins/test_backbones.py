@@ -8,11 +8,11 @@ import torch
 from qeframe_plugins.backbones.cnn import CNNParams, conv_channels, spatial_sizes
 
 from qeframe.errors import QeframeError, SpecError
+from qeframe.plugin.registry import Registry
 from qeframe.quantum import ops, ppt
 from qeframe.quantum import random as nprandom
 from qeframe.quantum.cuts import bipartitions, n_cuts
 from qeframe.quantum.torch_ops import to_model_input
-from qeframe.plugin.registry import Registry
 
 BACKBONES = ("cnn", "tensor_network")
 

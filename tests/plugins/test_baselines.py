@@ -21,11 +21,11 @@ from qeframe_plugins.baselines.ppt import PptBaseline
 from qeframe_plugins.families.horodecki import horodecki_states
 from qeframe_plugins.families.upb import upb_state
 
+from qeframe.plugin.registry import get_registry
 from qeframe.quantum.cuts import bipartitions, n_cuts
 from qeframe.quantum.ops import apply_local_unitaries, batch_kron, permute_qubits, pure_density
 from qeframe.quantum.ppt import pt_min_eigenvalues
 from qeframe.quantum.random import haar_state, haar_unitary
-from qeframe.plugin.registry import get_registry
 
 
 #: SDP tests need the optional extra ``qeframe[certify]`` (CI installs only ``qeframe[test]``).

@@ -27,10 +27,10 @@ from qeframe.cli.base import app, main
 from qeframe.errors import SpecError
 from qeframe.plugin.interfaces import StateBatch
 from qeframe.plugin.labels import PROVENANCE, provenance_code
+from qeframe.plugin.registry import get_registry
 from qeframe.quantum.ops import batch_kron, pure_density
 from qeframe.quantum.ppt import pt_min_eigenvalues
 from qeframe.quantum.random import haar_state
-from qeframe.plugin.registry import get_registry
 
 
 def labeler(**params) -> CertifiedLabeler:

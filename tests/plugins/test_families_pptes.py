@@ -31,12 +31,12 @@ from qeframe_plugins.families.upb import UPBFamily, shifts_upb_vectors, upb_stat
 from qeframe.errors import QeframeError, SpecError
 from qeframe.plugin.interfaces import StateBatch
 from qeframe.plugin.labels import provenance_code
+from qeframe.plugin.registry import Registry
 from qeframe.quantum.cuts import bipartitions, n_cuts
 from qeframe.quantum.ops import partial_trace, partial_transpose, permute_qubits
 from qeframe.quantum.ppt import PPT_TOL, pt_eigenvalues, pt_min_eigenvalues
 from qeframe.quantum.qiskit_interop import to_qiskit
 from qeframe.quantum.validation import validate_density_matrices
-from qeframe.plugin.registry import Registry
 
 ANALYTIC = provenance_code("analytic")
 #: eigenvalue tolerance for exact zeros of trace-1 8x8..32x32 matrices

@@ -16,10 +16,10 @@ from qeframe_plugins.labelers.verified import GroundTruthConflictError, Verified
 from qeframe.errors import QeframeError, SpecError
 from qeframe.plugin.interfaces import LabelBatch, StateBatch
 from qeframe.plugin.labels import PROVENANCE, provenance_code
+from qeframe.plugin.registry import Registry
 from qeframe.quantum.ops import batch_kron, pure_density
 from qeframe.quantum.ppt import pt_min_eigenvalues
 from qeframe.quantum.random import haar_state
-from qeframe.plugin.registry import Registry
 
 CODE = {name: i for i, name in enumerate(PROVENANCE)}
 

@@ -13,6 +13,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from qeframe_plugins.backbones.perm_equivariant import PermEquivariantParams, feature_count
+from qeframe_plugins.families.embedded import EmbeddedFamily, core_cut_table
 
 from qeframe.config.specs import parse_registry, validate_dataset_plugins
 from qeframe.errors import QeframeError, SpecError
@@ -20,8 +22,6 @@ from qeframe.learn.losses import consistency_loss
 from qeframe.plugin.registry import Registry
 from qeframe.quantum import ops, ppt, torch_ops
 from qeframe.quantum.cuts import bipartitions, n_cuts
-from qeframe_plugins.backbones.perm_equivariant import PermEquivariantParams, feature_count
-from qeframe_plugins.families.embedded import EmbeddedFamily, core_cut_table
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,7 @@ from qeframe_plugins.families.witnessed_horodecki import (
 )
 from qeframe_plugins.labelers.certified import CertifiedLabeler
 
+from qeframe.config.specs import load_registry_file
 from qeframe.plugin.labels import ENTANGLED, SEPARABLE, UNKNOWN, provenance_code
 from qeframe.quantum.cuts import bipartitions
 from qeframe.quantum.ops import partial_transpose, permute_qubits, pure_density
@@ -43,7 +44,6 @@ from qeframe.quantum.ppt import npt_mask, pt_min_eigenvalues
 from qeframe.quantum.random import random_local_filters
 from qeframe.quantum.validation import validate_density_matrices
 from qeframe.quantum.witness import absolute_separability_margin, verify_block_positive, witness_values
-from qeframe.config.specs import load_registry_file
 
 SEEDS = st.integers(0, 2**32 - 1)
 WITNESS = provenance_code("witness")

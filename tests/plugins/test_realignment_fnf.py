@@ -13,8 +13,8 @@ from qeframe_plugins.baselines.ccnr_fnf import CcnrFnfBaseline
 from qeframe_plugins.families.horodecki import horodecki_states
 from qeframe_plugins.labelers.certified import CertifiedLabeler
 
-from qeframe.plugin.labels import PROOF_PROVENANCE, provenance_code
 from qeframe.learn.prediction import PredictionConfig, predict, proof_stages
+from qeframe.plugin.labels import PROOF_PROVENANCE, provenance_code
 from qeframe.quantum.ops import batch_kron, partial_transpose, pure_density
 from qeframe.quantum.ppt import npt_mask
 from qeframe.quantum.random import haar_state, haar_unitary

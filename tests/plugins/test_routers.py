@@ -20,10 +20,10 @@ from qeframe_plugins.routers.autoencoder import DEFAULT_THRESHOLDS, AutoencoderR
 from qeframe_plugins.routers.pt_spectrum import PtSpectrumRouter
 
 from qeframe.errors import QeframeError, SpecError
+from qeframe.plugin.registry import get_registry
 from qeframe.quantum.ppt import pt_min_eigenvalues
 from qeframe.quantum.random import haar_state
 from qeframe.quantum.torch_ops import to_model_input
-from qeframe.plugin.registry import get_registry
 
 # A small, quickly trained autoencoder (the defaults are the authors' 24 terms, 4 FC layers, 20 epochs).
 QUICK = {"terms": 4, "fc_layers": 0, "epochs": 2, "lr": 1e-2, "batch_size": 16}

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from qeframe.errors import QeframeError, SpecError
+from qeframe.plugin.registry import Registry
 from qeframe.quantum import ops, ppt
 from qeframe.quantum import torch_ops as T
 from qeframe.quantum.cuts import n_cuts
-from qeframe.plugin.registry import Registry
 
 NS = (2, 3, 4)
 

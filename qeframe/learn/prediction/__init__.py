@@ -103,7 +103,13 @@ from qeframe.learn.prediction.fit import (
     prediction_path,
     write_prediction,
 )
-from qeframe.learn.prediction.proofs import PROOF_STAGES, SCREENED_STAGES, WITNESS_MARGIN, ppt_gate, proof_stages
+from qeframe.learn.prediction.proofs import (
+    PROOF_STAGES,
+    SCREENED_STAGES,
+    WITNESS_MARGIN,
+    ppt_gate,
+    proof_stages,
+)
 
 __all__ = [
     "ANSWER_NAMES",

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from qeframe.errors import QeframeError
-from qeframe.plugin.labels import ENTANGLED, SEPARABLE, UNKNOWN
 from qeframe.learn.prediction.calibration import Calibration, _sigmoid, answers_from_probabilities
 from qeframe.learn.prediction.proofs import _check_proofs, ppt_gate, proof_stages
+from qeframe.plugin.labels import ENTANGLED, SEPARABLE, UNKNOWN
 
 PREDICTION_FORMAT = "qeframe-prediction/1"
 #: Answer names of the int8 codes 1 / 0 / -1.

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from qeframe.errors import QeframeError
-from qeframe.plugin.labels import ENTANGLED, SEPARABLE, UNKNOWN, certified_mask
 from qeframe.learn.prediction.calibration import (
     _sigmoid,
     answers_from_probabilities,
@@ -21,13 +20,14 @@ from qeframe.learn.prediction.calibration import (
 )
 from qeframe.learn.prediction.config import PredictionConfig, check_policy, check_search
 from qeframe.learn.prediction.proofs import _check_proofs, ppt_gate
+from qeframe.plugin.labels import ENTANGLED, SEPARABLE, UNKNOWN, certified_mask
 
 if TYPE_CHECKING:
     import torch
 
-    from qeframe.learn.runs import RunDir
     from qeframe.config.specs import PredictionSpec
     from qeframe.learn.arrays import DatasetArrays
+    from qeframe.learn.runs import RunDir
 
 PREDICTION_FILE = "prediction.json"
 
