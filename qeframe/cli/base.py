@@ -135,8 +135,8 @@ def openmp_defaults(environ: dict[str, str] | os._Environ[str] = os.environ) -> 
     library is initialised. With the default (active) policy, a thread that reaches the end of a
     parallel region spins instead of sleeping; on a machine whose cores are busy with other
     processes, the spinning threads and the preempted ones wait for each other, and a training
-    step of the quickstart's CNN with torch's 2 threads ran 4-6x slower in wall time and burnt
-    4-5x more CPU-seconds per sample than with ``PASSIVE`` (docs/training-speed.md, "Threads under
+    step of the quickstart's CNN with torch's 2 threads ran 4-10x slower in wall time and burnt
+    4-10x more CPU-seconds per sample than with ``PASSIVE`` (docs/training-speed.md, "Threads under
     load"). Child processes (dataset-build workers, ``--jobs``) inherit the variable.
     """
     environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY_DEFAULT)
