@@ -11,6 +11,7 @@ exits with status 2, without a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -123,8 +124,30 @@ def reference_command(
         err_console.print(f"wrote {out}", markup=False, highlight=False)
 
 
+#: OpenMP's wait policy that :func:`main` sets unless the user set one (see :func:`openmp_defaults`).
+OMP_WAIT_POLICY_DEFAULT = "PASSIVE"
+
+
+def openmp_defaults(environ: dict[str, str] | os._Environ[str] = os.environ) -> None:
+    """Set ``OMP_WAIT_POLICY=PASSIVE`` in ``environ`` unless it is set already.
+
+    Must run before torch (and with it OpenMP) is loaded: OpenMP reads the variable once, when the
+    library is initialised. With the default (active) policy, a thread that reaches the end of a
+    parallel region spins instead of sleeping; on a machine whose cores are busy with other
+    processes, the spinning threads and the preempted ones wait for each other, and a training
+    step of the quickstart's CNN with torch's 2 threads ran 4-10x slower in wall time and burnt
+    4-10x more CPU-seconds per sample than with ``PASSIVE`` (docs/training-speed.md, "Threads under
+    load"). Child processes (dataset-build workers, ``--jobs``) inherit the variable.
+    """
+    environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY_DEFAULT)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``qeframe`` script: user errors become one line and exit status 2."""
+    """Entry point of the ``qeframe`` script: user errors become one line and exit status 2.
+
+    Sets OpenMP's wait policy first (:func:`openmp_defaults`); torch is imported later, by the commands.
+    """
+    openmp_defaults()
     try:
         code = app(args=argv, standalone_mode=False)
         if isinstance(code, int) and code:  # e.g. typer turns Ctrl-C into exit code 130 without raising
