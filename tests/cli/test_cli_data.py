@@ -73,7 +73,6 @@ def env(tmp_path, qeframe_registry, monkeypatch):
     qeframe_registry(ToyPlugin(), negativity, entry_points=False)
     (tmp_path / "registry.toml").write_text(REGISTRY)
     monkeypatch.chdir(tmp_path)
-    import qeframe.cli  # noqa: F401  (registers the command modules on `app`)
 
     return tmp_path
 

@@ -464,7 +464,6 @@ def env(tmp_path, qeframe_registry, monkeypatch):
     qeframe_registry(ToyPlugin(), negativity, local, entry_points=False)
     (tmp_path / "registry.toml").write_text(REGISTRY)
     monkeypatch.chdir(tmp_path)
-    import qeframe.cli  # noqa: F401
 
     return tmp_path
 

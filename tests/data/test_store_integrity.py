@@ -56,7 +56,6 @@ def env(tmp_path, qeframe_registry, monkeypatch):
     qeframe_registry(ToyPlugin(), negativity, entry_points=False)
     (tmp_path / "registry.toml").write_text(REGISTRY)
     monkeypatch.chdir(tmp_path)
-    import qeframe.cli  # noqa: F401  (registers the command modules on `app`)
 
     invoke("data", "build", "small", "--no-progress", "--shard-size", "128", "--workers", "1")
     forget_verified()

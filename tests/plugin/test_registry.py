@@ -20,7 +20,6 @@ from pydantic import Field
 from qeframe_plugins.labelers import negativity as negativity_plugin
 from typer.testing import CliRunner
 
-import qeframe.cli  # noqa: F401  (registers the CLI sub-commands on `app`)
 from qeframe import hookimpl
 from qeframe.cli.base import app
 from qeframe.errors import PluginConflictError, QeframeError, SpecError, UnknownComponentError

@@ -366,7 +366,6 @@ def states_file(tmp_path):
 
 
 def test_cli_certify_json_and_outputs(states_file, tmp_path):
-    import qeframe.cli  # noqa: F401  (registers the command on `app`)
 
     out_json = tmp_path / "labels.json"
     result = CliRunner().invoke(app, ["certify", str(states_file), "--json", "--out", str(out_json)])
