@@ -7,10 +7,9 @@ explicit :class:`numpy.random.Generator`. Qubit order is big-endian: qubit ``k``
 ``k``-th Kronecker factor from the left, so the basis index ``i`` carries qubit ``k`` in bit
 ``n - 1 - k`` of ``i``.
 
-A3 ("Haar") states: ``x_i`` uniform in ``(0, 1]``, ``y_i = -log x_i``, phases ``γ_i`` uniform in
-``[0, 2π)``, ``ψ_i = sqrt(y_i / Σ_j y_j) e^{iγ_i}``. Since the ``y_i`` are i.i.d. exponential, the
-``|ψ_i|^2`` are uniform on the simplex, so this is exactly the Haar measure on pure states (it is
-also what qiskit's ``random_statevector`` does, which the authors call).
+A3 ("Haar") states are :func:`qeframe.quantum.random.haar_state`, the package's one Haar sampler
+(the paper's Eq. A3 recipe, which is also what qiskit's ``random_statevector`` does, which the
+authors call).
 """
 
 from __future__ import annotations
@@ -24,8 +23,9 @@ from qeframe.errors import QeframeError
 from qeframe.plugin.labels import provenance_code
 from qeframe.quantum.cuts import bipartitions, n_cuts
 from qeframe.quantum.ops import basis_permutation
+from qeframe.quantum.random import haar_state
 
-from ._circuits import PREP_GHZ, PREP_W, CircuitPlan, plan_statevectors, random_circuit_plan, random_phases
+from ._circuits import PREP_GHZ, PREP_W, CircuitPlan, plan_statevectors, random_circuit_plan
 
 CONSTRUCTION = provenance_code("construction")
 UNKNOWN_PROV = provenance_code("unknown")
@@ -185,13 +185,6 @@ def circuit_states(
     return (states, plan) if return_plan else states
 
 
-def a3_states(count: int, dim: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` A3 ("Haar") state vectors ``(count, dim)``; see the module docstring."""
-    x = 1.0 - rng.random((count, dim))  # uniform in (0, 1]
-    y = -np.log(x)
-    return np.sqrt(y / y.sum(axis=1, keepdims=True)) * random_phases(rng, (count, dim))
-
-
 def kron_states(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-sample Kronecker product of vectors ``(N, p) ⊗ (N, q) -> (N, p*q)``."""
     return (a[:, :, None] * b[:, None, :]).reshape(a.shape[0], a.shape[1] * b.shape[1])
@@ -230,13 +223,13 @@ def haar_states(
     """A3 pure states of one ``kind`` (see :class:`~qeframe_plugins.families.haar.HaarFamily`)."""
     d = 2**n
     if kind == "entangled":
-        psi = a3_states(count, d, rng)
+        psi = haar_state(d, count, rng)
         truth = np.full((count, n_cuts(n)), -1, dtype=np.int8)
         fully = np.full(count, -1, dtype=np.int8)
     elif kind == "separable":
-        psi = a3_states(count, 2, rng)
+        psi = haar_state(2, count, rng)
         for _ in range(n - 1):
-            psi = kron_states(psi, a3_states(count, 2, rng))
+            psi = kron_states(psi, haar_state(2, count, rng))
         truth = np.zeros((count, n_cuts(n)), dtype=np.int8)
         fully = np.ones(count, dtype=np.int8)
     elif kind == "biseparable":
@@ -245,7 +238,7 @@ def haar_states(
 
         def draw(index: np.ndarray, a: int) -> np.ndarray:
             m = index.size
-            return kron_states(a3_states(m, 2**a, rng), a3_states(m, 2 ** (n - a), rng))
+            return kron_states(haar_state(2**a, m, rng), haar_state(2 ** (n - a), m, rng))
 
         psi = place_bipartite(cuts, n, draw, (count, d))
         truth = biseparable_truth(cuts, n)

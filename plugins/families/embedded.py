@@ -53,8 +53,9 @@ from qeframe import hookimpl
 from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
 from qeframe.quantum.cuts import _side_to_index, bipartitions, n_cuts
 from qeframe.quantum.ops import batch_kron
+from qeframe.quantum.random import haar_state
 
-from ._common import CONSTRUCTION, a3_states
+from ._common import CONSTRUCTION
 from .acin import AcinFamily
 from .horodecki import HorodeckiFamily
 from .upb import UPBFamily
@@ -121,10 +122,10 @@ class EmbeddedFamily(StateFamily):
         core = source.sample(count, rng, k)
         rho = core.rho
         for _ in range(n_qubits - k):
-            a = a3_states(count, 2, rng)
+            a = haar_state(2, count, rng)
             sigma = np.einsum("ni,nj->nij", a, a.conj())
             if self.params.product == "mixed":
-                b = a3_states(count, 2, rng)
+                b = haar_state(2, count, rng)
                 p = rng.random(count)[:, None, None]
                 sigma = p * sigma + (1.0 - p) * np.einsum("ni,nj->nij", b, b.conj())
             rho = batch_kron(rho, sigma)

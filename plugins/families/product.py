@@ -58,10 +58,10 @@ from qeframe import hookimpl
 from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
 from qeframe.quantum.cuts import check_cut_name, n_cuts, resolve_cut
 from qeframe.quantum.ops import PURE_TOL, batch_kron, pure_density, purity
+from qeframe.quantum.random import haar_state
 
 from ._common import (
     CONSTRUCTION,
-    a3_states,
     biseparable_fully_separable,
     biseparable_truth,
     check_int_range,
@@ -154,7 +154,7 @@ class ProductFamily(StateFamily):
         """``count`` pure draws from a ``circuit`` or ``haar`` source on ``k`` qubits: ``(count, 2**k)``."""
         p = self.params
         if p.source == "haar":
-            return a3_states(count, 2**k, rng)
+            return haar_state(2**k, count, rng)
         kind = "separable" if k == 1 else "entangled"
         return circuit_states(kind, count, rng, k, u_layers=p.u_layers).psi
 

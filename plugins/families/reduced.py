@@ -50,8 +50,9 @@ from qeframe.plugin.labels import provenance_code
 from qeframe.quantum.cuts import n_cuts
 from qeframe.quantum.ops import PURE_TOL, purity
 from qeframe.quantum.ppt import npt_mask
+from qeframe.quantum.random import haar_state
 
-from ._common import a3_states, circuit_states, reduced_from_vectors, sample_until
+from ._common import circuit_states, reduced_from_vectors, sample_until
 
 
 class ReducedParams(FamilyParams):
@@ -85,7 +86,7 @@ class ReducedFamily(StateFamily):
         if p.source == "circuit":
             psi = circuit_states("entangled", count, rng, total, u_layers=p.u_layers).psi
         else:
-            psi = a3_states(count, 2**total, rng)
+            psi = haar_state(2**total, count, rng)
         rho = reduced_from_vectors(psi, n)
         return 0.5 * (rho + rho.conj().transpose(0, 2, 1))
 

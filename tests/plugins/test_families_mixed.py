@@ -23,6 +23,7 @@ from qeframe.plugin.labels import provenance_code
 from qeframe.quantum.cuts import cut_names, n_cuts
 from qeframe.quantum.ops import partial_trace, purity
 from qeframe.quantum.ppt import pt_min_eigenvalues
+from qeframe.quantum.random import haar_state
 from qeframe.quantum.validation import validate_density_matrices
 
 TOL = 1e-9
@@ -204,7 +205,7 @@ def test_mixing_helpers_match_a_plain_loop(counts, seed):
     """mix_vectors / mix_matrices against sum_i p_i |psi_i><psi_i| written one sample at a time."""
     rng = np.random.default_rng(seed)
     counts = np.array(counts)
-    psi = _common.a3_states(int(counts.sum()), 4, rng)
+    psi = haar_state(4, int(counts.sum()), rng)
     w, owner = _common.random_weights(rng, counts)
     expected = np.zeros((counts.size, 4, 4), dtype=complex)
     for i in range(psi.shape[0]):  # the oracle loops; the code under test does not
