@@ -34,6 +34,8 @@ from functools import cache
 
 import numpy as np
 
+from qeframe.quantum.random import unit_complex
+
 TWO_PI = 2.0 * np.pi
 
 #: Preparation codes of :attr:`CircuitPlan.prep`.
@@ -88,24 +90,17 @@ def random_gate_params(rng: np.random.Generator, shape: tuple[int, ...], k: int)
 
     Stored parameter-major (a transposed view), so that each parameter's values are contiguous for
     the batch-last engine. ``x`` is uniform on the float32 grid of :meth:`numpy.random.Generator.random`
-    times ``π`` (the half angle) or ``2π``; ``cos x`` and ``sin x`` are evaluated in float32 (numpy's
-    vectorised kernels, error ~1 ulp) and the pair is renormalised in float64, so ``|e^{ix}| = 1`` to
-    rounding and ``arg`` differs from ``x`` by less than ``4e-7``. ``e^{iθ/2}`` is kept in the closed
+    times ``π`` (the half angle) or ``2π``, turned into ``e^{ix}`` by
+    :func:`qeframe.quantum.random.unit_complex` (float32 trigonometry, renormalised in float64), so
+    ``|e^{ix}| = 1`` to rounding and ``arg`` differs from ``x`` by less than ``4e-7``. ``e^{iθ/2}`` is kept in the closed
     upper half plane (``θ/2 ∈ [0, π]``, as the angle convention requires).
     """
     x = rng.random((k,) + shape, dtype=np.float32)
     x[0] *= np.float32(np.pi)
     x[1:] *= np.float32(TWO_PI)
-    c = np.cos(x).astype(np.float64)
-    s = np.sin(x).astype(np.float64)
-    np.abs(s[0], out=s[0])
-    inv = c * c
-    inv += s * s
-    np.sqrt(inv, out=inv)
-    np.divide(1.0, inv, out=inv)
-    out = np.empty(x.shape, dtype=np.complex128)
-    np.multiply(c, inv, out=out.real)
-    np.multiply(s, inv, out=out.imag)
+    out = unit_complex(x)
+    half = out[0].imag
+    np.abs(half, out=half)
     return np.moveaxis(out, 0, -1)
 
 
@@ -114,11 +109,6 @@ def reference_gate_params(rng: np.random.Generator, shape: tuple[int, ...], k: i
     from ``rng.uniform(0, 2π)`` and float64 ``sin``/``cos``, as store format 1 drew them. ~4x
     slower; used by the tests and ``benchmarks/bench_generation.py`` to compare the two samplers."""
     return angle_params(np.moveaxis(rng.uniform(0.0, TWO_PI, size=(k,) + shape), 0, -1))
-
-
-def random_phases(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """``e^{ix}`` with ``x`` uniform in ``[0, 2π)``: complex ``shape`` (see :func:`random_gate_params`)."""
-    return random_gate_params(rng, shape, 2)[..., 1]
 
 
 def u_matrices(angles: np.ndarray) -> np.ndarray:
@@ -369,8 +359,41 @@ def _u_parts_of(params: np.ndarray) -> Gate2:
     return u_parts(a[0], a[1], a[2])
 
 
+#: Samples per pass of :func:`plan_statevectors`: a chunk's amplitude rows stay in the core's cache.
+PLAN_CHUNK = 8192
+
+
 def plan_statevectors(plan: CircuitPlan) -> np.ndarray:
-    """Run a :class:`CircuitPlan`: ``(N, 2**n)`` complex128 state vectors (big-endian)."""
+    """Run a :class:`CircuitPlan`: ``(N, 2**n)`` complex128 state vectors (big-endian).
+
+    Runs in chunks of :data:`PLAN_CHUNK` samples (every sample's arithmetic is its own, so the
+    result does not depend on the chunking); on the ~170 000 two-qubit circuits of one block of the
+    product family's "comb" states, whole-batch rows of several MB fell out of the cache.
+    """
+    count = len(plan)
+    if count <= PLAN_CHUNK:
+        return _plan_statevectors(plan)
+    out = np.empty((count, 2**plan.n_qubits), dtype=np.complex128)
+    for start in range(0, count, PLAN_CHUNK):
+        sl = slice(start, start + PLAN_CHUNK)
+        out[sl] = _plan_statevectors(
+            CircuitPlan(
+                n_qubits=plan.n_qubits,
+                prep=plan.prep[sl],
+                support=plan.support[sl],
+                init_params=plan.init_params[sl],
+                init_mask=plan.init_mask[sl],
+                cu_pairs=plan.cu_pairs[sl],
+                cu_params=plan.cu_params[sl],
+                cu_active=plan.cu_active[sl],
+                final_params=plan.final_params[sl],
+            )
+        )
+    return out
+
+
+def _plan_statevectors(plan: CircuitPlan) -> np.ndarray:
+    """:func:`plan_statevectors` of one chunk."""
     n = plan.n_qubits
     psi = np.ascontiguousarray(prepared_states(plan.prep, plan.support).T)  # (2**n, N)
     if plan.init_mask.any():
