@@ -27,7 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The entries whose random streams store format 4 changed: every Table I entry (the verified
 #: training set's, which also covers the product family's biseparable "comb" rejection) and the
 #: certified PPT-cut families that drew Haar states with the normalised-Gaussian sampler.
-DEFAULT_DATASETS = ("paper-train-verified", "paper-train-ppt", "paper-test-ppt-entangled", "paper-test-ppt-separable")
+DEFAULT_DATASETS = (
+    "paper-train-verified",
+    "paper-train-ppt",
+    "paper-test-ppt-entangled",
+    "paper-test-ppt-separable",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
