@@ -419,8 +419,9 @@ def migrate_command(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonOption = False,
 ) -> None:
-    """Bring stores of the previous store format up to this one without rebuilding: the arrays are
-    checked against the old manifest and only the manifest is rewritten."""
+    """Bring stores of an older store format up to this one without rebuilding, where their arrays
+    are this format's (no family whose rows changed since): the arrays are checked against the old
+    manifest and only the manifest is rewritten; any other store says to rebuild."""
     from qeframe.data.store import migrate
 
     rows: list[list[Any]] = []

@@ -46,14 +46,30 @@ if TYPE_CHECKING:
 #: circuit and Haar generators (``qeframe_plugins.families._circuits.random_gate_params``): the same
 #: specification and seed draw other (statistically equivalent) states; 3 — the identity leaves out
 #: the spec's free text (``description``, family ``tag``): the arrays of a format-2 store are those of
-#: format 3, so ``qeframe data migrate`` (or ``data build``) rewrites only its manifest.
-STORE_FORMAT = 3
-#: Formats whose arrays are those of :data:`STORE_FORMAT` (only the manifest differs): migratable.
-MIGRATABLE_FORMATS = (2,)
+#: format 3, so ``qeframe data migrate`` (or ``data build``) rewrites only its manifest; 4 — one Haar
+#: sampler (:func:`qeframe.quantum.random.haar_state`, the paper's Eq. A3 recipe, which the paper's
+#: families already used): the families that drew normalised complex Gaussians
+#: (:data:`CHANGED_FAMILIES`) draw other, statistically equivalent states
+#: (``tests/data/test_recipe_statistics.py``); every other built-in family's rows are bit-identical,
+#: so a format-2 or -3 store without those families is migrated by a manifest rewrite.
+STORE_FORMAT = 4
+#: Formats whose arrays may be those of :data:`STORE_FORMAT` (only the manifest differs): migratable
+#: unless the store holds a family whose rows changed since (:func:`migration_blocker`).
+MIGRATABLE_FORMATS = (2, 3)
+#: Built-in families whose rows a format changed (against the format before it).
+CHANGED_FAMILIES: dict[int, frozenset[str]] = {
+    4: frozenset({"boundary-separable", "cut-separable", "product-lowrank", "witnessed-horodecki"}),
+}
+#: Samplers of the core that a format changed: a family of another distribution may call them, so
+#: its rows may have changed too.
+CHANGED_SAMPLERS: dict[int, str] = {4: "qeframe.quantum.random.haar_state"}
+#: The distribution that provides the built-in plugins (as a manifest's family entries record it).
+BUILTIN_DISTRIBUTION = "qeframe"
 #: What changed since each older format (for error messages).
 FORMAT_CHANGES = {
     1: "format 2 draws the circuit and Haar states with other random streams",
     2: "format 3 leaves the free-text description and tags out of the store's identity",
+    3: "format 4 draws the Haar states of some families with the one Eq. A3 sampler",
 }
 MANIFEST = "manifest.json"
 #: ``manifest["kind"]`` of a shard store (:mod:`qeframe.data.shards`); a dataset's manifest has no ``kind``.
@@ -109,14 +125,49 @@ def old_format(manifest: dict[str, Any] | None) -> int | None:
     return fmt if isinstance(fmt, int) else -1
 
 
-def old_format_advice(name: str, path: Path, fmt: int) -> str:
-    """One line: the store ``path`` of dataset ``name`` has the older format ``fmt``; what to do."""
-    why = FORMAT_CHANGES.get(fmt, "another layout")
-    if fmt in MIGRATABLE_FORMATS:
-        todo = (
-            f"run `qeframe data migrate {name}` (checks the arrays, rewrites only the manifest) "
-            f"or `qeframe data build {name}`"
+def migration_blocker(manifest: dict[str, Any]) -> str | None:
+    """Why the complete older-format dataset store of ``manifest`` cannot be migrated (its arrays are
+    not those this format draws), or ``None`` when a manifest rewrite suffices.
+
+    Migratable: a format of :data:`MIGRATABLE_FORMATS` whose recorded families include none that a
+    later format changed (:data:`CHANGED_FAMILIES`) and, when a later format changed a core sampler
+    (:data:`CHANGED_SAMPLERS`), only built-in families (another distribution's family may call it).
+    """
+    fmt = old_format(manifest)
+    if fmt not in MIGRATABLE_FORMATS:
+        return FORMAT_CHANGES.get(fmt, "another layout") if fmt is not None else "it is not an older store"
+    later = range(fmt + 1, STORE_FORMAT + 1)
+    entries = manifest.get("families")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and "family" in e for e in entries):
+        return "its manifest does not record its families"
+    families = {e["family"]: e.get("component") or {} for e in entries}
+    changed = sorted({name for f in later for name in CHANGED_FAMILIES.get(f, ()) if name in families})
+    if changed:
+        return f"format {STORE_FORMAT} draws other states for {', '.join(changed)}"
+    samplers = [CHANGED_SAMPLERS[f] for f in later if f in CHANGED_SAMPLERS]
+    foreign = sorted(
+        name for name, c in families.items() if c.get("distribution") != BUILTIN_DISTRIBUTION
+    )
+    if samplers and foreign:
+        return (
+            f"family {foreign[0]!r} comes from another distribution and may draw with "
+            f"{', '.join(samplers)}, which format {STORE_FORMAT} changed"
         )
+    return None
+
+
+def old_format_advice(name: str, path: Path, manifest: dict[str, Any]) -> str:
+    """One line: the store ``path`` of dataset ``name`` has an older format; what to do."""
+    fmt = old_format(manifest)
+    why = FORMAT_CHANGES.get(fmt, "another layout")  # type: ignore[arg-type]
+    blocker = migration_blocker(manifest)
+    if blocker is None:
+        todo = (
+            f"its arrays are still valid: run `qeframe data migrate {name}` (checks the arrays, rewrites "
+            f"only the manifest) or `qeframe data build {name}`"
+        )
+    elif fmt in MIGRATABLE_FORMATS:
+        todo = f"rebuild it with `qeframe data build {name}` ({blocker})"
     else:
         todo = f"rebuild it with `qeframe data build {name}`"
     return (

@@ -165,7 +165,7 @@ def open_dataset(name: str, *, data_dir: Path = Path("data"), verify: bool = Tru
     manifest = read_manifest(path)
     old = old_format(manifest)
     if old is not None:
-        raise StoreError(old_format_advice(name, path, old))
+        raise StoreError(old_format_advice(name, path, manifest))  # type: ignore[arg-type]
     if not is_complete(manifest):
         if manifest is None and not path.is_dir():
             raise StoreError(f"dataset {name!r} is not built (no {path}); run `qeframe data build {name}`")

@@ -38,14 +38,15 @@ from qeframe.data.build import (
     row_shapes,
 )
 from qeframe.data.format import (
-    MIGRATABLE_FORMATS,
     Summary,
     balance,
     component,
     components,
     identity,
     is_complete,
+    migration_blocker,
     old_format,
+    old_format_advice,
     provenance_table,
     read_manifest,
     same_identity,
@@ -104,8 +105,8 @@ def build_dataset(
     * A complete store of the same identity (:func:`qeframe.data.format.same_identity`) is checked
       against its hashes and returned as it is, unless ``force``; when only the free text of the spec
       changed (``description``, tags) its manifest is refreshed in place, the arrays untouched.
-    * A complete store of the previous format whose arrays are those of this format
-      (:data:`qeframe.data.format.MIGRATABLE_FORMATS`) and of the same spec is migrated
+    * A complete store of an older format whose arrays are those of this format
+      (:func:`qeframe.data.format.migration_blocker`) and of the same spec is migrated
       (:func:`migrate_store`) instead of rebuilt.
     * An interrupted build of the same identity is resumed from its complete files.
     * Anything else in the folder that a build wrote (another spec, another format) is removed first.
@@ -376,7 +377,7 @@ def ensure_dataset(
     progress: bool = True,
 ) -> Dataset:
     """The store of dataset ``name`` declared in ``registry_file``, checked against its hashes; built
-    (or finished, or migrated) first when it is missing, incomplete, of the previous format or was built
+    (or finished, or migrated) first when it is missing, incomplete, of an older format or was built
     from another spec, and its manifest's free text refreshed when only that changed."""
     spec = registry_file.dataset(name)
     if store_status(name, spec, data_dir=data_dir) == "built":
@@ -391,9 +392,12 @@ def ensure_dataset(
 
 
 def migratable(manifest: dict[str, Any] | None, spec: DatasetSpec | None = None) -> bool:
-    """Whether ``manifest`` is a complete dataset store of a format in
-    :data:`~qeframe.data.format.MIGRATABLE_FORMATS` (and, with ``spec``, built from that very spec)."""
-    if manifest is None or manifest.get("kind") is not None or old_format(manifest) not in MIGRATABLE_FORMATS:
+    """Whether ``manifest`` is a complete dataset store of an older format whose arrays are those of
+    this format (:func:`qeframe.data.format.migration_blocker`) and, with ``spec``, built from that
+    very spec."""
+    if manifest is None or manifest.get("kind") is not None or old_format(manifest) is None:
+        return False
+    if migration_blocker(manifest) is not None:
         return False
     return spec is None or (
         manifest.get("spec_hash") == spec.spec_hash()
@@ -402,12 +406,12 @@ def migratable(manifest: dict[str, Any] | None, spec: DatasetSpec | None = None)
 
 
 def migrate_store(name: str, store: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Rewrite the manifest of the previous-format store ``store`` (the caller holds its lock) in format
+    """Rewrite the manifest of the older-format store ``store`` (the caller holds its lock) in format
     :data:`~qeframe.data.format.STORE_FORMAT`; the data files are not touched. Returns the new manifest.
 
     The old manifest records one sha256 per array over all rows. Every file is read once: its bytes
     feed both that array's stream, compared with the old manifest (so a corrupt store is never
-    migrated), and the per-file hashes format 3 records; the identity is computed from the recorded
+    migrated), and the per-file hashes formats 3 and later record; the identity is computed from the recorded
     spec. Cost: one read of the store (hashing runs at the speed of :mod:`qeframe.data.verify`).
 
     Raises:
@@ -471,10 +475,7 @@ def migrate(name: str, *, data_dir: Path = Path("data")) -> str:
     if not migratable(manifest):
         fmt = old_format(manifest)
         if fmt is not None and manifest.get("kind") is None:  # type: ignore[union-attr]
-            raise StoreError(
-                f"dataset {name!r} in {store} has store format {fmt}, which cannot be migrated "
-                f"(only formats {', '.join(map(str, MIGRATABLE_FORMATS))}); rebuild it with `qeframe data build {name}`"
-            )
+            raise StoreError(old_format_advice(name, store, manifest))  # type: ignore[arg-type]
         open_dataset(name, data_dir=data_dir, verify=False)  # raises the fitting one-line error
         raise StoreError(f"{store} is not a dataset store that can be migrated")  # pragma: no cover
     assert manifest is not None

@@ -25,6 +25,7 @@ from store_plugins import ToyPlugin  # test-only plugins shared by the store and
 from qeframe.config.specs import DatasetSpec, parse_registry
 from qeframe.data.build import block_rows, block_seed, block_size_for, iter_pieces
 from qeframe.data.export import export_npz
+from qeframe.data.format import STORE_FORMAT
 from qeframe.data.reader import open_dataset, store_status
 from qeframe.data.store import build_dataset, ensure_dataset
 from qeframe.data.writer import FileWriter, store_lock
@@ -474,12 +475,12 @@ def test_store_of_an_older_format_is_named_and_rebuilt(tmp_path, reg):
     manifest["format"] = 1
     (ds.path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(
-        StoreError, match=r"store format 1, this qeframe reads format 3 .*qeframe data build x"
+        StoreError, match=rf"store format 1, this qeframe reads format {STORE_FORMAT} .*qeframe data build x"
     ):
         open_dataset("x", data_dir=tmp_path)
     assert store_status("x", spec, data_dir=tmp_path) == "stale"
     rebuilt = build_dataset("x", spec, data_dir=tmp_path, registry=reg, workers=1, progress=False)
-    assert rebuilt.manifest["format"] == 3 and rebuilt.content_hash == ds.content_hash
+    assert rebuilt.manifest["format"] == STORE_FORMAT and rebuilt.content_hash == ds.content_hash
 
 
 # --------------------------------------------------------------------------------------------------

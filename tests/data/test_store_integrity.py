@@ -1,5 +1,7 @@
 """What a store reader checks (issue 14 items 2 and 6): the files against the manifest's hashes on every
-read path, free text out of the store's identity (store format 3), and the migration of format-2 stores.
+read path, free text out of the store's identity (store format 3), and the migration of older stores:
+format 2 and 3 stores whose families' rows store format 4 left unchanged are migrated by a manifest
+rewrite, the others are rebuilt.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def test_untouched_store_passes_every_reader(env, capsys):
     assert [(r["dataset"], r["states"], r["status"]) for r in out] == [("small", 500, "ok")]
     assert json.loads(invoke("data", "verify", "small", "--json").stdout)[0]["status"] == "ok"
     ds = open_dataset("small", data_dir=Path("data"))
-    assert ds.manifest["format"] == STORE_FORMAT == 3
+    assert ds.manifest["format"] == STORE_FORMAT == 4
     assert [len(f["hashes"]) for f in ds.manifest["shards"]] == [len(ds.manifest["arrays"])] * 4
     assert ds.verify()
     out = json.loads(invoke("data", "build", "small", "--no-progress", "--json").stdout)
@@ -243,11 +245,46 @@ def test_a_real_spec_change_still_rebuilds(env):
 
 
 # --------------------------------------------------------------------------------------------------
-# Stores of format 2
+# Stores of formats 2 and 3
+
+BUILTIN_REGISTRY = """
+[datasets.small]
+n_qubits = 3
+seed = 3
+split = "test"
+labeler = "negativity"
+description = "built-in families whose rows store format 4 left unchanged"
+families = [
+  { family = "haar", count = 150, tag = "products", params = { kind = "separable" } },
+  { family = "product", count = 100, params = { kind = "biseparable", source = "circuit", terms = [2, 4] } },
+]
+
+[datasets.changed]
+n_qubits = 3
+seed = 4
+split = "test"
+labeler = "negativity"
+families = [
+  { family = "haar", count = 100 },
+  { family = "cut-separable", count = 100 },
+]
+"""
+
+
+@pytest.fixture
+def builtin_env(tmp_path, qeframe_registry, monkeypatch):
+    """A tmp working directory with the built-in plugins (entry points) and the stores data/small/
+    (families unchanged by format 4) and data/changed/ (with cut-separable, whose rows changed)."""
+    qeframe_registry(entry_points=True)
+    (tmp_path / "registry.toml").write_text(BUILTIN_REGISTRY)
+    monkeypatch.chdir(tmp_path)
+    invoke("data", "build", "small", "changed", "--no-progress", "--shard-size", "64", "--workers", "1")
+    forget_verified()
+    return tmp_path
 
 
 def make_format_2(store: Path) -> dict:
-    """Rewrite the manifest of a format-3 store as format 2 wrote it (no identity, no per-file hashes)."""
+    """Rewrite the manifest of a current store as format 2 wrote it (no identity, no per-file hashes)."""
     manifest = json.loads((store / "manifest.json").read_text())
     old = {k: v for k, v in manifest.items() if k != "identity_hash"}
     old["format"] = 2
@@ -256,35 +293,73 @@ def make_format_2(store: Path) -> dict:
     return manifest
 
 
-def test_format_2_store_names_what_to_do_and_migrates(env, capsys):
-    store = env / "data" / "small"
-    current = make_format_2(store)
+def make_format_3(store: Path) -> dict:
+    """Label the manifest of a current store as format 3 (its keys are those of format 4)."""
+    manifest = json.loads((store / "manifest.json").read_text())
+    (store / "manifest.json").write_text(json.dumps({**manifest, "format": 3}))
+    return manifest
+
+
+@pytest.mark.parametrize("make_old", [make_format_2, make_format_3])
+def test_old_store_of_unchanged_families_names_what_to_do_and_migrates(builtin_env, capsys, make_old):
+    store = builtin_env / "data" / "small"
+    current = make_old(store)
+    fmt = json.loads((store / "manifest.json").read_text())["format"]
     before = {p: p.stat().st_mtime_ns for p in store.glob("shard-*/*.npy")}
     for args in (("data", "info", "small"), ("data", "export", "small", "--out", "x.npz")):
         err = fails(capsys, *args)
-        assert "was built with store format 2, this qeframe reads format 3" in err
-        assert "qeframe data migrate small" in err and "free-text" in err
+        assert f"was built with store format {fmt}, this qeframe reads format {STORE_FORMAT}" in err
+        assert "its arrays are still valid: run `qeframe data migrate small`" in err
     assert store_status("small", registry_file().dataset("small"), data_dir=Path("data")) == "stale"
-    out = json.loads(invoke("data", "migrate", "--json").stdout)
+    out = json.loads(invoke("data", "migrate", "small", "--json").stdout)
     assert out == [{"dataset": "small", "status": "migrated", "seconds": out[0]["seconds"]}]
     migrated = json.loads((store / "manifest.json").read_text())
-    assert migrated["format"] == 3 and migrated["migrated"]["from_format"] == 2
+    assert migrated["format"] == STORE_FORMAT and migrated["migrated"]["from_format"] == fmt
     assert {k: v for k, v in migrated.items() if k != "migrated"} == current
     assert {p: p.stat().st_mtime_ns for p in store.glob("shard-*/*.npy")} == before
     assert json.loads(invoke("data", "migrate", "small", "--json").stdout)[0]["status"] == "up to date"
     invoke("data", "info", "small")
 
 
-def test_build_migrates_a_format_2_store_of_the_same_spec(env):
-    store = env / "data" / "small"
-    current = make_format_2(store)
+@pytest.mark.parametrize("make_old", [make_format_2, make_format_3])
+def test_build_migrates_an_old_store_of_the_same_spec(builtin_env, make_old):
+    store = builtin_env / "data" / "small"
+    current = make_old(store)
     out = json.loads(invoke("data", "build", "small", "--no-progress", "--json").stdout)
     assert out[0]["status"] == "migrated" and out[0]["content hash"] == current["content_hash"][:16]
     assert json.loads((store / "manifest.json").read_text())["shards"] == current["shards"]
 
 
-def test_a_corrupt_format_2_store_is_not_migrated(env, capsys):
+def test_old_store_with_a_changed_family_is_rebuilt(builtin_env, capsys):
+    """cut-separable drew normalised Gaussians before format 4: its format-3 rows are not this
+    format's, so the store is not migrated: every reader says rebuild, and a build rebuilds it."""
+    store = builtin_env / "data" / "changed"
+    old = make_format_3(store)
+    old["content_hash"] = "0" * 64  # stands for the format-3 rows, which differ
+    (store / "manifest.json").write_text(json.dumps({**old, "format": 3}))
+    for args in (("data", "info", "changed"), ("data", "migrate", "changed")):
+        err = fails(capsys, *args)
+        assert (
+            "was built with store format 3" in err and "rebuild it with `qeframe data build changed`" in err
+        )
+        assert f"format {STORE_FORMAT} draws other states for cut-separable" in err
+    out = json.loads(invoke("data", "build", "changed", "--no-progress", "--json").stdout)
+    assert out[0]["status"] == "built"
+    assert json.loads((store / "manifest.json").read_text())["format"] == STORE_FORMAT
+
+
+def test_old_store_of_a_third_party_family_is_rebuilt(env, capsys):
+    """toy-product is not built in: it may draw with qeframe.quantum.random.haar_state (it does), which
+    format 4 changed, so its format-3 store is not migrated."""
     store = env / "data" / "small"
+    make_format_3(store)
+    err = fails(capsys, "data", "migrate", "small")
+    assert "family 'toy-product' comes from another distribution" in err
+    assert "qeframe.quantum.random.haar_state" in err and "rebuild it with `qeframe data build small`" in err
+
+
+def test_a_corrupt_format_2_store_is_not_migrated(builtin_env, capsys):
+    store = builtin_env / "data" / "small"
     make_format_2(store)
     zero_bytes(store / "shard-00001" / "rho.npy", 100)
     err = fails(capsys, "data", "migrate", "small")
@@ -292,13 +367,14 @@ def test_a_corrupt_format_2_store_is_not_migrated(env, capsys):
     assert json.loads((store / "manifest.json").read_text())["format"] == 2
 
 
-def test_format_1_store_cannot_be_migrated(env, capsys):
-    store = env / "data" / "small"
+def test_format_1_store_cannot_be_migrated(builtin_env, capsys):
+    store = builtin_env / "data" / "small"
     manifest = json.loads((store / "manifest.json").read_text())
     manifest["format"] = 1
     (store / "manifest.json").write_text(json.dumps(manifest))
     err = fails(capsys, "data", "migrate", "small")
-    assert "store format 1, which cannot be migrated" in err and "qeframe data build small" in err
+    assert "store format 1" in err and "other random streams" in err
+    assert "rebuild it with `qeframe data build small`" in err
     assert "rebuild it with `qeframe data build small`" in fails(capsys, "data", "info", "small")
 
 
