@@ -9,17 +9,21 @@ Builds the given datasets of a registry file into a temporary folder (removed af
 Per dataset it records the wall time, states/s, the CPU seconds of the parent process (ordering,
 hashing, writing shards) and of the worker processes (generating and labelling), and the store size,
 next to the figures of the previous report at ``--out`` (the committed one) and the load average.
-With ``--reference`` every dataset is built a second time in the same run with the float64 gate
-sampler of store format 1 (``qeframe_plugins.families._circuits.reference_gate_params``) in place of
-the trig-free one, and the ratios are reported: on a shared machine the ratio in one run is the
-figure that counts.
+With ``--reference KIND`` every dataset is built a second time in the same run with a reference
+generator, and the ratios are reported: on a shared machine the ratio in one run is the figure that
+counts. ``format3``: the generators as store format 3 ran them, whole-batch passes instead of the
+cache-sized chunks of :func:`qeframe.quantum.random.unit_complex` and
+``qeframe_plugins.families._circuits.plan_statevectors`` (the rows are bit-identical, which the
+report checks: ``same_content``); ``format1``: the float64 gate sampler of store format 1
+(``qeframe_plugins.families._circuits.reference_gate_params``) in place of the trig-free one.
 
-    python benchmarks/bench_build.py --reference paper-val paper-test-mixed
+    python benchmarks/bench_build.py --reference format3 paper-val paper-train-negativity
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import importlib
 import json
@@ -39,6 +43,24 @@ def _cpu() -> tuple[float, float]:
     return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
 
 
+@contextlib.contextmanager
+def reference_generator(kind: str):
+    """Swap in the reference generator ``kind`` (see the module docstring) for the block."""
+    from qeframe_plugins.families import _circuits
+
+    from qeframe.quantum import random as qrandom
+
+    saved = (_circuits.random_gate_params, _circuits.PLAN_CHUNK, qrandom.UNIT_COMPLEX_CHUNK)
+    if kind == "format1":
+        _circuits.random_gate_params = _circuits.reference_gate_params
+    else:
+        _circuits.PLAN_CHUNK = qrandom.UNIT_COMPLEX_CHUNK = 2**62
+    try:
+        yield
+    finally:
+        _circuits.random_gate_params, _circuits.PLAN_CHUNK, qrandom.UNIT_COMPLEX_CHUNK = saved
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="datasets of the registry file to build")
@@ -54,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--progress", action="store_true", help="show progress bars")
     parser.add_argument(
         "--reference",
-        action="store_true",
-        help="also build each dataset with the float64 reference gate sampler (format 1) and report ratios",
+        choices=("format3", "format1"),
+        default=None,
+        help="also build each dataset with a reference generator (format 3's unchunked passes, or "
+        "format 1's float64 gate sampler) and report the ratios",
     )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).parent))
@@ -118,19 +142,14 @@ def main(argv: list[str] | None = None) -> int:
                 row["previous"] = {k: old.get(k) for k in ("wall_s", "workers_cpu_s", "states_per_s")}
                 row["previous"]["load_average"] = (previous or {}).get("load_average")
             if args.reference:
-                from qeframe_plugins.families import _circuits as families_circuits
-
-                fast = families_circuits.random_gate_params
-                families_circuits.random_gate_params = (
-                    families_circuits.reference_gate_params
-                )  # forked workers inherit it
-                try:
+                with reference_generator(args.reference):  # forked workers inherit it
                     ref = build(name)
-                finally:
-                    families_circuits.random_gate_params = fast
-                row["reference_format1_sampler"] = {
+                row[f"reference_{args.reference}"] = {
                     k: ref[k] for k in ("wall_s", "workers_cpu_s", "states_per_s", "load_average_after")
                 }
+                row[f"reference_{args.reference}"]["same_content"] = (
+                    ref["content_hash"] == row["content_hash"]
+                )
                 row["speedup_vs_reference"] = {
                     "wall": round(ref["wall_s"] / row["wall_s"], 3),
                     "workers_cpu": round(ref["workers_cpu_s"] / max(row["workers_cpu_s"], 1e-9), 3),

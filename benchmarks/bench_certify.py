@@ -30,6 +30,7 @@ import numpy as np
 from qeframe_plugins.baselines import _dps
 from qeframe_plugins.labelers.certified import CertifiedLabeler
 
+from qeframe.plugin.workers import component_workers
 from qeframe.quantum.ops import batch_kron, pure_density
 from qeframe.quantum.ppt import npt_mask
 from qeframe.quantum.random import haar_state
@@ -141,7 +142,7 @@ def main() -> None:
     result = {
         "machine": {
             "cpus": os.cpu_count(),
-            "affinity": _dps.default_workers(),
+            "affinity": component_workers(None),
             "loadavg_at_start": load,
             "platform": platform.platform(),
             "python": platform.python_version(),

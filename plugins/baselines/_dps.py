@@ -46,7 +46,6 @@ progress bar; every SDP starts cold, so results do not depend on the number of w
 from __future__ import annotations
 
 import multiprocessing
-import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -57,6 +56,7 @@ from typing import Any, Literal
 import numpy as np
 
 from qeframe.errors import QeframeError
+from qeframe.plugin.workers import component_workers
 from qeframe.quantum.cuts import Cut, bipartitions
 from qeframe.quantum.ops import num_qubits, permute_qubits
 
@@ -261,14 +261,6 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
-def default_workers() -> int:
-    """All cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def dps2_batch(
     rho: np.ndarray,
     jobs: np.ndarray | Sequence[tuple[int, int]],
@@ -282,7 +274,8 @@ def dps2_batch(
 
     ``jobs`` is ``(M, 2)`` int: row ``m`` asks for sample ``jobs[m, 0]`` across cut
     ``bipartitions(n)[jobs[m, 1]]``. Jobs run in a process pool of ``workers`` processes (default:
-    all cores; 1 runs in this process) with a rich progress bar on stderr when ``progress``. Each
+    all cores, one inside a build worker: :func:`qeframe.plugin.workers.component_workers`; 1 runs
+    in this process) with a rich progress bar on stderr when ``progress``. Each
     result depends only on its own matrix, not on the pool. A missing dependency makes every job
     "no answer" with the reason (nothing is raised).
     """
@@ -314,7 +307,7 @@ def dps2_batch(
     def store(i: int, result: tuple[float, bool, str, float]) -> None:
         p_star[i], ok[i], reasons[i], seconds[i] = result
 
-    workers = default_workers() if workers is None else max(1, int(workers))
+    workers = component_workers(workers)
     workers = min(workers, m)
     with _progress(progress) as bar:
         task_id = bar.add_task(description, total=m)

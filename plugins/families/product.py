@@ -187,7 +187,11 @@ class ProductFamily(StateFamily):
             term = self._local_factors(index.size, sizes[0], n, rng)
             for k in sizes[1:]:
                 term = batch_kron(term, self._local_factors(index.size, k, n, rng))
-            rho[index] += w[index, t, None, None] * term
+            term *= w[index, t, None, None]
+            if index.size == count:  # every sample has this term: no gather/scatter
+                rho += term
+            else:
+                rho[index] += term
         return rho
 
     def sample(self, count: int, rng: np.random.Generator, n_qubits: int = 3) -> StateBatch:

@@ -36,6 +36,7 @@ import numpy as np
 from qeframe.errors import QeframeError, SpecError
 from qeframe.plugin.interfaces import STANDARD_META, Labeler, StateFamily
 from qeframe.plugin.labels import PROVENANCE
+from qeframe.plugin.workers import mark_build_worker
 from qeframe.quantum.cuts import n_cuts as count_cuts
 
 #: Largest generation block (states). Smaller for many qubits so that a block's ``rho`` stays ~2 MiB.
@@ -225,6 +226,7 @@ def _init_worker(ctx: GenerationContext, parent: int, close_fds: tuple[int, ...]
 
     global _WORKER_CONTEXT
     _WORKER_CONTEXT = ctx
+    mark_build_worker()  # components (e.g. the certified labeler's SDPs) then start no pool of their own
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it shuts the pool down
     for fd in close_fds:  # e.g. the store lock: only the parent may hold it
         try:
