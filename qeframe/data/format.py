@@ -145,9 +145,7 @@ def migration_blocker(manifest: dict[str, Any]) -> str | None:
     if changed:
         return f"format {STORE_FORMAT} draws other states for {', '.join(changed)}"
     samplers = [CHANGED_SAMPLERS[f] for f in later if f in CHANGED_SAMPLERS]
-    foreign = sorted(
-        name for name, c in families.items() if c.get("distribution") != BUILTIN_DISTRIBUTION
-    )
+    foreign = sorted(name for name, c in families.items() if c.get("distribution") != BUILTIN_DISTRIBUTION)
     if samplers and foreign:
         return (
             f"family {foreign[0]!r} comes from another distribution and may draw with "
