@@ -7,7 +7,8 @@ label and provenance fractions, purity and eigenvalue summaries (``tests/recipe_
     python benchmarks/recipe_statistics.py --n 2000 --out tests/fixtures/recipe_statistics.json
 
 ``tests/fixtures/recipe_statistics.json`` was written by this script from the generators of store
-format 3 (commit c12ac19), before the recipes of format 4 changed their random streams;
+format 3 (commit c12ac19: the first four sets in one run, the cut-filter set in a second run of
+this script with the c12ac19 package installed), before format 4 changed any random stream;
 ``tests/data/test_recipe_statistics.py`` draws from the current generators and checks every entry
 against it within sampling error.
 """
@@ -31,6 +32,7 @@ DEFAULT_DATASETS = (
     "paper-train-verified",
     "paper-train-ppt",
     "paper-test-ppt-entangled",
+    "paper-test-ppt-entangled-cutfilter",
     "paper-test-ppt-separable",
 )
 

@@ -58,7 +58,15 @@ STORE_FORMAT = 4
 MIGRATABLE_FORMATS = (2, 3)
 #: Built-in families whose rows a format changed (against the format before it).
 CHANGED_FAMILIES: dict[int, frozenset[str]] = {
-    4: frozenset({"boundary-separable", "cut-separable", "product-lowrank", "witnessed-horodecki"}),
+    4: frozenset(
+        {
+            "boundary-separable",
+            "cut-separable",
+            "product-lowrank",
+            "witnessed-horodecki",
+            "cut-filtered-horodecki",
+        }
+    ),
 }
 #: Samplers of the core that a format changed: a family of another distribution may call them, so
 #: its rows may have changed too.
@@ -140,7 +148,10 @@ def migration_blocker(manifest: dict[str, Any]) -> str | None:
     entries = manifest.get("families")
     if not isinstance(entries, list) or not all(isinstance(e, dict) and "family" in e for e in entries):
         return "its manifest does not record its families"
-    families = {e["family"]: e.get("component") or {} for e in entries}
+    families = {e["family"]: e.get("component") for e in entries}
+    unrecorded = sorted(name for name, c in families.items() if not isinstance(c, dict))
+    if unrecorded:
+        return f"its manifest does not record which plugin provided family {unrecorded[0]!r}"
     changed = sorted({name for f in later for name in CHANGED_FAMILIES.get(f, ()) if name in families})
     if changed:
         return f"format {STORE_FORMAT} draws other states for {', '.join(changed)}"

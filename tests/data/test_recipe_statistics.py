@@ -8,8 +8,8 @@ unchanged) and every statistic must agree within sampling error: per-cut NPT, la
 fractions, purity and eigenvalue means, and the two-sided empirical CDFs at 19 reference quantiles
 (``tests/recipe_stats.py``), each as a z-score with both samples' errors.
 
-Threshold: ``|z| <= Z_MAX`` for every statistic. An entry has about 260 of them (correlated), six
-entries about 1 600; under the null hypothesis ``P(|z| > 5) = 5.7e-7`` each, so a false alarm of the
+Threshold: ``|z| <= Z_MAX`` for every statistic. An entry has about 260 of them (correlated), seven
+entries about 1 800; under the null hypothesis ``P(|z| > 5) = 5.7e-7`` each, so a false alarm of the
 whole test is below 0.1 %. The two wrong recipes at the end show that this has power.
 """
 
@@ -34,15 +34,17 @@ N = 2000  # rows per entry in the fixture
 N_FAST = 1000  # rows drawn per entry by the fast tests (the slow test draws N)
 FIRST_BLOCK = 1000
 
-#: Entries whose rows store format 4 changed: the families that drew Haar states with normalised
-#: Gaussians now draw them with the Eq. A3 sampler.
+#: Entries whose rows store format 4 changed (checked block by block against the format-3 code): the
+#: families that drew Haar states with normalised Gaussians now draw them with the Eq. A3 sampler
+#: (witnessed mixtures with white noise draw none, so those rows are unchanged).
 CHANGED = [
-    "paper-train-ppt:ppt-ent-witnessed-white",
     "paper-train-ppt:ppt-sep-product-lowrank",
     "paper-train-ppt:ppt-sep-cut-separable",
     "paper-test-ppt-entangled:witnessed-product-noise",
     "paper-test-ppt-entangled:witnessed-separable-noise",
     "paper-test-ppt-separable:boundary-separable",
+    "paper-test-ppt-entangled-cutfilter:cutfilter-witnessed-separable",
+    "paper-test-ppt-entangled-cutfilter:cutfilter-witnessed-range-product",
 ]
 
 
@@ -86,7 +88,7 @@ def test_changed_recipe_matches_format_3_statistics(key):
 
 @pytest.mark.slow
 def test_every_stored_entry_matches_format_3_statistics():
-    """All 35 entries of the fixture (Table I with verified labels, the certified PPT-cut sets):
+    """All 39 entries of the fixture (Table I with verified labels, the certified PPT-cut sets):
     the unchanged recipes too, which checks the test's own calibration (44 s at a load average of 12)."""
     failures = []
     for key in reference()["entries"]:
