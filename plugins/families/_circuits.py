@@ -367,8 +367,8 @@ def plan_statevectors(plan: CircuitPlan) -> np.ndarray:
     """Run a :class:`CircuitPlan`: ``(N, 2**n)`` complex128 state vectors (big-endian).
 
     Runs in chunks of :data:`PLAN_CHUNK` samples (every sample's arithmetic is its own, so the
-    result does not depend on the chunking); on the ~170 000 two-qubit circuits of one block of the
-    product family's "comb" states, whole-batch rows of several MB fell out of the cache.
+    result does not depend on the chunking), so that the amplitude rows of a large batch stay in the
+    cache; the builds' batches (a few 10 000 circuits) gain little (``docs/performance.md``).
     """
     count = len(plan)
     if count <= PLAN_CHUNK:
