@@ -9,10 +9,12 @@ import json
 import numpy as np
 import pytest
 import torch
+import train_plugins
+from qeframe_plugins.labelers import negativity
 
 from qeframe.config.specs import PredictionSpec, parse_registry
 from qeframe.errors import QeframeError, SpecError
-from qeframe.learn.prediction import PredictionConfig, predict
+from qeframe.learn.prediction import PredictionConfig, predict, write_prediction
 from qeframe.learn.prediction.proofs import proof_stages
 from qeframe.learn.proposer import (
     PROPOSERS_DIR,
@@ -156,17 +158,24 @@ def test_shipped_proposer_is_declared_with_its_hash_and_training_record():
 def test_stage_with_the_shipped_proposer_proves_filtered_library_states():
     """Held-out draws (library ``b`` values, random filters and local unitaries, any qubit first)
     are proved on their PPT cut with the proposer and the search budget it records; the proof
-    stage of the prediction layer names them."""
-    rho = filtered_library_states(21, 12)
+    stage of the prediction layer names them. At a short search (3 starts x 50 steps) the
+    proposer's starts prove clearly more cuts than random starts at the same budget (measured on
+    these 24 draws: 16 against 9; docs/beyond-ppt.md, section 10)."""
+    rho = filtered_library_states(21, 24)
     ppt = ~npt_mask(rho)
-    assert ppt.sum(axis=1).tolist() == [1] * 12
-    out = proof_stages(rho, ["aligned_witness"], ppt, proposer=SHIPPED)
-    assert (out[ppt] == "aligned_witness").mean() >= 0.9
-    assert (out[~ppt] == None).all()
+    assert ppt.sum(axis=1).tolist() == [1] * 24
+    model, _ = load_proposer(SHIPPED)
+    short = {"restarts": 3, "steps": 50}
+    learned = aligned_witness_proofs(rho, ppt, propose=model.propose, **short).proved[ppt].sum()
+    random = aligned_witness_proofs(rho, ppt, **short).proved[ppt].sum()
+    assert learned >= 12 and learned >= random + 4
+    out = proof_stages(rho, ["aligned_witness"], ppt, proposer=SHIPPED)  # at the recorded budget
+    assert (out[ppt] == "aligned_witness").mean() >= 0.75
+    assert (out[~ppt] == None).all()  # object array: elementwise comparison
     config = PredictionConfig.uncalibrated(3)
     config.proofs, config.proposer = ("aligned_witness",), SHIPPED
-    pred = predict(config, np.zeros((12, 3)), rho)
-    assert (pred.proved[ppt] == "aligned_witness").mean() >= 0.9
+    pred = predict(config, np.zeros((24, 3)), rho)
+    assert (pred.proved == out).all()
     assert PredictionConfig.from_dict(config.to_dict()).proposer == SHIPPED
     assert "proposer horodecki-3q" in config.describe()
 
@@ -213,3 +222,26 @@ def test_training_refuses_test_sets():
     assert sigma.shape[1:] == (8, 8) and len(sigma) == sum(stats.values())
     marg = np.einsum("nijkj->nik", sigma.reshape(-1, 2, 4, 2, 4))
     assert np.allclose(marg, np.eye(2) / 2, atol=1e-8)  # filter normal form: maximally mixed marginal
+
+
+@pytest.fixture
+def trained_run(qeframe_registry, tmp_path):
+    registry = qeframe_registry(train_plugins, negativity, entry_points=False)
+    return train_plugins.tiny_trained_run(registry, tmp_path / "runs")
+
+
+def test_classify_with_a_declared_proposer(trained_run, tmp_path, qeframe_cli):
+    """``classify`` on a run whose prediction.json names the proposer: the PPT cuts of filtered
+    library states are answered entangled with the proof ``aligned_witness`` under the proof policy."""
+    rho = filtered_library_states(21, 6)
+    ppt = ~npt_mask(rho)
+    np.save(tmp_path / "user.npy", rho)
+    config = PredictionConfig.uncalibrated(3, threshold=0.0)
+    config.proofs, config.proposer, config.ppt_entangled = ("aligned_witness",), SHIPPED, "proof"
+    write_prediction(trained_run, config)
+    code, out, err = qeframe_cli(
+        "classify", tmp_path / "user.npy", "--run", trained_run, "--device", "cpu", "--json"
+    )
+    assert code == 0, err
+    proof = np.array(json.loads(out)["proof"], dtype=object)
+    assert (proof[ppt] == "aligned_witness").mean() >= 0.5 and (proof[~ppt] == "npt").all()
