@@ -173,7 +173,7 @@ def test_stage_with_the_shipped_proposer_proves_filtered_library_states():
     assert (out[ppt] == "aligned_witness").mean() >= 0.75
     assert (out[~ppt] == None).all()  # object array: elementwise comparison
     config = PredictionConfig.uncalibrated(3)
-    config.proofs, config.proposer = ("aligned_witness",), SHIPPED
+    config.proofs, config.proposer, config.proof_search = ("aligned_witness",), SHIPPED, "all"
     pred = predict(config, np.zeros((24, 3)), rho)
     assert (pred.proved == out).all()
     assert PredictionConfig.from_dict(config.to_dict()).proposer == SHIPPED
