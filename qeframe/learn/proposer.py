@@ -166,8 +166,6 @@ class AlignmentProposer(torch.nn.Module):
             out[lo : lo + chunk] = self(torch.from_numpy(sigma[lo : lo + chunk])).double().numpy()
         return out
 
-    __call__: Any  # torch's Module.__call__ (forward); ``propose`` is the numpy entry point
-
 
 # --------------------------------------------------------------------------------------------------
 # files
@@ -282,7 +280,7 @@ def proposer_for_stage(source: str | Path) -> tuple[AlignmentProposer, dict[str,
     returns the model and its recorded ``search`` settings (``restarts``, ``steps``; may be empty)."""
     folder = resolve_proposer(source).resolve()
     model, search = _cached(str(folder), (folder / SPEC_FILE).stat().st_mtime_ns)
-    return model, json.loads(search)
+    return model, {k: int(v) for k, v in json.loads(search).items() if k in ("restarts", "steps")}
 
 
 def check_proposer(source: str, key: str = "prediction.proposer", n_qubits: int | None = None) -> None:
