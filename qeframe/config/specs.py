@@ -286,6 +286,12 @@ class PredictionSpec(Frame):
         description="where the expensive proof search (`aligned_witness`) runs: `screened` (on the PPT cuts "
         "the model does not answer `separable`) or `all` (every PPT cut; about 0.2 CPU-s per cut)",
     )
+    proposer: str | None = Field(
+        default=None,
+        description="a trained alignment proposer (folder with `proposer.json`, or the name of one shipped "
+        "under `proposers/`) whose candidates start the `aligned_witness` search, with the search budget "
+        "it records; needs `aligned_witness` in `proofs`. Its answers are verified like every other start",
+    )
     ppt_entangled: Literal["model", "proof"] = Field(
         default="model",
         description="who answers `entangled` on a PPT cut: `model` (the calibrated model, or a proof "
@@ -296,6 +302,18 @@ class PredictionSpec(Frame):
     @classmethod
     def _one_or_many(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _proposer_needs_search(self) -> PredictionSpec:
+        if self.proposer is not None:
+            if not self.proposer.strip():
+                raise ValueError("prediction.proposer: empty; name a proposer folder or leave it out")
+            if "aligned_witness" not in self.proofs:
+                raise ValueError(
+                    f"prediction.proposer = {self.proposer!r} needs 'aligned_witness' in prediction.proofs "
+                    "(the proposer only seeds that search)"
+                )
+        return self
 
 
 class RouterSpec(Frame):

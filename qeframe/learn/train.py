@@ -124,8 +124,9 @@ class TrainResult:
 
 
 def validate_experiment_plugins(name: str, experiment: ExperimentSpec, registry: Registry) -> None:
-    """Create the backbone and every symmetry of ``experiment`` once, so that an unknown name or a
-    bad parameter fails before any dataset is built (the registry's error lists the names)."""
+    """Create the backbone and every symmetry of ``experiment`` once, and load its proposer (if any),
+    so that an unknown name or a bad parameter fails before any dataset is built (the registry's
+    error lists the names)."""
     key = f"experiments.{name}"
     model = experiment.model
     registry.create(
@@ -134,6 +135,10 @@ def validate_experiment_plugins(name: str, experiment: ExperimentSpec, registry:
     for i, sym in enumerate(experiment.training.symmetries):
         at = f"{key}.training.symmetries[{i}]"
         registry.create("symmetry", sym.name, sym.params, key=f"{at}.params", name_key=at)
+    if experiment.prediction.proposer is not None:
+        from qeframe.learn.proposer import check_proposer
+
+        check_proposer(experiment.prediction.proposer, key=f"{key}.prediction.proposer")
 
 
 def _seeds(seed: int) -> tuple[int, int]:

@@ -25,8 +25,8 @@ states, Lewenstein, Kraus, Cirac, Horodecki, PRA 62, 052310 (2000)) plus these t
    ``tr(W_k^F U sigma U^†)`` with ``W_k^F = (F_A^k ⊗ F_B^k)^{-†} W_k (F_A^k ⊗ F_B^k)^{-1}`` (the
    witness carried to the FNF of its target), for every library witness ``k`` and a few starts,
    all states at once (``torch``; no per-state Python loop). Starts: ``U = 1`` plus random ones;
-   :func:`search_alignment` also takes given starts (``starts``), the input a learned proposer would
-   provide (none is shipped: docs/beyond-ppt.md, "What is not done here").
+   :func:`search_alignment` also takes given starts (``starts``), the input of a learned proposer
+   (:mod:`qeframe.learn.proposer`, passed as ``propose`` to :func:`aligned_witness_proofs`).
 3. *Verification* (float64, from the stored input): ``H_A = (F_A^k)^{-1} e^{i h_A} F_A``,
    ``H_B = (F_B^k)^{-1} e^{i h_B} F_B`` (the stored factors define ``H`` exactly),
    ``v = Re tr(W_k fl(H rho H^†))``, and the cut is proved when
@@ -40,6 +40,7 @@ to product vectors). Other cuts are not tested.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -310,6 +311,7 @@ def aligned_witness_proofs(
     steps: int = DEFAULT_STEPS,
     lr: float = DEFAULT_LR,
     seed: int = 0,
+    propose: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> AlignedSearch:
     """Prove ``q | rest`` cuts of ``rho`` ``(N, 2**n, 2**n)`` entangled with aligned library witnesses.
 
@@ -317,6 +319,11 @@ def aligned_witness_proofs(
     are tried); ``restarts``, ``steps``, ``lr``, ``seed`` as in :func:`search_alignment` (the seed of
     cut ``j`` is ``seed + j``; the random starts of a state depend on its place in the batch). Every
     ``proved`` entry is a proof (:func:`verify_aligned`); the search only proposes.
+
+    ``propose`` (optional): maps the FNF states ``sigma`` ``(M, 2D, 2D)`` complex128 of one cut
+    (qubit first) to start parameters ``(M, S, K, 8 + 2 D^2)`` float64, passed to
+    :func:`search_alignment` as ``starts`` (e.g. a trained
+    :class:`~qeframe.learn.proposer.AlignmentProposer`); whatever it returns, proofs stay proofs.
     """
     rho = np.asarray(rho)
     if rho.ndim == 2:
@@ -339,13 +346,15 @@ def aligned_witness_proofs(
             x = x[None]
         fnf = filter_normal_form(x, 2, d // 2)
         good = np.isfinite(fnf.sigma).all(axis=(1, 2))
+        sigma = np.where(good[:, None, None], fnf.sigma, np.eye(d) / d)
         u_a, u_b, k, _ = search_alignment(
-            np.where(good[:, None, None], fnf.sigma, np.eye(d) / d),
+            sigma,
             library,
             restarts=restarts,
             steps=steps,
             lr=lr,
             seed=seed + cut.index,
+            starts=None if propose is None else propose(sigma),
         )
         h_a = library.inv_fa[k] @ u_a @ fnf.f_a
         h_b = library.inv_fb[k] @ u_b @ fnf.f_b

@@ -67,6 +67,8 @@ class PredictionConfig:
     ppt_entangled: str = "model"
     #: where the screened proof stages run (:data:`PROOF_SEARCHES`)
     proof_search: str = "screened"
+    #: trained proposer seeding the ``aligned_witness`` search (folder or shipped name), or None
+    proposer: str | None = None
 
     @classmethod
     def uncalibrated(
@@ -99,6 +101,7 @@ class PredictionConfig:
             "proofs": list(self.proofs),
             "ppt_entangled": self.ppt_entangled,
             "proof_search": self.proof_search,
+            "proposer": self.proposer,
         }
 
     @classmethod
@@ -120,6 +123,7 @@ class PredictionConfig:
             proofs=_check_proofs(data.get("proofs") or ()),
             ppt_entangled=check_policy(data.get("ppt_entangled", "model")),
             proof_search=check_search(data.get("proof_search", "screened")),
+            proposer=data.get("proposer"),
         )
 
     def describe(self) -> str:
@@ -127,6 +131,8 @@ class PredictionConfig:
         gate = "PPT gate" if self.gate == "ppt" else "no gate"
         if self.proofs:
             gate += " + proofs " + ", ".join(self.proofs)
+            if self.proposer:
+                gate += f" (search seeded by proposer {self.proposer})"
             if self.proof_search == "all":
                 gate += " (searched on every PPT cut)"
         if self.ppt_entangled == "proof":
@@ -218,7 +224,7 @@ def predict(
     proved = None
     if config.proofs:
         screen = answer != SEPARABLE if config.proof_search == "screened" else None
-        proved = proof_stages(rho, config.proofs, ~npt, screen=screen)
+        proved = proof_stages(rho, config.proofs, ~npt, screen=screen, proposer=config.proposer)
         hit = proved.astype(bool)  # None -> False, a proof name -> True
         answer[hit] = ENTANGLED
         probability = np.where(hit, 1.0, probability)

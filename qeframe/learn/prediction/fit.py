@@ -142,6 +142,7 @@ def fit_prediction(
     config.proofs = _check_proofs(spec.proofs)
     config.ppt_entangled = check_policy(spec.ppt_entangled)
     config.proof_search = check_search(spec.proof_search)
+    config.proposer = spec.proposer
     return config
 
 

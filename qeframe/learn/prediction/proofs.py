@@ -53,7 +53,11 @@ SCREENED_STAGES: tuple[str, ...] = ("aligned_witness",)
 
 
 def proof_stages(
-    rho: np.ndarray, proofs: Sequence[str], mask: np.ndarray, screen: np.ndarray | None = None
+    rho: np.ndarray,
+    proofs: Sequence[str],
+    mask: np.ndarray,
+    screen: np.ndarray | None = None,
+    proposer: str | None = None,
 ) -> np.ndarray:
     """Run the proof stages ``proofs`` on the cuts in ``mask`` ``(N, n_cuts)`` of ``rho`` ``(N, d, d)``.
 
@@ -76,6 +80,10 @@ def proof_stages(
       :func:`qeframe.quantum.filter_witness.aligned_witness_proofs`). ``H^† W H`` is block-positive
       for every local ``H``, so the search only proposes and the check proves. About 0.1-0.2
       CPU-s per PPT cut of three qubits (the most expensive stage; it runs last, on ``screen``).
+      With ``proposer`` (a folder or shipped name, :func:`qeframe.learn.proposer.proposer_for_stage`)
+      a trained network's candidates start the search, under the search budget the proposer
+      records (``restarts``, ``steps``; the stage's defaults where it records none); its proofs are
+      verified the same way, so a proposer changes recall and cost, never validity.
     """
     from qeframe.quantum.cuts import bipartitions
     from qeframe.quantum.filter_witness import aligned_witness_proofs
@@ -109,7 +117,13 @@ def proof_stages(
             open_ &= ~hit
         else:
             tried = open_ if screen is None else open_ & np.asarray(screen, bool)
-            hit = aligned_witness_proofs(rho, tried).proved
+            if proposer is None:
+                hit = aligned_witness_proofs(rho, tried).proved
+            else:
+                from qeframe.learn.proposer import proposer_for_stage
+
+                model, search = proposer_for_stage(proposer)
+                hit = aligned_witness_proofs(rho, tried, propose=model.propose, **search).proved
             out[hit] = "aligned_witness"
             open_ &= ~hit
     return out
