@@ -16,11 +16,12 @@ The reference is the quickstart recipe before issue 16 (``quickstart-previous`` 
 CNN at full width, 10 epochs at lr 0.003, the Siamese terms from epoch 5), run in the same
 invocation, so that the ratio of the two is measured under the same load::
 
-    python benchmarks/bench_quickstart.py --out benchmarks/results/quickstart.json
-    python benchmarks/bench_quickstart.py --experiments quickstart --seeds 0 1 2   # the recipe's spread
+    python benchmarks/bench_quickstart.py --seeds 0 1 2 --out benchmarks/results/quickstart.json
 
-``--seeds`` reruns an experiment with ``training.seed`` set (a temporary registry file derived
-from ``registry.toml`` holds the variants; the datasets are the same). The report keeps the
+``--seeds`` runs each of ``--experiments`` (default ``quickstart``) once per ``training.seed`` (a
+temporary registry file derived from ``registry.toml`` holds the variants; the data are the same);
+the reference runs once, with its own seed (``--no-reference`` leaves it out). ``--jobs 2`` runs
+two commands side by side (they then share the cores: compare CPU seconds, not wall times). The report keeps the
 figures of the report it replaces under ``previous``. The 1-minute load average is recorded
 before and after every run: absolute times on a shared machine depend on it; the ratios and the
 CPU seconds much less.
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -119,10 +121,12 @@ def child(argv: list[str], phases_out: Path, t_start: float) -> None:
 # the parent
 
 
-def _registry_with_variants(path: Path, experiments: list[str], seeds: list[int] | None) -> list[str]:
-    """Write registry.toml plus the reference and the seed variants to ``path``; their names."""
+def _registry_with_variants(
+    path: Path, experiments: list[str], seeds: list[int] | None, reference: bool
+) -> list[str]:
+    """Write registry.toml plus the reference and the seed variants to ``path``; the names to run."""
     text = (ROOT / "registry.toml").read_text(encoding="utf-8") + PREVIOUS
-    names: list[str] = []
+    names: list[str] = ["quickstart-previous"] if reference else []
     for exp in experiments:
         if not seeds:
             names.append(exp)
@@ -164,18 +168,20 @@ def run_one(
         args += ["--epochs", str(epochs)]
     load0 = os.getloadavg()
     t0 = time.time()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", str(phases), repr(t0), *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
+    log = work / f"log-{name}.txt"
+    with log.open("wb") as err:  # a file, not a pipe: the progress output could fill a pipe
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--child", str(phases), repr(t0), *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            cwd=ROOT,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
     wall = time.time() - t0
-    err = proc.stderr.read().decode() if proc.stderr else ""
     if status != 0:
-        raise SystemExit(f"{name}: qeframe run failed (status {status}):\n{err[-2000:]}")
+        tail = log.read_text(errors="replace")[-2000:]
+        raise SystemExit(f"{name}: qeframe run failed (status {status}):\n{tail}")
     run_dir = next((runs / name).iterdir())
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     record = {
@@ -226,7 +232,9 @@ def main() -> None:
         child(sys.argv[4:], Path(sys.argv[2]), float(sys.argv[3]))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--experiments", nargs="+", default=["quickstart", "quickstart-previous"])
+    ap.add_argument("--experiments", nargs="+", default=["quickstart"])
+    ap.add_argument("--no-reference", action="store_true", help="leave out quickstart-previous")
+    ap.add_argument("--jobs", type=int, default=1, help="runs side by side")
     ap.add_argument("--seeds", nargs="*", type=int, help="rerun each experiment with these training seeds")
     ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the runs (default: torch's)")
     ap.add_argument("--epochs", type=int, help="override training.epochs (a quick check of the benchmark)")
@@ -235,17 +243,23 @@ def main() -> None:
     previous = previous_report(args.out)
     with tempfile.TemporaryDirectory(prefix="bench-quickstart-") as tmp:
         work = Path(tmp)
-        names = _registry_with_variants(work / "registry.toml", args.experiments, args.seeds)
-        records = {
-            name: run_one(name, work / "registry.toml", work, args.threads, args.epochs) for name in names
-        }
+        names = _registry_with_variants(
+            work / "registry.toml", args.experiments, args.seeds, reference=not args.no_reference
+        )
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = {
+                name: pool.submit(run_one, name, work / "registry.toml", work, args.threads, args.epochs)
+                for name in names
+            }
+            records = {name: f.result() for name, f in futures.items()}
     report = {
         **report_header("quickstart"),
         "threads": args.threads or "torch default",
         "epochs_override": args.epochs,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "PASSIVE (qeframe default)"),
         "runs": records,
-        "summary": {e: _summary(records, e) for e in args.experiments},
+        "jobs": args.jobs,
+        "summary": {e: _summary(records, e) for e in [*args.experiments, "quickstart-previous"]},
     }
     ref = report["summary"].get("quickstart-previous")
     new = report["summary"].get("quickstart")
