@@ -97,6 +97,7 @@ def fused_loss(
     ``view_labels[i v + r, cut_maps[i][r, j]] = labels[r, j]`` (unknown labels stay unknown and
     are masked). The BCE averages over the known view labels of all blocks
     (``view_bce_denominator`` replaces their count for a data-parallel rank).
+
     ``bce_denominator`` / ``view_denominator`` replace the BCE's number of known labels / the
     consistency terms' ``v m`` (a data-parallel rank's share, :meth:`qeframe.learn.train.Trainer.batch_loss`).
     A pure tensor function of its inputs (no host synchronisation), which is what

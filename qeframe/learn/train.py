@@ -24,9 +24,9 @@ epoch is not computed in that epoch. Original and views go through the model as 
 consistency sums are divided by ``ceil(f B) m``. With ``training.view_bce_weight = l_v > 0`` the
 views are also supervised: ``+ l_v * BCE_masked(f(S_s rho), q moved by cut_map)`` over the known
 labels of all view rows (term ``bce:views``; a symmetry preserves entanglement per cut, so the
-views carry their originals' labels — data augmentation from the same forward pass). Optimiser: Adam(lr, weight_decay), the learning
-rate set before every step from ``training.lr_schedule`` over all ``epochs`` steps
-(:meth:`~qeframe.config.specs.TrainingSpec.learning_rate`). ``training.compile`` runs
+views carry their originals' labels — data augmentation from the same forward pass).
+Optimiser: Adam(lr, weight_decay), the learning rate set before every step from
+``training.lr_schedule`` over all ``epochs`` steps (:meth:`~qeframe.config.specs.TrainingSpec.learning_rate`). ``training.compile`` runs
 :func:`~qeframe.learn.losses.fused_loss` through :func:`torch.compile`
 (:func:`~qeframe.learn.losses.compile_loss`).
 

@@ -654,10 +654,14 @@ def test_new_training_fields_keep_old_spec_hashes():
 
     base = digest(epochs=20)
     # the defaults of the later fields and `compile` leave the hash alone ...
-    assert digest(epochs=20, lr_schedule="constant", symmetry_fraction=1.0, compile=True) == base
+    assert (
+        digest(epochs=20, lr_schedule="constant", symmetry_fraction=1.0, view_bce_weight=0.0, compile=True)
+        == base
+    )
     assert digest(epochs=5) == base  # constant rate: epochs is when to stop
     # ... other values change it; under a schedule the number of epochs shapes the rate
     assert digest(epochs=20, symmetry_fraction=0.5) != base
+    assert digest(epochs=20, view_bce_weight=1.0) != base
     assert digest(epochs=20, lr_schedule="onecycle") != base
     assert digest(epochs=20, lr_schedule="onecycle") != digest(epochs=10, lr_schedule="onecycle")
 
@@ -669,7 +673,7 @@ def test_new_training_fields_keep_old_spec_hashes():
 def test_compiled_training_matches_eager(monkeypatch):
     """``training.compile`` (torch.compile, Inductor's C++ backend on the CPU) trains the same
     model as the eager step, up to float32 rounding: same losses, same weights after a plain
-    epoch and a Siamese epoch (two graphs, each with its backward)."""
+    epoch and a Siamese epoch with supervised views (two graphs, each with its backward)."""
     # Inductor's C++ builder imports setuptools; when an earlier test in the same process already
     # imported the standard library's distutils, setuptools' distutils shim asserts (seen in CI
     # with `pytest -n 2`). Telling the shim to use the standard library's distutils avoids that.
@@ -677,7 +681,7 @@ def test_compiled_training_matches_eager(monkeypatch):
     train = synthetic_arrays("train", 32, seed=6, unknown=0.2)
     results = []
     for compiled in (False, True):
-        trainer = _cnn_trainer(0.5, compile=compiled, epochs=2, lr_schedule="cosine")
+        trainer = _cnn_trainer(0.5, compile=compiled, epochs=2, lr_schedule="cosine", view_bce_weight=0.5)
         trainer.training.symmetries[:] = [
             s.model_copy(update={"start_epoch": 1}) for s in trainer.training.symmetries
         ]
@@ -685,6 +689,7 @@ def test_compiled_training_matches_eager(monkeypatch):
     eager, compiled = results
     assert eager.history[0]["loss"]["sym:local_unitary"] is None
     assert eager.history[1]["loss"]["sym:local_unitary"] > 0
+    assert eager.history[1]["loss"]["bce:views"] > 0  # the supervised views go through the graph too
     for re, rc in zip(eager.history, compiled.history):
         for key, value in re["loss"].items():
             if value is None:
