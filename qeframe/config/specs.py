@@ -181,6 +181,13 @@ class TrainingSpec(Frame):
         description="share of each batch (its first ceil(f B) samples, a random subset) that gets "
         "symmetry views; the consistency terms average over those",
     )
+    view_bce_weight: float = Field(
+        default=0.0,
+        ge=0,
+        description="weight of a BCE term on the symmetry views, labelled with their originals' labels "
+        "moved by the cut map (a symmetry preserves entanglement per cut); 0: the views enter only "
+        "the consistency terms, as in the paper",
+    )
     seed: int = Field(default=0, ge=0, description="seeds initialisation, shuffling and symmetry sampling")
     precision: Literal["auto", "float32", "bf16"] = Field(
         default="auto", description="auto: bf16 autocast on CUDA, float32 on CPU"
@@ -196,7 +203,11 @@ class TrainingSpec(Frame):
 
     #: fields added after runs were recorded: left out of the experiment spec hash at their default,
     #: so that the hashes (and run ids, ``--resume``) of older specs do not change
-    HASH_OPTIONAL: ClassVar[dict[str, Any]] = {"lr_schedule": "constant", "symmetry_fraction": 1.0}
+    HASH_OPTIONAL: ClassVar[dict[str, Any]] = {
+        "lr_schedule": "constant",
+        "symmetry_fraction": 1.0,
+        "view_bce_weight": 0.0,
+    }
     #: fields that change how the loss is computed, not what it is: never hashed
     HASH_EXCLUDED: ClassVar[tuple[str, ...]] = ("compile",)
 

@@ -112,15 +112,15 @@ An experiment that differs from `quickstart` in the model's parameters and the t
 trained on the set above:
 
 ```toml
-[experiments.my-quickstart-bn]
+[experiments.my-quickstart-wide]
 extends = "quickstart"
 train = "my-train"
-description = "quickstart's Siamese CNN with batch norm, 5 epochs, on my-train"
-model.params.batch_norm = true   # merged: the backbone stays "cnn"
+description = "quickstart's Siamese CNN at the paper's width, 5 epochs, on my-train"
+model.params.ratio = 16.0        # merged: the backbone stays "cnn", batch norm stays on
 training.epochs = 5              # merged: lr, batch size, symmetries stay
 ```
 
-`qeframe data build my-train` builds the set and `qeframe run my-quickstart-bn` trains on it.
+`qeframe data build my-train` builds the set and `qeframe run my-quickstart-wide` trains on it.
 """
 
 

@@ -17,6 +17,9 @@ import torch.nn.functional as F
 
 from qeframe.learn.arrays import autocast
 
+#: Name of the BCE term on the symmetry views (``training.view_bce_weight``) in the loss records.
+VIEW_BCE = "bce:views"
+
 
 def masked_bce(
     logits: torch.Tensor, labels: torch.Tensor, *, denominator: torch.Tensor | int | None = None
@@ -74,6 +77,8 @@ def fused_loss(
     bce_denominator: torch.Tensor | None = None,
     view_denominator: int | None = None,
     amp_dtype: torch.dtype | None = None,
+    view_bce_weight: float = 0.0,
+    view_bce_denominator: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
     """The Siamese loss from one fused forward pass: ``(total, {term: value}, logits)``.
 
@@ -84,6 +89,14 @@ def fused_loss(
 
         total = bce_weight * BCE_masked(f(x)[:b], labels)
                 + sum_i weights[i] * mean_{r < v, j} | p[r, j] - p[b + i v + r, cut_maps[i][r, j]] |
+                + view_bce_weight * BCE_masked(f(x)[b:], view_labels)
+
+    The last term (``view_bce_weight > 0``, term ``bce:views``) supervises the views themselves:
+    a symmetry of the training preserves entanglement per cut, so cut ``j`` of original ``r``
+    (label ``labels[r, j]``) is cut ``cut_maps[i][r, j]`` of its view and carries the same label,
+    ``view_labels[i v + r, cut_maps[i][r, j]] = labels[r, j]`` (unknown labels stay unknown and
+    are masked). The BCE averages over the known view labels of all blocks
+    (``view_bce_denominator`` replaces their count for a data-parallel rank).
 
     ``bce_denominator`` / ``view_denominator`` replace the BCE's number of known labels / the
     consistency terms' ``v m`` (a data-parallel rank's share, :meth:`qeframe.learn.train.Trainer.batch_loss`).
@@ -109,6 +122,13 @@ def fused_loss(
             term = consistency_loss(p[:v], p_view, cut_map, denominator=view_denominator)
             terms[name] = term
             total = total + weight * term
+        if view_bce_weight > 0:
+            view_labels = torch.cat(
+                [torch.empty_like(labels[:v]).scatter_(1, cut_map, labels[:v]) for cut_map in cut_maps]
+            )
+            view_bce, _ = masked_bce(out[b:], view_labels, denominator=view_bce_denominator)
+            terms[VIEW_BCE] = view_bce
+            total = total + view_bce_weight * view_bce
     return total, terms, logits
 
 

@@ -21,9 +21,12 @@ cut_map[i, j]`` (cut ``j`` of ``rho_i`` is cut ``cut_map[i, j]`` of ``S_s rho_i`
 epoch is not computed in that epoch. Original and views go through the model as one batch
 (shared weights: the Siamese network; :func:`qeframe.learn.losses.fused_loss`). With ``training.symmetry_fraction
 = f < 1`` only the first ``ceil(f B)`` samples of the (shuffled) batch get views and the
-consistency sums are divided by ``ceil(f B) m``. Optimiser: Adam(lr, weight_decay), the learning
-rate set before every step from ``training.lr_schedule`` over all ``epochs`` steps
-(:meth:`~qeframe.config.specs.TrainingSpec.learning_rate`). ``training.compile`` runs
+consistency sums are divided by ``ceil(f B) m``. With ``training.view_bce_weight = l_v > 0`` the
+views are also supervised: ``+ l_v * BCE_masked(f(S_s rho), q moved by cut_map)`` over the known
+labels of all view rows (term ``bce:views``; a symmetry preserves entanglement per cut, so the
+views carry their originals' labels — data augmentation from the same forward pass).
+Optimiser: Adam(lr, weight_decay), the learning rate set before every step from
+``training.lr_schedule`` over all ``epochs`` steps (:meth:`~qeframe.config.specs.TrainingSpec.learning_rate`). ``training.compile`` runs
 :func:`~qeframe.learn.losses.fused_loss` through :func:`torch.compile`
 (:func:`~qeframe.learn.losses.compile_loss`).
 
@@ -87,7 +90,7 @@ from qeframe.learn.arrays import (
 )
 from qeframe.learn.checkpoints import TrainerCheckpoints, rank_seed
 from qeframe.learn.distributed import SINGLE, DistContext, broadcast_buffers, prepare_model, wrap_model
-from qeframe.learn.losses import compile_loss, fused_loss
+from qeframe.learn.losses import VIEW_BCE, compile_loss, fused_loss
 from qeframe.quantum.cuts import cut_names
 from qeframe.quantum.torch_ops import to_model_input
 
@@ -302,6 +305,10 @@ class Trainer(TrainerCheckpoints):
         yl = yb[lo:hi] if sliced else yb
         bce_denominator = (yb >= 0).sum() if sliced else None
         view_denominator = self.view_rows(b) * yb.shape[1] if sliced else None
+        view_bce = self.training.view_bce_weight if views else 0.0
+        view_bce_denominator = (
+            (yb[: self.view_rows(b)] >= 0).sum() * len(views) if sliced and view_bce > 0 else None
+        )
         return self._loss_fn(
             self.train_model,
             inputs,
@@ -313,6 +320,8 @@ class Trainer(TrainerCheckpoints):
             bce_denominator,
             view_denominator,
             self.amp_dtype,
+            view_bce,
+            view_bce_denominator,
         )
 
     # ------------------------------------------------------------------ one epoch
@@ -339,6 +348,9 @@ class Trainer(TrainerCheckpoints):
         zero = torch.zeros((), device=x.device, dtype=torch.float64)
         sums: dict[str, torch.Tensor] = {"total": zero.clone(), "bce": zero.clone()}
         sums.update({name: zero.clone() for name, w in weights.items() if w > 0})
+        view_bce = self.training.view_bce_weight > 0 and any(w > 0 for w in weights.values())
+        if view_bce:
+            sums[VIEW_BCE] = zero.clone()
         correct = zero.clone()
         known = zero.clone()
         seen = 0
@@ -388,8 +400,17 @@ class Trainer(TrainerCheckpoints):
                 "total": values.pop("total"),
                 "bce": values.pop("bce"),
                 **{k: values.get(k) for k in weights},
+                **({VIEW_BCE: values.get(VIEW_BCE)} if self.training.view_bce_weight > 0 else {}),
             },
-            "weights": {"bce": self.training.bce_weight, **weights},
+            "weights": {
+                "bce": self.training.bce_weight,
+                **weights,
+                **(
+                    {VIEW_BCE: self.training.view_bce_weight if view_bce else 0.0}
+                    if self.training.view_bce_weight > 0
+                    else {}
+                ),
+            },
             "lr": float(self.optimizer.param_groups[0]["lr"]),
             "train_accuracy": float(correct) / float(known) if float(known) > 0 else None,
             "samples": seen,

@@ -75,3 +75,17 @@ def test_paper_experiments_exist_for_both_labelers():
             assert (exp.router is not None) == (model == "ensemble")
             assert "ppt" in exp.evaluation.baselines
     assert "quickstart" in REGISTRY.experiments
+
+
+def test_quickstart_is_a_siamese_cnn_and_the_comparisons_keep_the_paper_recipe():
+    """Issue 16: the README's main job stays the Siamese CNN (both consistency terms, the CNN
+    backbone), and the backbone comparisons on its data keep the paper-width recipe it had."""
+    quickstart = REGISTRY.experiments["quickstart"]
+    assert quickstart.model.backbone == "cnn"
+    assert {s.name for s in quickstart.training.symmetries} == {"local_unitary", "permutation"}
+    assert all(s.weight > 0 for s in quickstart.training.symmetries)
+    for name in ("quickstart-cnn", "quickstart-tn", "quickstart-pe", "quickstart-ensemble"):
+        spec = REGISTRY.experiments[name]
+        assert spec.train == quickstart.train and spec.test == quickstart.test, name
+        assert spec.training.epochs == 10 and spec.training.view_bce_weight == 0.0, name
+        assert "ratio" not in spec.model.params and "batch_norm" not in spec.model.params, name

@@ -162,16 +162,17 @@ def test_reference_examples_expand_as_documented():
     assert mine.families[20].params == {"base": "circuit", "base_kind": "entangled", "keep": "npt_all"}
     assert mine.families[-1].family == "horodecki" and mine.families[-1].count == 500
     assert mine.labeler.name == "verified" and mine.split == "train"
-    experiment = registry.experiments["my-quickstart-bn"].model_dump()
+    experiment = registry.experiments["my-quickstart-wide"].model_dump()
     expected = REGISTRY.experiments["quickstart"].model_dump()
     expected["train"] = "my-train"
-    expected["description"] = "quickstart's Siamese CNN with batch norm, 5 epochs, on my-train"
-    expected["model"] = {"backbone": "cnn", "params": {"batch_norm": True}}
+    expected["description"] = "quickstart's Siamese CNN at the paper's width, 5 epochs, on my-train"
+    assert expected["model"]["params"]["ratio"] != 16.0
+    expected["model"]["params"]["ratio"] = 16.0
     expected["training"]["epochs"] = 5
     assert experiment == expected
     plugins = Registry.load()
     validate_dataset_plugins("my-train", mine, plugins)
-    validate_experiment_plugins("my-quickstart-bn", registry.experiments["my-quickstart-bn"], plugins)
+    validate_experiment_plugins("my-quickstart-wide", registry.experiments["my-quickstart-wide"], plugins)
 
 
 # ------------------------------------------------------------------ merge and extends

@@ -59,7 +59,7 @@ def _registry() -> Registry:
     )
 
 
-def _trainer(registry, *, epochs=2, distributed=None, symmetry_fraction=1.0) -> Trainer:
+def _trainer(registry, *, epochs=2, distributed=None, symmetry_fraction=1.0, view_bce_weight=0.0) -> Trainer:
     training = TrainingSpec(
         epochs=epochs,
         batch_size=32,
@@ -67,6 +67,7 @@ def _trainer(registry, *, epochs=2, distributed=None, symmetry_fraction=1.0) -> 
         seed=5,
         symmetries=[SymmetryLoss(name="test-permutation", start_epoch=0, weight=0.5)],
         symmetry_fraction=symmetry_fraction,
+        view_bce_weight=view_bce_weight,
     )
     return Trainer(
         ModelSpec(backbone="test-mlp", params={"hidden": 16}),
@@ -105,15 +106,25 @@ def test_shard_bounds_rejects_bad_rank():
 
 
 @pytest.mark.parametrize(
-    "batch, world, fraction", [(27, 2, 1.0), (10, 3, 1.0), (2, 3, 1.0), (27, 2, 0.3), (27, 3, 0.5)]
+    "batch, world, fraction, view_bce",
+    [
+        (27, 2, 1.0, 0.0),
+        (10, 3, 1.0, 0.0),
+        (2, 3, 1.0, 0.0),
+        (27, 2, 0.3, 0.0),
+        (27, 3, 0.5, 0.0),
+        (27, 2, 1.0, 0.7),
+        (27, 3, 0.5, 0.7),
+    ],
 )
-def test_rank_shares_add_up_to_the_single_process_loss_and_gradient(batch, world, fraction):
+def test_rank_shares_add_up_to_the_single_process_loss_and_gradient(batch, world, fraction, view_bce):
     """What DDP computes — the average over ranks of ``world`` x (rank share) gradients — is the
     gradient of the global batch's loss; the shares of every term add up to the global value.
     (2, 3): one rank has an empty part; with a symmetry fraction < 1 the views cover the first
-    rows of the global batch, so some ranks have no view rows."""
+    rows of the global batch, so some ranks have no view rows. With ``view_bce_weight`` the BCE on
+    the views is split the same way."""
     reg = _registry()
-    trainer = _trainer(reg, symmetry_fraction=fraction)
+    trainer = _trainer(reg, symmetry_fraction=fraction, view_bce_weight=view_bce)
     data = synthetic_arrays("train", batch, seed=3, unknown=0.4)
     x, y = model_input(data.rho), torch.tensor(data.labels)
     state = trainer.symmetry_generator.get_state()
@@ -139,6 +150,7 @@ def test_rank_shares_add_up_to_the_single_process_loss_and_gradient(batch, world
         for k, v in ts.items():
             shares[k] = shares.get(k, 0.0) + float(v.detach())
     assert terms["sym:test-permutation"].item() > 0  # the symmetry term is really there
+    assert ("bce:views" in terms) == (view_bce > 0)
     for k, v in terms.items():
         assert shares[k] == pytest.approx(float(v.detach()), rel=1e-6, abs=1e-7), k
     for g, e in zip(summed, expected):

@@ -443,7 +443,14 @@ def test_latest_checkpoint_skips_a_damaged_epoch(registry, tmp_path):
 
 
 def _cnn_trainer(
-    fraction=1.0, compile=False, epochs=1, seed=4, lr_schedule="constant", batch_size=16, start_epoch=0
+    fraction=1.0,
+    compile=False,
+    epochs=1,
+    seed=4,
+    lr_schedule="constant",
+    batch_size=16,
+    start_epoch=0,
+    view_bce_weight=0.0,
 ):
     """A small paper-type CNN (the built-in backbone) with both built-in symmetries from epoch 0."""
     training = TrainingSpec(
@@ -454,6 +461,7 @@ def _cnn_trainer(
         lr_schedule=lr_schedule,
         symmetry_fraction=fraction,
         compile=compile,
+        view_bce_weight=view_bce_weight,
         symmetries=[
             SymmetryLoss(name="local_unitary", start_epoch=start_epoch, weight=0.5),
             SymmetryLoss(name="permutation", start_epoch=start_epoch, weight=0.25),
@@ -506,6 +514,58 @@ def test_fused_siamese_step_equals_separate_forward_passes(fraction, expected_ro
     torch.testing.assert_close(logits, out, rtol=1e-12, atol=1e-14)
     for g, p_ref in zip(fused_grads, model.parameters()):
         torch.testing.assert_close(g, p_ref.grad, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("fraction", [1.0, 0.5])
+def test_view_bce_supervises_the_views_with_the_labels_moved_by_the_cut_map(fraction):
+    """``view_bce_weight``: the views get the BCE with their originals' labels, cut ``j`` of row
+    ``r`` becoming cut ``cut_map[r, j]`` of its view (unknown labels masked), averaged over the
+    known view labels of both symmetries; written out per view and compared in float64."""
+    trainer = _cnn_trainer(fraction, view_bce_weight=0.8)
+    model = trainer.model.double()
+    data = synthetic_arrays("train", 12, seed=5, unknown=0.3)
+    x = model_input(data.rho).double()
+    y = torch.tensor(data.labels)
+    state = trainer.symmetry_generator.get_state()
+    total, terms, _ = trainer.batch_loss(x, y, 0)
+
+    trainer.symmetry_generator.set_state(state)
+    k = trainer.view_rows(12)
+    out = model(x)
+    known = y >= 0
+    ref_total = torch.nn.functional.binary_cross_entropy_with_logits(out[known], y[known].double())
+    p = torch.sigmoid(out)
+    view_terms, n_known, moved = torch.zeros((), dtype=torch.float64), 0, False
+    for spec, sym in zip(trainer.training.symmetries, trainer.symmetries):
+        rho2, cut_map = sym.apply(torch_ops.from_model_input(x[:k]), trainer.symmetry_generator)
+        out_view = model(torch_ops.to_model_input(rho2))
+        p_view = torch.sigmoid(out_view)
+        ref_total = ref_total + spec.weight * (p[:k] - p_view.gather(1, cut_map)).abs().mean()
+        for r in range(k):
+            for j in range(3):
+                if y[r, j] >= 0:
+                    target = torch.tensor(float(y[r, j]), dtype=torch.float64)
+                    logit = out_view[r, cut_map[r, j]]
+                    view_terms = view_terms + torch.nn.functional.binary_cross_entropy_with_logits(
+                        logit, target
+                    )
+                    n_known += 1
+                    moved |= bool(cut_map[r, j] != j) and bool(y[r, j] != y[r, cut_map[r, j]])
+    assert moved  # a permutation really moved a label onto a cut with another label
+    expected = view_terms / n_known
+    torch.testing.assert_close(terms["bce:views"], expected, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(total, ref_total + 0.8 * expected, rtol=1e-12, atol=1e-14)
+
+
+def test_view_bce_is_recorded_and_off_by_default():
+    """The epoch record carries the ``bce:views`` term and its weight only when it is switched on;
+    the weight 0 (default) leaves the loss and the record as they were."""
+    data = synthetic_arrays("train", 40, seed=6, unknown=0.2)
+    on = _cnn_trainer(view_bce_weight=0.5).fit(data).history[0]
+    off = _cnn_trainer().fit(data).history[0]
+    assert on["loss"]["bce:views"] > 0 and on["weights"]["bce:views"] == 0.5
+    assert "bce:views" not in off["loss"] and "bce:views" not in off["weights"]
+    assert on["loss"]["total"] > off["loss"]["total"]
 
 
 def test_symmetry_fraction_views_the_first_rows():
@@ -594,10 +654,14 @@ def test_new_training_fields_keep_old_spec_hashes():
 
     base = digest(epochs=20)
     # the defaults of the later fields and `compile` leave the hash alone ...
-    assert digest(epochs=20, lr_schedule="constant", symmetry_fraction=1.0, compile=True) == base
+    assert (
+        digest(epochs=20, lr_schedule="constant", symmetry_fraction=1.0, view_bce_weight=0.0, compile=True)
+        == base
+    )
     assert digest(epochs=5) == base  # constant rate: epochs is when to stop
     # ... other values change it; under a schedule the number of epochs shapes the rate
     assert digest(epochs=20, symmetry_fraction=0.5) != base
+    assert digest(epochs=20, view_bce_weight=1.0) != base
     assert digest(epochs=20, lr_schedule="onecycle") != base
     assert digest(epochs=20, lr_schedule="onecycle") != digest(epochs=10, lr_schedule="onecycle")
 
@@ -609,7 +673,7 @@ def test_new_training_fields_keep_old_spec_hashes():
 def test_compiled_training_matches_eager(monkeypatch):
     """``training.compile`` (torch.compile, Inductor's C++ backend on the CPU) trains the same
     model as the eager step, up to float32 rounding: same losses, same weights after a plain
-    epoch and a Siamese epoch (two graphs, each with its backward)."""
+    epoch and a Siamese epoch with supervised views (two graphs, each with its backward)."""
     # Inductor's C++ builder imports setuptools; when an earlier test in the same process already
     # imported the standard library's distutils, setuptools' distutils shim asserts (seen in CI
     # with `pytest -n 2`). Telling the shim to use the standard library's distutils avoids that.
@@ -617,7 +681,7 @@ def test_compiled_training_matches_eager(monkeypatch):
     train = synthetic_arrays("train", 32, seed=6, unknown=0.2)
     results = []
     for compiled in (False, True):
-        trainer = _cnn_trainer(0.5, compile=compiled, epochs=2, lr_schedule="cosine")
+        trainer = _cnn_trainer(0.5, compile=compiled, epochs=2, lr_schedule="cosine", view_bce_weight=0.5)
         trainer.training.symmetries[:] = [
             s.model_copy(update={"start_epoch": 1}) for s in trainer.training.symmetries
         ]
@@ -625,6 +689,7 @@ def test_compiled_training_matches_eager(monkeypatch):
     eager, compiled = results
     assert eager.history[0]["loss"]["sym:local_unitary"] is None
     assert eager.history[1]["loss"]["sym:local_unitary"] > 0
+    assert eager.history[1]["loss"]["bce:views"] > 0  # the supervised views go through the graph too
     for re, rc in zip(eager.history, compiled.history):
         for key, value in re["loss"].items():
             if value is None:
