@@ -33,6 +33,7 @@ import numpy as np
 
 from qeframe.errors import QeframeError
 from qeframe.quantum.cuts import bipartitions, packed_pt_plan, pt_source_index
+from qeframe.quantum import npt_screen
 from qeframe.quantum.ops import num_qubits
 
 #: Default threshold: a cut is NPT when lambda_min(rho^{T_A}) < -PPT_TOL (matrices of trace 1).
@@ -49,6 +50,9 @@ _EIG_CHUNK_BYTES = 16 << 20
 #: every cut). A few MB: a chunk's columns stay in cache across the elimination
 #: steps while the per-call overhead of numpy is spread over thousands of matrices.
 _NPT_CHUNK_BYTES = 4 << 20
+#: The same budget for the mixed backend, counted in complex128 bytes like ``_NPT_CHUNK_BYTES``
+#: (its float32 working set is half of it). Chosen by measurement: see docs/performance.md.
+_NPT_MIXED_CHUNK_BYTES = 8 << 20
 #: Lower bound on the number of matrices (states x cuts) a chunk of :func:`npt_mask` works on.
 _NPT_MIN_MATRICES = 1024
 
@@ -185,18 +189,19 @@ def _not_positive_definite(a: np.ndarray, shift: float) -> np.ndarray:
     return out
 
 
-def npt_chunk_size(n_qubits: int) -> int:
-    """States per chunk of :func:`npt_mask` for ``n_qubits`` qubits (fits ``_NPT_CHUNK_BYTES``)."""
+def npt_chunk_size(n_qubits: int, budget: int | None = None) -> int:
+    """States per chunk of :func:`npt_mask` for ``n_qubits`` qubits: the packed complex128 lower
+    triangles of a chunk's cuts fit ``budget`` bytes (default ``_NPT_CHUNK_BYTES``)."""
     d = 2**n_qubits
     n_c = len(bipartitions(n_qubits))
     per_state = 16 * (d * (d + 1) // 2) * n_c
-    return max(-(-_NPT_MIN_MATRICES // n_c), _NPT_CHUNK_BYTES // per_state)
+    return max(-(-_NPT_MIN_MATRICES // n_c), (budget or _NPT_CHUNK_BYTES) // per_state)
 
 
-#: Environment variable choosing the backend of :func:`npt_mask`: ``auto`` (default), ``numpy`` or
-#: ``compiled`` (see :func:`npt_backend`).
+#: Environment variable choosing the backend of :func:`npt_mask`: ``auto`` (default), ``mixed``,
+#: ``numpy`` or ``compiled`` (see :func:`npt_backend`).
 NPT_BACKEND_ENV = "QEFRAME_NPT_BACKEND"
-NPT_BACKENDS = ("auto", "numpy", "compiled")
+NPT_BACKENDS = ("auto", "mixed", "numpy", "compiled")
 #: ``auto`` compiles the fused kernel (:mod:`qeframe.quantum.npt_compiled`) for a call with at
 #: least this many states: enough to repay a compile from Inductor's disk cache (about 11 CPU
 #: seconds, Dynamo re-tracing the unrolled function) at the measured saving of about 0.3 CPU µs
@@ -209,18 +214,23 @@ class NptBackendError(QeframeError, ValueError):
 
 
 def npt_backend(n_qubits: int, n_states: int, backend: str | None = None) -> str:
-    """Which implementation :func:`npt_mask` uses: ``"numpy"`` or ``"compiled"``.
+    """Which implementation :func:`npt_mask` uses: ``"mixed"``, ``"numpy"`` or ``"compiled"``.
 
     ``backend`` (default: the ``QEFRAME_NPT_BACKEND`` environment variable, else ``"auto"``):
 
-    * ``"numpy"``: the batch-last numpy factorisation (:func:`_packed_not_positive_definite`);
+    * ``"mixed"``: the float32 screen of :mod:`qeframe.quantum.npt_screen`, which proves the verdict
+      of almost every matrix, and the float64 factorisation for the rest (``2**n_qubits <= 64``;
+      numpy beyond);
+    * ``"numpy"``: the float64 batch-last numpy factorisation (:func:`_packed_not_positive_definite`)
+      for every matrix: the reference;
     * ``"compiled"``: the fused kernel of :mod:`qeframe.quantum.npt_compiled` (``n_qubits <= 3``;
-      compiled on first use, falls back to numpy where it cannot be built);
+      compiled on first use, falls back to ``auto``'s choice where it cannot be built);
     * ``"auto"``: the compiled kernel when it is already compiled in this process, or when the
-      call has at least ``NPT_AUTO_COMPILE_STATES`` states and torch is installed; else numpy.
+      call has at least ``NPT_AUTO_COMPILE_STATES`` states and torch is installed; else mixed.
 
-    Both answer ``lambda_min(rho^{T_A}) < -tol`` up to the same rounding band
-    (:func:`npt_rounding_bound`).
+    All answer ``lambda_min(rho^{T_A}) < -tol`` up to the same rounding band
+    (:func:`npt_rounding_bound`): the mixed backend's own verdicts are exact, and the matrices it
+    leaves undecided get the numpy backend's.
     """
     from qeframe.quantum import npt_compiled
 
@@ -230,12 +240,15 @@ def npt_backend(n_qubits: int, n_states: int, backend: str | None = None) -> str
             f"NPT backend must be one of {', '.join(NPT_BACKENDS)}, got {choice!r} "
             f"(argument backend= or the {NPT_BACKEND_ENV} environment variable)"
         )
-    if choice == "numpy" or n_qubits > npt_compiled.MAX_QUBITS or npt_compiled.failure(n_qubits):
-        return "numpy"
+    default = "mixed" if 2**n_qubits <= npt_screen.MAX_DIM else "numpy"
+    if choice in ("numpy", "mixed"):
+        return "numpy" if choice == "numpy" else default
+    if n_qubits > npt_compiled.MAX_QUBITS or npt_compiled.failure(n_qubits):
+        return default
     if choice == "compiled" or npt_compiled.is_compiled(n_qubits):
         return "compiled"
     big = n_states >= NPT_AUTO_COMPILE_STATES
-    return "compiled" if big and npt_compiled.torch_available() else "numpy"
+    return "compiled" if big and npt_compiled.torch_available() else default
 
 
 def _npt_block_numpy(block: np.ndarray, tol: float, n: int) -> np.ndarray:
@@ -246,6 +259,41 @@ def _npt_block_numpy(block: np.ndarray, tol: float, n: int) -> np.ndarray:
     flat = np.ascontiguousarray(block.reshape(b, d * d).T, dtype=np.complex128)
     bad = _packed_not_positive_definite(flat[src].reshape(-1, n_c * b), d, tol)
     return bad.reshape(n_c, b).T
+
+
+#: States per sub-block of the transposing copy in :func:`_npt_block_mixed` (its source, 256 kB
+#: of complex128 for n = 3, stays in L2 while it is read column by column).
+_TRANSPOSE_STATES = 256
+
+
+def _npt_block_mixed(block: np.ndarray, tol: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The float32 screen of one chunk ``(b, d, d)`` (:mod:`qeframe.quantum.npt_screen`).
+
+    Returns ``(npt, undecided)``, ``(b, n_cuts)`` bool: ``npt`` is proved where ``undecided`` is
+    False; the undecided cuts (``|lambda_min + tol|`` within the screen's error margin, or a state
+    not safely representable in float32) are for the float64 test.
+    """
+    src, _ = packed_pt_plan(n)
+    n_c, b, d = src.shape[1], block.shape[0], block.shape[1]
+    flat_rho = block.reshape(b, d * d)
+    flat = np.empty((d * d, b), dtype=np.complex64)  # batch last, transposed in cache-sized blocks
+    for s in range(0, b, _TRANSPOSE_STATES):
+        flat[:, s : s + _TRANSPOSE_STATES] = flat_rho[s : s + _TRANSPOSE_STATES].T
+    npt, undecided = npt_screen.screen(flat, src, tol, npt_screen.margin(flat, d, tol))
+    return npt.reshape(n_c, b).T, undecided.reshape(n_c, b).T
+
+
+def _npt_pairs_float64(rho: np.ndarray, states: np.ndarray, cuts: np.ndarray, tol: float, n: int) -> np.ndarray:
+    """The float64 NPT test of the given (state, cut) pairs of ``rho`` ``(N, d, d)``: ``(K,)`` bool."""
+    src, _ = packed_pt_plan(n)
+    d = rho.shape[1]
+    out = np.empty(states.size, dtype=bool)
+    chunk = max(1, _NPT_CHUNK_BYTES // (8 * d * (d + 1)))
+    for start in range(0, states.size, chunk):
+        s, c = states[start : start + chunk], cuts[start : start + chunk]
+        exact = np.ascontiguousarray(rho.reshape(-1, d * d)[s[None, :], src[:, c]], dtype=np.complex128)
+        out[start : start + chunk] = _packed_not_positive_definite(exact, d, tol)
+    return out
 
 
 def npt_mask(
@@ -277,16 +325,30 @@ def npt_mask(
     n_c = len(bipartitions(n))
     out = np.empty((n_batch, n_c), dtype=bool)
     kern = None
-    if npt_backend(n, n_batch, backend) == "compiled":
+    path = npt_backend(n, n_batch, backend)
+    if path == "compiled":
         from qeframe.quantum import npt_compiled
 
         kern = npt_compiled.kernel(n)
-    if kern is None:
+        path = "compiled" if kern is not None else npt_backend(n, n_batch, "mixed")
+    pending: list[tuple[np.ndarray, np.ndarray]] = []  # (states, cuts) the mixed screen left open
+    if path == "numpy":
         chunk = npt_chunk_size(n)
 
         def work(start: int) -> None:
             block = rho[start : start + chunk]
             out[start : start + block.shape[0]] = _npt_block_numpy(block, tol, n)
+
+    elif path == "mixed":
+        chunk = npt_chunk_size(n, _NPT_MIXED_CHUNK_BYTES)
+
+        def work(start: int) -> None:
+            block = rho[start : start + chunk]
+            npt, undecided = _npt_block_mixed(block, tol, n)
+            out[start : start + block.shape[0]] = npt
+            if undecided.any():
+                states, cuts = np.nonzero(undecided)
+                pending.append((states + start, cuts))  # list.append is atomic
 
     else:
         # about CHUNK_STATES per call (its overhead is a few hundred µs), as many chunks per worker
@@ -307,6 +369,10 @@ def npt_mask(
                 out[start + odd] = _npt_block_numpy(block[odd], tol, n)
 
     _run_chunks(work, range(0, n_batch, chunk), _default_workers(workers))
+    if pending:  # one float64 pass over every matrix the screen did not decide
+        states = np.concatenate([p[0] for p in pending])
+        cuts = np.concatenate([p[1] for p in pending])
+        out[states, cuts] = _npt_pairs_float64(rho, states, cuts, tol, n)
     return out
 
 
