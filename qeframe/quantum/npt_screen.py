@@ -200,7 +200,7 @@ def screen(flat: np.ndarray, src: np.ndarray, tol: float, eta: np.ndarray) -> tu
     completion proves PPT when ``min(D) / inverse_norm_bound > 1.5 eta`` (module docstring).
     """
     d2, b = flat.shape
-    d = int(round(d2**0.5))
+    d = round(d2**0.5)
     n_c = src.shape[1]
     m = n_c * b
     eta = np.tile(eta, n_c)

@@ -32,8 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from qeframe.errors import QeframeError
-from qeframe.quantum.cuts import bipartitions, packed_pt_plan, pt_source_index
 from qeframe.quantum import npt_screen
+from qeframe.quantum.cuts import bipartitions, packed_pt_plan, pt_source_index
 from qeframe.quantum.ops import num_qubits
 
 #: Default threshold: a cut is NPT when lambda_min(rho^{T_A}) < -PPT_TOL (matrices of trace 1).
@@ -283,7 +283,9 @@ def _npt_block_mixed(block: np.ndarray, tol: float, n: int) -> tuple[np.ndarray,
     return npt.reshape(n_c, b).T, undecided.reshape(n_c, b).T
 
 
-def _npt_pairs_float64(rho: np.ndarray, states: np.ndarray, cuts: np.ndarray, tol: float, n: int) -> np.ndarray:
+def _npt_pairs_float64(
+    rho: np.ndarray, states: np.ndarray, cuts: np.ndarray, tol: float, n: int
+) -> np.ndarray:
     """The float64 NPT test of the given (state, cut) pairs of ``rho`` ``(N, d, d)``: ``(K,)`` bool."""
     src, _ = packed_pt_plan(n)
     d = rho.shape[1]
