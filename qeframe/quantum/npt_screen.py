@@ -3,10 +3,10 @@
 :func:`~qeframe.quantum.ppt.npt_mask` decides ``lambda_min(rho^{T_A}) < -tol`` by an unpivoted
 ``L D L^†`` (Cholesky) factorisation of ``rho^{T_A} + tol I``. Its cost is the elimination: a
 batch-last pass over all matrices per column and step. In float32 (``complex64``) that pass moves
-half the bytes and numpy's SIMD loops do twice the elements per instruction, so it is about 1.5
+half the bytes and numpy's SIMD loops do twice the elements per instruction, so it is about 1.7
 times faster per matrix (``docs/performance.md``). This module makes the float32 factorisation
 *prove* its verdicts, so that the float64 factorisation is only needed for the few matrices whose
-``lambda_min`` lies within a small band around ``-tol``.
+``lambda_min`` lies within a small band around ``-tol`` (or whose factor is ill-conditioned).
 
 Error bound. Let ``A`` be the Hermitian matrix whose lower triangle the test reads (the partial
 transpose of one state, a permutation of its entries), ``u = 2**-24`` the unit roundoff of float32
@@ -35,24 +35,28 @@ Summed, for one state with ``tau = sum_i |Re rho_ii|`` and ``nu = sqrt(2) ||rho|
 
     ``err = g (tau + d s_max) / (1 - d g) + u nu + 2 u (tau + s_max) + d**2 2**-149``
 
-and every completed factorisation proves ``lambda_min(A) >= -s - err``, every failed one
-``lambda_min(A) <= -s + err``. With the margin ``eta = 2 err``:
+(:func:`margin`; ``s_max = tol + 1e-3 (tau + nu)`` holds for every ``d <= 64``, larger matrices
+are not screened). With the margin ``eta = 2 err``, :func:`screen` factorises ``fl32(A) + (tol +
+eta) I`` once per matrix:
 
-* shift ``s = tol + eta`` **fails** -> ``lambda_min(A) <= -tol - eta + err < -tol``: NPT, proved;
-* shift ``s = tol - eta`` **completes** -> ``lambda_min(A) >= -tol + eta - err > -tol``: PPT, proved;
-* anything else (the first shift completes and the second fails, a pivot that is NaN or infinite,
-  an overflow, a state with ``nu`` outside ``[2**-60, 2**60]``) is *undecided*: those matrices have
-  ``|lambda_min(A) + tol| <= 3 err`` or are not safely representable in float32, and the caller
-  decides them with the float64 test.
+* it **fails** at a finite pivot ``<= 0`` -> ``lambda_min(A) <= -tol - eta + err < -tol``: NPT, proved;
+* it **completes** with pivots ``D > 0`` and unit lower triangular ``L``: then
+  ``A + tol I = L D L^† - dA - E - eta I`` (``||dA + E||_2 <= err``) and
+  ``lambda_min(L D L^†) >= min(D) / ||L^{-1}||_2^2``, so
+  ``min(D) / K > 1.5 eta`` with ``K >= ||L^{-1}||_2^2`` (:func:`inverse_norm_bound`, two
+  triangular solves with non-negative numbers) proves ``lambda_min(A) > -tol + 1.5 eta - eta - err
+  = -tol``: PPT, proved;
+* anything else is *undecided*: a completed factorisation whose bound is too weak (``|lambda_min(A)
+  + tol|`` within a few ``eta``, or an ill-conditioned ``L``), a pivot that is NaN or infinite, an
+  overflow, a state with ``nu`` outside ``[2**-60, 2**60]``. The caller decides those with the
+  float64 test.
 
-For ``d = 8`` and a state of trace 1, ``eta`` is about ``5e-6``: of the 300 000 states of
-``benchmarks/bench_ppt.py`` (half of them noisy states placed near their PPT threshold on
-purpose) about 1 in 10 000 cuts is undecided. ``s_max = tol + 1e-3 (tau + nu)`` holds for every
-``d <= 64``; larger matrices are not screened (the caller uses float64).
-
-The two float32 factorisations are not both run on every matrix: the screen first runs the shift
-that proves the verdict it expects more often (NPT proofs first when most matrices of the
-previous chunk were NPT), then the other shift only on the matrices the first did not decide.
+For ``d = 8`` and a state of trace 1, ``eta`` is about ``5e-6``. Of the 300 000 states of
+``benchmarks/bench_ppt.py`` (half of them noisy states placed near their PPT threshold on purpose)
+about 1 in 1 000 cuts is undecided (``docs/performance.md``). The verdicts the screen proves are
+exact for the matrix as given (not just up to float64 rounding); the undecided ones get the
+float64 test's answer, so the backend as a whole agrees with ``numpy`` outside
+:func:`~qeframe.quantum.ppt.npt_rounding_bound`.
 """
 
 from __future__ import annotations

@@ -277,8 +277,9 @@ def _npt_block_mixed(block: np.ndarray, tol: float, n: int) -> tuple[np.ndarray,
     n_c, b, d = src.shape[1], block.shape[0], block.shape[1]
     flat_rho = block.reshape(b, d * d)
     flat = np.empty((d * d, b), dtype=np.complex64)  # batch last, transposed in cache-sized blocks
-    for s in range(0, b, _TRANSPOSE_STATES):
-        flat[:, s : s + _TRANSPOSE_STATES] = flat_rho[s : s + _TRANSPOSE_STATES].T
+    with np.errstate(over="ignore"):  # |entries| > 3.4e38 become inf: such states are not screened
+        for s in range(0, b, _TRANSPOSE_STATES):
+            flat[:, s : s + _TRANSPOSE_STATES] = flat_rho[s : s + _TRANSPOSE_STATES].T
     npt, undecided = npt_screen.screen(flat, src, tol, npt_screen.margin(flat, d, tol))
     return npt.reshape(n_c, b).T, undecided.reshape(n_c, b).T
 

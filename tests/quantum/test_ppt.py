@@ -53,6 +53,7 @@ def away_from_threshold(lam: np.ndarray, tol: float, margin: float = 1e-12) -> n
 def small_chunks(monkeypatch):
     """Force many chunks (and several threads' worth of work) on small batches."""
     monkeypatch.setattr(ppt, "_NPT_CHUNK_BYTES", 1)
+    monkeypatch.setattr(ppt, "_NPT_MIXED_CHUNK_BYTES", 1)
     monkeypatch.setattr(ppt, "_NPT_MIN_MATRICES", 20)
     monkeypatch.setattr(ppt, "_EIG_CHUNK_BYTES", 1)  # one state per eigvalsh chunk
 
