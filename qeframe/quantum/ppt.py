@@ -118,6 +118,32 @@ def pt_min_eigenvalues(rho: np.ndarray, workers: int | None = 1) -> np.ndarray:
     return pt_eigenvalues(rho, workers)[..., 0]
 
 
+def pt_min_eigenvalues_where(rho: np.ndarray, mask: np.ndarray, workers: int | None = None) -> np.ndarray:
+    """``lambda_min(rho^{T_A})`` where ``mask`` ``(N, n_cuts)`` is True, NaN elsewhere:
+    ``(N, n_cuts)`` float64 (the labelers' evidence of their NPT cuts).
+
+    :func:`numpy.linalg.eigvalsh` of the flagged partial transposes only, gathered per chunk of
+    states that have a flagged cut (about ``_EIG_CHUNK_BYTES`` of copies), on ``workers`` threads
+    (LAPACK releases the GIL; default: all cores, at most 8, like :func:`npt_mask`). The values
+    are those of :func:`pt_min_eigenvalues` (the same matrices, each decomposed on its own).
+    """
+    rho = _as_batch(rho)
+    d = rho.shape[1]
+    mask = np.asarray(mask, dtype=bool)
+    out = np.full(mask.shape, np.nan)
+    rows_any = np.flatnonzero(mask.any(axis=1))
+    chunk = max(1, _EIG_CHUNK_BYTES // (16 * mask.shape[1] * d * d))
+
+    def work(start: int) -> None:
+        rows = rows_any[start : start + chunk]
+        local, cuts = np.nonzero(mask[rows])
+        pts = partial_transposes(rho[rows])  # (r, n_cuts, d, d)
+        out[rows[local], cuts] = np.linalg.eigvalsh(pts[local, cuts])[:, 0]
+
+    _run_chunks(work, range(0, rows_any.size, chunk), _default_workers(workers))
+    return out
+
+
 def negativities(rho: np.ndarray, workers: int | None = 1) -> np.ndarray:
     """Negativity per cut, ``sum |negative eigenvalues of rho^{T_A}|``: ``(N, n_cuts)`` float64.
 
