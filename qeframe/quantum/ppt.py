@@ -11,6 +11,15 @@ the big-endian qubit order and return arrays with the cut axis in
 :func:`~qeframe.quantum.cuts.bipartitions` order. Like :func:`numpy.linalg.eigvalsh`, they read
 only the lower triangle of each partial transpose (the input is assumed Hermitian).
 
+The NPT test :func:`npt_mask` has three backends (:func:`npt_backend`, environment variable
+``QEFRAME_NPT_BACKEND=auto|mixed|numpy|compiled``). The default, ``auto``, is ``mixed`` for
+``n <= 6`` qubits: a float32 factorisation that *proves* each verdict it gives (its rounding error
+is bounded, :mod:`qeframe.quantum.npt_screen`) and the float64 factorisation for the few cuts it
+cannot decide, 1.1-1.5 times faster than float64 alone with no compile step
+(``benchmarks/bench_ppt.py``, ``docs/performance.md``); ``numpy`` is that float64 factorisation
+for every cut (the reference); ``compiled`` is a torch.compile kernel for ``n <= 3`` that ``auto``
+uses only once it is compiled in the process or for calls of ``NPT_AUTO_COMPILE_STATES`` states.
+
 Example::
 
     >>> import numpy as np
@@ -229,10 +238,11 @@ def npt_chunk_size(n_qubits: int, budget: int | None = None) -> int:
 NPT_BACKEND_ENV = "QEFRAME_NPT_BACKEND"
 NPT_BACKENDS = ("auto", "mixed", "numpy", "compiled")
 #: ``auto`` compiles the fused kernel (:mod:`qeframe.quantum.npt_compiled`) for a call with at
-#: least this many states: enough to repay a compile from Inductor's disk cache (about 11 CPU
-#: seconds, Dynamo re-tracing the unrolled function) at the measured saving of about 0.3 CPU µs
-#: per state (``docs/performance.md``). Once compiled, every call of the process uses it.
-NPT_AUTO_COMPILE_STATES = 40_000_000
+#: least this many states: enough to repay a compile from Inductor's disk cache (10-14 CPU
+#: seconds, Dynamo re-tracing the unrolled function) at its measured saving over the default
+#: mixed backend, 0.15-0.23 CPU µs per state (``docs/performance.md``). Once compiled, every call
+#: of the process uses it.
+NPT_AUTO_COMPILE_STATES = 60_000_000
 
 
 class NptBackendError(QeframeError, ValueError):
@@ -332,13 +342,16 @@ def npt_mask(
     ``lambda_min(rho^{T_A}) < -tol``.
 
     Instead of eigenvalues, a batched Cholesky test of ``rho^{T_A} + tol*I`` (positive definite
-    exactly when ``lambda_min(rho^{T_A}) > -tol``). Two implementations of the same algorithm
-    (:func:`npt_backend` picks one; ``backend`` overrides the ``QEFRAME_NPT_BACKEND`` environment
-    variable):
+    exactly when ``lambda_min(rho^{T_A}) > -tol``). Three implementations (:func:`npt_backend` picks
+    one; ``backend`` overrides the ``QEFRAME_NPT_BACKEND`` environment variable):
 
-    * numpy: per chunk of states, the lower triangles of all cuts' partial transposes are
-      gathered straight into one batch-last array (one cached index table, no intermediate
-      partial-transpose copy) and factorised column by column;
+    * mixed (the default for ``n <= 6``): per chunk of states, the lower triangles of all cuts'
+      partial transposes are gathered batch-last in float32 and factorised once; the factorisation
+      proves NPT (it fails) or PPT (it completes with pivots safely above its error bound) for
+      almost every cut, and the few it leaves open go to the float64 test
+      (:mod:`qeframe.quantum.npt_screen`);
+    * numpy: the same gather in float64 (one cached index table, no intermediate
+      partial-transpose copy), factorised column by column: the reference;
     * compiled (``n <= 3``): one fused loop over the states, compiled by :func:`torch.compile`
       (:mod:`qeframe.quantum.npt_compiled`), reading ``rho`` in place.
 
@@ -346,7 +359,7 @@ def npt_mask(
     cores, at most 8).
 
     Agrees with ``pt_min_eigenvalues(rho) < -tol`` except within about ``1e-15`` of the
-    threshold (rounding, :func:`npt_rounding_bound`); the two backends can disagree only there.
+    threshold (rounding, :func:`npt_rounding_bound`); the backends can disagree only there.
     """
     rho = _as_batch(rho)
     n_batch, d = rho.shape[0], rho.shape[1]

@@ -241,3 +241,46 @@ def test_float32_factorisation_error_is_inside_the_margin():
         nonpositive, odd = npt_screen.eliminate(a, d, np.zeros(len(rho), dtype=np.float32))
         assert not odd.any()
         assert (nonpositive == (side < 0)).all()
+
+
+# ------------------------------------------------------------------------------ labelers
+def test_labelers_npt_stage_on_the_default_backend(monkeypatch):
+    """The labelers call npt_mask without a backend, so they get the mixed backend by default:
+    the same labels, provenance, kept rows and evidence as with QEFRAME_NPT_BACKEND=numpy,
+    near-threshold states included (the screen's undecided cuts get the float64 answer)."""
+    from qeframe_plugins.labelers.certified import CertifiedLabeler
+    from qeframe_plugins.labelers.negativity import NegativityLabeler
+    from qeframe_plugins.labelers.verified import VerifiedLabeler
+
+    from qeframe.plugin.interfaces import StateBatch
+    from qeframe.plugin.labels import provenance_code
+
+    rng = np.random.default_rng(8)
+    rho = np.concatenate([mixtures(3, 200, rng, rank=2), near_boundary(3, 200, rng)])
+    truth = np.full((len(rho), 3), -1, dtype=np.int8)
+    prov = np.full(truth.shape, provenance_code("unknown"), dtype=np.uint8)
+    batch = StateBatch(rho, truth, prov, meta={})
+    labelers = [
+        VerifiedLabeler(VerifiedLabeler.Params(drop_unknown=False)),
+        NegativityLabeler(),
+        CertifiedLabeler(CertifiedLabeler.Params(sdp=False, progress=False, realignment=False)),
+    ]
+    calls = []
+    real = npt_screen.screen
+
+    def counting(*args):
+        calls.append(1)
+        return real(*args)
+
+    for labeler in labelers:
+        monkeypatch.setenv(ppt.NPT_BACKEND_ENV, "numpy")
+        ref = labeler.label(batch)
+        monkeypatch.delenv(ppt.NPT_BACKEND_ENV)
+        monkeypatch.setattr(npt_screen, "screen", counting)
+        got = labeler.label(batch)
+        monkeypatch.setattr(npt_screen, "screen", real)
+        np.testing.assert_array_equal(got.keep, ref.keep)
+        np.testing.assert_array_equal(got.labels, ref.labels)
+        np.testing.assert_array_equal(got.provenance, ref.provenance)
+        np.testing.assert_array_equal(got.evidence, ref.evidence)
+    assert len(calls) >= len(labelers)  # every labeler went through the screen
