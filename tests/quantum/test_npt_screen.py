@@ -141,7 +141,7 @@ def test_the_screen_decides_almost_everything_away_from_the_threshold():
     rng = np.random.default_rng(1)
     rho = np.concatenate([mixtures(3, 2000, rng), near_boundary(3, 2000, rng)])
     _, undecided, eta = screen_verdicts(rho, PPT_TOL)
-    assert 2e-5 < np.median(eta) < 6e-5  # about 4e-5 for trace 1, d = 8
+    assert 3e-6 < np.median(eta) < 2e-5  # about 7e-6 for these mixed states of trace 1, d = 8
     assert undecided.mean() < 0.01
 
 
