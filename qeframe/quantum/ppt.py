@@ -330,7 +330,8 @@ def _npt_pairs_float64(
     chunk = max(1, _NPT_CHUNK_BYTES // (8 * d * (d + 1)))
     for start in range(0, states.size, chunk):
         s, c = states[start : start + chunk], cuts[start : start + chunk]
-        exact = np.ascontiguousarray(rho.reshape(-1, d * d)[s[None, :], src[:, c]], dtype=np.complex128)
+        flat = rho[s].reshape(s.size, d * d)  # copies only these states, whatever rho's strides
+        exact = np.ascontiguousarray(flat[np.arange(s.size)[None, :], src[:, c]], dtype=np.complex128)
         out[start : start + chunk] = _packed_not_positive_definite(exact, d, tol)
     return out
 

@@ -284,3 +284,17 @@ def test_labelers_npt_stage_on_the_default_backend(monkeypatch):
         np.testing.assert_array_equal(got.provenance, ref.provenance)
         np.testing.assert_array_equal(got.evidence, ref.evidence)
     assert len(calls) >= len(labelers)  # every labeler went through the screen
+
+
+def test_float64_recheck_of_chosen_pairs_on_strided_input():
+    """The float64 pass over the cuts the screen leaves open gathers only those states, from any
+    layout of rho (here a strided view), with the float64 backend's answers."""
+    rng = np.random.default_rng(12)
+    rho = near_boundary(3, 300, rng)
+    holder = np.zeros((300, 2, 8, 8), dtype=complex)
+    holder[:, 1] = rho
+    view = holder[:, 1]
+    states = np.arange(0, 300, 7)
+    cuts = states % 3
+    got = ppt._npt_pairs_float64(view, states, cuts, PPT_TOL, 3)
+    np.testing.assert_array_equal(got, npt_mask(rho, backend="numpy")[states, cuts])
