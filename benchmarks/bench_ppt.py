@@ -14,17 +14,25 @@ Workloads (drawn from ``numpy.random.default_rng(--seed)``):
 * ``all``: both, shuffled together (the headline number).
 
 For each workload and each thread count, in the same process: ``npt_mask`` with each backend
-(``numpy``: the batch-last numpy factorisation, the reference; ``compiled``: the fused
-``torch.compile`` kernel of :mod:`qeframe.quantum.npt_compiled`), ``negativities`` and the
-``eigvalsh`` sign test. Times are wall-clock over ``--repeats`` runs (best and median reported; the
+(``numpy``: the float64 batch-last numpy factorisation, the reference; ``mixed``: the default, the
+float32 screen of :mod:`qeframe.quantum.npt_screen` with float64 for the cuts it leaves open;
+``compiled``: the fused ``torch.compile`` kernel of :mod:`qeframe.quantum.npt_compiled`, skipped
+with ``--no-compiled``), ``negativities`` and the ``eigvalsh`` sign test. Then the labelers' NPT
+stage as they run it: ``npt_mask`` called as the ``verified``/``certified``/``negativity`` labelers
+call it (default backend and workers, complex128 input) on ``--states`` Ginibre states (the
+workload of ``bench_certify.py``), beside the same call with ``backend="numpy"``, and the
+``verified`` labeler's whole ``label`` with its ``lambda_min`` evidence (``eigvalsh`` of the NPT
+cuts), which is timed apart because it is not part of the sign test. Times are wall-clock over ``--repeats`` runs (best and median reported; the
 best is the usual estimate for a loaded machine) plus the process CPU time of the best run. The
 compile time is measured in fresh subprocesses: ``warm`` (Inductor's disk cache filled) and, with
 ``--cold-compile``, ``cold`` (an empty cache directory). The answers of both backends are checked
 against ``eigvalsh`` (``lambda_min < -tol``) on every cut farther than 1e-12 from the threshold,
-and against each other (disagreements are only allowed within 1e-13 of the threshold).
+and against each other (disagreements are only allowed within 1e-13 of the threshold); the report
+counts the cuts the float32 screen leaves to float64.
 
 Every figure is written beside the same figure of the previous report (the JSON found at
-``--out``) and the same-run ratio ``compiled / numpy``.
+``--out``) and the same-run ratios ``mixed / numpy`` and ``compiled / numpy``. The headline
+(``summary``) is the default backend's, the one every caller gets without configuration.
 """
 
 from __future__ import annotations
@@ -50,14 +58,21 @@ from typing import Any
 import numpy as np
 
 import qeframe
-from qeframe.quantum import npt_compiled
+from qeframe.quantum import npt_compiled, ppt
 from qeframe.quantum.cuts import n_cuts
-from qeframe.quantum.ppt import PPT_TOL, negativities, npt_chunk_size, npt_mask, pt_min_eigenvalues
+from qeframe.quantum.ppt import (
+    PPT_TOL,
+    negativities,
+    npt_backend,
+    npt_chunk_size,
+    npt_mask,
+    pt_min_eigenvalues,
+)
 from qeframe.quantum.random import haar_state
 
 #: npt_mask target (issue 16) on the project's 2-core reference machine, 3 qubits, all cuts, 2 threads.
 TARGET_STATES_PER_S = 2_000_000
-BACKENDS = ("numpy", "compiled")
+BACKENDS = ("numpy", "mixed", "compiled")
 
 
 # ------------------------------------------------------------------------------ workloads
@@ -161,6 +176,52 @@ def loadavg() -> list[float] | None:
         return None
 
 
+# ------------------------------------------------------------------------------ screen, labelers
+def undecided_cuts(rho: np.ndarray) -> int:
+    """Cuts of ``rho`` that the float32 screen leaves to the float64 test."""
+    n = int(np.log2(rho.shape[-1]))
+    chunk = npt_chunk_size(n, ppt._NPT_MIXED_CHUNK_BYTES)
+    return int(
+        sum(ppt._npt_block_mixed(rho[s : s + chunk], PPT_TOL, n)[1].sum() for s in range(0, len(rho), chunk))
+    )
+
+
+def ginibre_states(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Normalised ``G G^dagger`` with complex Gaussian ``G`` (``bench_certify.py``'s workload)."""
+    d = 2**n
+    g = rng.standard_normal((count, d, d)) + 1j * rng.standard_normal((count, d, d))
+    rho = g @ g.conj().transpose(0, 2, 1)
+    return rho / np.trace(rho, axis1=1, axis2=2).real[:, None, None]
+
+
+def labelers_stage(n: int, count: int, evidence_count: int, seed: int, repeats: int) -> dict[str, Any]:
+    """The labelers' NPT stage as they run it: ``npt_mask(rho, tol=...)`` with the default backend
+    and workers on complex128 states (what ``verified``, ``certified`` and ``negativity`` call),
+    beside ``backend="numpy"``; and the ``verified`` labeler's ``label`` (NPT stage, purity,
+    bookkeeping and the ``eigvalsh`` evidence of its NPT cuts) on ``evidence_count`` states."""
+    from qeframe_plugins.labelers.verified import VerifiedLabeler, npt_evidence
+
+    from qeframe.plugin.interfaces import StateBatch
+
+    rho = ginibre_states(n, count, np.random.default_rng(seed + 1))
+    tol = VerifiedLabeler.Params().tol
+    out: dict[str, Any] = {"states": count, "workload": "ginibre", "tol": tol}
+    out["npt_stage_default"] = rate(count, timed(lambda: npt_mask(rho, tol=tol), repeats))
+    out["npt_stage_numpy"] = rate(count, timed(lambda: npt_mask(rho, tol=tol, backend="numpy"), repeats))
+    out["default_over_numpy_wall"] = round(
+        out["npt_stage_default"]["states_per_s_best"] / out["npt_stage_numpy"]["states_per_s_best"], 3
+    )
+    sub = rho[:evidence_count]
+    batch = StateBatch.build(sub, -1, "unknown", pure=False)
+    labeler = VerifiedLabeler(VerifiedLabeler.Params(drop_unknown=False))
+    few = max(1, repeats // 2)
+    out["verified_label_with_evidence"] = rate(len(sub), timed(lambda: labeler.label(batch), few))
+    mask = npt_mask(sub)
+    out["npt_evidence_alone"] = rate(len(sub), timed(lambda: npt_evidence(sub, mask), few))
+    out["npt_fraction"] = float(mask.mean())
+    return out
+
+
 # ------------------------------------------------------------------------------ compile time
 _COMPILE_PROBE = """
 import os, time, json
@@ -237,9 +298,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="also time a compile into an empty Inductor cache (tens of seconds to minutes)",
     )
     parser.add_argument(
+        "--no-compiled", action="store_true", help="skip the compiled backend (and its compile timing)"
+    )
+    parser.add_argument(
+        "--labeler-evidence-states",
+        type=int,
+        default=20_000,
+        help="states for the verified labeler's label() with its eigvalsh evidence (default 20000)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path("benchmarks/results/ppt.json"), help="JSON output path"
     )
     args = parser.parse_args(argv)
+    with_compiled = not args.no_compiled and args.n <= npt_compiled.MAX_QUBITS
 
     try:
         previous = json.loads(args.out.read_text())  # the committed figures, reported beside the new ones
@@ -247,14 +318,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         previous = None
     load_start = loadavg()
     compiles: dict[str, Any] = {}
-    if args.n <= npt_compiled.MAX_QUBITS:
+    # the default backend and the labelers' stage before anything is compiled in this process
+    # (``auto`` switches to a kernel once one exists)
+    default_backend = npt_backend(args.n, args.states)
+    print(f"labelers' NPT stage on {args.states} Ginibre states ...", flush=True)
+    labelers = labelers_stage(args.n, args.states, args.labeler_evidence_states, args.seed, args.repeats)
+    print(f"labelers: {json.dumps(labelers)}", flush=True)
+    if with_compiled:
         if args.cold_compile:
             print("compiling the kernel into an empty cache ...", flush=True)
             compiles["cold"] = compile_time(args.n, "fresh")
         compiles["warm_first"] = compile_time(args.n, None)  # fills the default cache if needed
         compiles["warm"] = compile_time(args.n, None)
         print(f"compile: {json.dumps(compiles)}", flush=True)
-    backends = [b for b in BACKENDS if b == "numpy" or args.n <= npt_compiled.MAX_QUBITS]
+    backends = [b for b in BACKENDS if b != "compiled" or with_compiled]
     if "compiled" in backends and npt_compiled.kernel(args.n) is None:
         backends.remove("compiled")
     print(f"generating {args.states} {args.n}-qubit states ...", flush=True)
@@ -275,12 +352,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         }
         for b, mask in masks.items():
             entry[f"{b}_mismatches_away_from_threshold"] = int((mask != truth)[away].sum())
-        if "compiled" in masks:
-            differ = masks["compiled"] != masks["numpy"]
-            entry["backend_disagreements"] = int(differ.sum())
-            entry["backend_disagreements_farther_than_1e-13"] = int(
+        for b, mask in masks.items():
+            if b == "numpy":
+                continue
+            differ = mask != masks["numpy"]
+            entry[f"{b}_disagreements_with_numpy"] = int(differ.sum())
+            entry[f"{b}_disagreements_with_numpy_farther_than_1e-13"] = int(
                 (differ & (np.abs(lam + PPT_TOL) > 1e-13)).sum()
             )
+        if "mixed" in masks:
+            entry["mixed_cuts_left_to_float64"] = undecided_cuts(rho)
+            entry["cuts"] = int(rho.shape[0] * cuts)
         exactness[name] = entry
         bad = [k for k, v in entry.items() if ("mismatches" in k or "farther" in k) and v]
         if bad:
@@ -305,21 +387,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             line += f"   negativities {results['negativities'][key]['states_per_s_best']:>9,.0f}/s"
             print(line + f"   load {loadavg()}", flush=True)
 
-    best_backend = backends[-1]
-    best = results[f"npt_mask[{best_backend}]"]
-    headline = max(best[f"all/threads={t}"]["states_per_s_best"] for t in args.threads)
     same_run: dict[str, Any] = {}
-    for key in best:
+    for key in results["npt_mask[numpy]"]:
         ref = results["npt_mask[numpy]"][key]
         row = {
             "numpy_over_eigvalsh": ref["states_per_s_best"]
             / results["eigvalsh_sign_test"][key]["states_per_s_best"],
         }
-        if "compiled" in backends:
-            new = results["npt_mask[compiled]"][key]
-            row["compiled_over_numpy_wall"] = new["states_per_s_best"] / ref["states_per_s_best"]
-            row["compiled_over_numpy_cpu"] = ref["cpu_s_per_state"] / new["cpu_s_per_state"]
+        for b in backends[1:]:
+            new = results[f"npt_mask[{b}]"][key]
+            row[f"{b}_over_numpy_wall"] = new["states_per_s_best"] / ref["states_per_s_best"]
+            row[f"{b}_over_numpy_cpu"] = ref["cpu_s_per_state"] / new["cpu_s_per_state"]
         same_run[key] = {k: round(v, 3) for k, v in row.items()}
+    best = results[f"npt_mask[{default_backend}]"]
+    headline = max(best[f"all/threads={t}"]["states_per_s_best"] for t in args.threads)
 
     prev = None
     if previous is not None:
@@ -363,7 +444,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "seed": args.seed,
             "tol": PPT_TOL,
             "backends": backends,
-            "npt_chunk_states": {"numpy": npt_chunk_size(args.n), "compiled": npt_compiled.CHUNK_STATES},
+            "npt_chunk_states": {
+                "numpy": npt_chunk_size(args.n),
+                "mixed": npt_chunk_size(args.n, ppt._NPT_MIXED_CHUNK_BYTES),
+                "compiled": npt_compiled.CHUNK_STATES,
+            },
         },
         "machine": machine_info(),
         "loadavg_start": load_start,
@@ -374,15 +459,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "same_run_ratios": same_run,
         "beside_previous_and_reference": beside,
         "previous": prev,
+        "labelers_npt_stage": labelers,
         "summary": {
-            "backend": best_backend,
+            "backend": default_backend,
             "npt_mask_states_per_s": headline,
             "npt_mask_cut_tests_per_s": headline * cuts,
             "numpy_states_per_s": max(
                 results["npt_mask[numpy]"][f"all/threads={t}"]["states_per_s_best"] for t in args.threads
             ),
+            "compiled_states_per_s": max(
+                results["npt_mask[compiled]"][f"all/threads={t}"]["states_per_s_best"] for t in args.threads
+            )
+            if "compiled" in backends
+            else None,
+            "labelers_npt_stage_states_per_s": labelers["npt_stage_default"]["states_per_s_best"],
             "target_states_per_s": TARGET_STATES_PER_S if args.n == 3 else None,
             "meets_target": bool(headline >= TARGET_STATES_PER_S) if args.n == 3 else None,
+            "labelers_meet_target": bool(
+                labelers["npt_stage_default"]["states_per_s_best"] >= TARGET_STATES_PER_S
+            )
+            if args.n == 3
+            else None,
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -390,8 +487,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tmp.write_text(json.dumps(report, indent=2) + "\n")
     tmp.replace(args.out)
     print(
-        f"npt_mask[{best_backend}] best: {headline:,.0f} states/s ({headline * cuts:,.0f} cut tests/s); "
-        f"numpy {report['summary']['numpy_states_per_s']:,.0f}/s; wrote {args.out}"
+        f"npt_mask[{default_backend}] (default) best: {headline:,.0f} states/s "
+        f"({headline * cuts:,.0f} cut tests/s); numpy {report['summary']['numpy_states_per_s']:,.0f}/s; "
+        f"labelers' NPT stage {report['summary']['labelers_npt_stage_states_per_s']:,.0f}/s; wrote {args.out}"
     )
     return report
 

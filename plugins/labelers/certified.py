@@ -83,7 +83,7 @@ from qeframe.plugin.interfaces import LabelBatch, Labeler, Params, StateBatch
 from qeframe.plugin.labels import ENTANGLED, PROVENANCE, SEPARABLE, UNKNOWN, provenance_code, provenance_names
 from qeframe.quantum.cuts import bipartitions, cut_names, n_cuts
 from qeframe.quantum.ops import batch_kron, num_qubits, partial_trace, partial_transpose
-from qeframe.quantum.ppt import PPT_TOL, npt_mask
+from qeframe.quantum.ppt import PPT_TOL, npt_mask, pt_min_eigenvalues_where
 from qeframe.quantum.realignment import fnf_certificate
 from qeframe.quantum.witness import (
     absolute_separability_margin,
@@ -265,7 +265,6 @@ class CertifiedLabeler(Labeler):
         if rho.ndim == 2:
             rho = rho[None]
         n = num_qubits(rho.shape[-1])
-        cuts = bipartitions(n)
         shape = (rho.shape[0], n_cuts(n))
         labels = np.full(shape, UNKNOWN, dtype=np.int8)
         prov = np.full(shape, _P_UNKNOWN, dtype=np.uint8)
@@ -276,9 +275,7 @@ class CertifiedLabeler(Labeler):
         npt = npt_mask(rho, tol=p.ppt_tol)
         labels[npt], prov[npt] = ENTANGLED, provenance_code("npt")
         if p.npt_evidence:
-            for cut in cuts:
-                rows = np.flatnonzero(npt[:, cut.index])
-                evidence[rows, cut.index] = _pt_min(rho[rows], cut.side_a)
+            evidence[npt] = pt_min_eigenvalues_where(rho, npt)[npt]
         open_ = ~npt
 
         # 2. Exact separability (pure-ppt, rank, support, product, ball), only for states with a PPT cut.

@@ -33,7 +33,7 @@ class NegativityLabeler(Labeler):
 
     def label(self, batch: StateBatch) -> LabelBatch:
         npt = npt_mask(batch.rho, tol=self.params.tol)
-        lam = pt_min_eigenvalues(batch.rho)
+        lam = pt_min_eigenvalues(batch.rho, workers=None)  # eigvalsh on all cores
         pure = purity(batch.rho) > 1.0 - PURE_TOL
         labels = np.where(npt, ENTANGLED, SEPARABLE).astype(np.int8)
         ppt_code = np.where(

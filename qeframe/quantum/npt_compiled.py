@@ -34,7 +34,7 @@ seconds measured, ``benchmarks/results/ppt.json``).
 (``QEFRAME_NPT_BACKEND=compiled``) or, by default (``auto``), for batches large enough to repay a
 warm compile, and once the kernel is compiled in the process; see
 :func:`~qeframe.quantum.ppt.npt_backend`. Without torch, a C++ compiler, or on any compile error,
-it falls back to numpy (with one warning).
+it falls back to ``auto``'s choice without it, the mixed-precision numpy test (with one warning).
 
 Only ``n <= 3`` qubits are supported: the unrolled factorisation has ``O(d**3)`` operations per
 cut, so for ``n = 4`` (7 cuts of ``16 x 16``) the traced graph would be about 20 times larger

@@ -11,6 +11,15 @@ the big-endian qubit order and return arrays with the cut axis in
 :func:`~qeframe.quantum.cuts.bipartitions` order. Like :func:`numpy.linalg.eigvalsh`, they read
 only the lower triangle of each partial transpose (the input is assumed Hermitian).
 
+The NPT test :func:`npt_mask` has three backends (:func:`npt_backend`, environment variable
+``QEFRAME_NPT_BACKEND=auto|mixed|numpy|compiled``). The default, ``auto``, is ``mixed`` for
+``n <= 6`` qubits: a float32 factorisation that *proves* each verdict it gives (its rounding error
+is bounded, :mod:`qeframe.quantum.npt_screen`) and the float64 factorisation for the few cuts it
+cannot decide, 1.1-1.5 times faster than float64 alone with no compile step
+(``benchmarks/bench_ppt.py``, ``docs/performance.md``); ``numpy`` is that float64 factorisation
+for every cut (the reference); ``compiled`` is a torch.compile kernel for ``n <= 3`` that ``auto``
+uses only once it is compiled in the process or for calls of ``NPT_AUTO_COMPILE_STATES`` states.
+
 Example::
 
     >>> import numpy as np
@@ -32,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from qeframe.errors import QeframeError
+from qeframe.quantum import npt_screen
 from qeframe.quantum.cuts import bipartitions, packed_pt_plan, pt_source_index
 from qeframe.quantum.ops import num_qubits
 
@@ -49,6 +59,9 @@ _EIG_CHUNK_BYTES = 16 << 20
 #: every cut). A few MB: a chunk's columns stay in cache across the elimination
 #: steps while the per-call overhead of numpy is spread over thousands of matrices.
 _NPT_CHUNK_BYTES = 4 << 20
+#: The same budget for the mixed backend, counted in complex128 bytes like ``_NPT_CHUNK_BYTES``
+#: (its float32 working set is half of it). Chosen by measurement: see docs/performance.md.
+_NPT_MIXED_CHUNK_BYTES = 8 << 20
 #: Lower bound on the number of matrices (states x cuts) a chunk of :func:`npt_mask` works on.
 _NPT_MIN_MATRICES = 1024
 
@@ -112,6 +125,32 @@ def pt_eigenvalues(rho: np.ndarray, workers: int | None = 1) -> np.ndarray:
 def pt_min_eigenvalues(rho: np.ndarray, workers: int | None = 1) -> np.ndarray:
     """Smallest eigenvalue of the partial transpose per cut: ``(N, n_cuts)`` float64."""
     return pt_eigenvalues(rho, workers)[..., 0]
+
+
+def pt_min_eigenvalues_where(rho: np.ndarray, mask: np.ndarray, workers: int | None = None) -> np.ndarray:
+    """``lambda_min(rho^{T_A})`` where ``mask`` ``(N, n_cuts)`` is True, NaN elsewhere:
+    ``(N, n_cuts)`` float64 (the labelers' evidence of their NPT cuts).
+
+    :func:`numpy.linalg.eigvalsh` of the flagged partial transposes only, gathered per chunk of
+    states that have a flagged cut (about ``_EIG_CHUNK_BYTES`` of copies), on ``workers`` threads
+    (LAPACK releases the GIL; default: all cores, at most 8, like :func:`npt_mask`). The values
+    are those of :func:`pt_min_eigenvalues` (the same matrices, each decomposed on its own).
+    """
+    rho = _as_batch(rho)
+    d = rho.shape[1]
+    mask = np.asarray(mask, dtype=bool)
+    out = np.full(mask.shape, np.nan)
+    rows_any = np.flatnonzero(mask.any(axis=1))
+    chunk = max(1, _EIG_CHUNK_BYTES // (16 * mask.shape[1] * d * d))
+
+    def work(start: int) -> None:
+        rows = rows_any[start : start + chunk]
+        local, cuts = np.nonzero(mask[rows])
+        pts = partial_transposes(rho[rows])  # (r, n_cuts, d, d)
+        out[rows[local], cuts] = np.linalg.eigvalsh(pts[local, cuts])[:, 0]
+
+    _run_chunks(work, range(0, rows_any.size, chunk), _default_workers(workers))
+    return out
 
 
 def negativities(rho: np.ndarray, workers: int | None = 1) -> np.ndarray:
@@ -185,23 +224,25 @@ def _not_positive_definite(a: np.ndarray, shift: float) -> np.ndarray:
     return out
 
 
-def npt_chunk_size(n_qubits: int) -> int:
-    """States per chunk of :func:`npt_mask` for ``n_qubits`` qubits (fits ``_NPT_CHUNK_BYTES``)."""
+def npt_chunk_size(n_qubits: int, budget: int | None = None) -> int:
+    """States per chunk of :func:`npt_mask` for ``n_qubits`` qubits: the packed complex128 lower
+    triangles of a chunk's cuts fit ``budget`` bytes (default ``_NPT_CHUNK_BYTES``)."""
     d = 2**n_qubits
     n_c = len(bipartitions(n_qubits))
     per_state = 16 * (d * (d + 1) // 2) * n_c
-    return max(-(-_NPT_MIN_MATRICES // n_c), _NPT_CHUNK_BYTES // per_state)
+    return max(-(-_NPT_MIN_MATRICES // n_c), (budget or _NPT_CHUNK_BYTES) // per_state)
 
 
-#: Environment variable choosing the backend of :func:`npt_mask`: ``auto`` (default), ``numpy`` or
-#: ``compiled`` (see :func:`npt_backend`).
+#: Environment variable choosing the backend of :func:`npt_mask`: ``auto`` (default), ``mixed``,
+#: ``numpy`` or ``compiled`` (see :func:`npt_backend`).
 NPT_BACKEND_ENV = "QEFRAME_NPT_BACKEND"
-NPT_BACKENDS = ("auto", "numpy", "compiled")
+NPT_BACKENDS = ("auto", "mixed", "numpy", "compiled")
 #: ``auto`` compiles the fused kernel (:mod:`qeframe.quantum.npt_compiled`) for a call with at
-#: least this many states: enough to repay a compile from Inductor's disk cache (about 11 CPU
-#: seconds, Dynamo re-tracing the unrolled function) at the measured saving of about 0.3 CPU µs
-#: per state (``docs/performance.md``). Once compiled, every call of the process uses it.
-NPT_AUTO_COMPILE_STATES = 40_000_000
+#: least this many states: enough to repay a compile from Inductor's disk cache (10-14 CPU
+#: seconds, Dynamo re-tracing the unrolled function) at its measured saving over the default
+#: mixed backend, 0.15-0.23 CPU µs per state (``docs/performance.md``). Once compiled, every call
+#: of the process uses it.
+NPT_AUTO_COMPILE_STATES = 60_000_000
 
 
 class NptBackendError(QeframeError, ValueError):
@@ -209,18 +250,23 @@ class NptBackendError(QeframeError, ValueError):
 
 
 def npt_backend(n_qubits: int, n_states: int, backend: str | None = None) -> str:
-    """Which implementation :func:`npt_mask` uses: ``"numpy"`` or ``"compiled"``.
+    """Which implementation :func:`npt_mask` uses: ``"mixed"``, ``"numpy"`` or ``"compiled"``.
 
     ``backend`` (default: the ``QEFRAME_NPT_BACKEND`` environment variable, else ``"auto"``):
 
-    * ``"numpy"``: the batch-last numpy factorisation (:func:`_packed_not_positive_definite`);
+    * ``"mixed"``: the float32 screen of :mod:`qeframe.quantum.npt_screen`, which proves the verdict
+      of almost every matrix, and the float64 factorisation for the rest (``2**n_qubits <= 64``;
+      numpy beyond);
+    * ``"numpy"``: the float64 batch-last numpy factorisation (:func:`_packed_not_positive_definite`)
+      for every matrix: the reference;
     * ``"compiled"``: the fused kernel of :mod:`qeframe.quantum.npt_compiled` (``n_qubits <= 3``;
-      compiled on first use, falls back to numpy where it cannot be built);
+      compiled on first use, falls back to ``auto``'s choice where it cannot be built);
     * ``"auto"``: the compiled kernel when it is already compiled in this process, or when the
-      call has at least ``NPT_AUTO_COMPILE_STATES`` states and torch is installed; else numpy.
+      call has at least ``NPT_AUTO_COMPILE_STATES`` states and torch is installed; else mixed.
 
-    Both answer ``lambda_min(rho^{T_A}) < -tol`` up to the same rounding band
-    (:func:`npt_rounding_bound`).
+    All answer ``lambda_min(rho^{T_A}) < -tol`` up to the same rounding band
+    (:func:`npt_rounding_bound`): the mixed backend's own verdicts are exact, and the matrices it
+    leaves undecided get the numpy backend's.
     """
     from qeframe.quantum import npt_compiled
 
@@ -230,12 +276,15 @@ def npt_backend(n_qubits: int, n_states: int, backend: str | None = None) -> str
             f"NPT backend must be one of {', '.join(NPT_BACKENDS)}, got {choice!r} "
             f"(argument backend= or the {NPT_BACKEND_ENV} environment variable)"
         )
-    if choice == "numpy" or n_qubits > npt_compiled.MAX_QUBITS or npt_compiled.failure(n_qubits):
-        return "numpy"
+    default = "mixed" if 2**n_qubits <= npt_screen.MAX_DIM else "numpy"
+    if choice in ("numpy", "mixed"):
+        return "numpy" if choice == "numpy" else default
+    if n_qubits > npt_compiled.MAX_QUBITS or npt_compiled.failure(n_qubits):
+        return default
     if choice == "compiled" or npt_compiled.is_compiled(n_qubits):
         return "compiled"
     big = n_states >= NPT_AUTO_COMPILE_STATES
-    return "compiled" if big and npt_compiled.torch_available() else "numpy"
+    return "compiled" if big and npt_compiled.torch_available() else default
 
 
 def _npt_block_numpy(block: np.ndarray, tol: float, n: int) -> np.ndarray:
@@ -248,6 +297,45 @@ def _npt_block_numpy(block: np.ndarray, tol: float, n: int) -> np.ndarray:
     return bad.reshape(n_c, b).T
 
 
+#: States per sub-block of the transposing copy in :func:`_npt_block_mixed` (its source, 256 kB
+#: of complex128 for n = 3, stays in L2 while it is read column by column).
+_TRANSPOSE_STATES = 256
+
+
+def _npt_block_mixed(block: np.ndarray, tol: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The float32 screen of one chunk ``(b, d, d)`` (:mod:`qeframe.quantum.npt_screen`).
+
+    Returns ``(npt, undecided)``, ``(b, n_cuts)`` bool: ``npt`` is proved where ``undecided`` is
+    False; the undecided cuts (``|lambda_min + tol|`` within the screen's error margin, or a state
+    not safely representable in float32) are for the float64 test.
+    """
+    src, _ = packed_pt_plan(n)
+    n_c, b, d = src.shape[1], block.shape[0], block.shape[1]
+    flat_rho = block.reshape(b, d * d)
+    flat = np.empty((d * d, b), dtype=np.complex64)  # batch last, transposed in cache-sized blocks
+    with np.errstate(over="ignore"):  # |entries| > 3.4e38 become inf: such states are not screened
+        for s in range(0, b, _TRANSPOSE_STATES):
+            flat[:, s : s + _TRANSPOSE_STATES] = flat_rho[s : s + _TRANSPOSE_STATES].T
+    npt, undecided = npt_screen.screen(flat, src, tol, npt_screen.margin(flat, d, tol))
+    return npt.reshape(n_c, b).T, undecided.reshape(n_c, b).T
+
+
+def _npt_pairs_float64(
+    rho: np.ndarray, states: np.ndarray, cuts: np.ndarray, tol: float, n: int
+) -> np.ndarray:
+    """The float64 NPT test of the given (state, cut) pairs of ``rho`` ``(N, d, d)``: ``(K,)`` bool."""
+    src, _ = packed_pt_plan(n)
+    d = rho.shape[1]
+    out = np.empty(states.size, dtype=bool)
+    chunk = max(1, _NPT_CHUNK_BYTES // (8 * d * (d + 1)))
+    for start in range(0, states.size, chunk):
+        s, c = states[start : start + chunk], cuts[start : start + chunk]
+        flat = rho[s].reshape(s.size, d * d)  # copies only these states, whatever rho's strides
+        exact = np.ascontiguousarray(flat[np.arange(s.size)[None, :], src[:, c]], dtype=np.complex128)
+        out[start : start + chunk] = _packed_not_positive_definite(exact, d, tol)
+    return out
+
+
 def npt_mask(
     rho: np.ndarray, tol: float = PPT_TOL, workers: int | None = None, backend: str | None = None
 ) -> np.ndarray:
@@ -255,13 +343,16 @@ def npt_mask(
     ``lambda_min(rho^{T_A}) < -tol``.
 
     Instead of eigenvalues, a batched Cholesky test of ``rho^{T_A} + tol*I`` (positive definite
-    exactly when ``lambda_min(rho^{T_A}) > -tol``). Two implementations of the same algorithm
-    (:func:`npt_backend` picks one; ``backend`` overrides the ``QEFRAME_NPT_BACKEND`` environment
-    variable):
+    exactly when ``lambda_min(rho^{T_A}) > -tol``). Three implementations (:func:`npt_backend` picks
+    one; ``backend`` overrides the ``QEFRAME_NPT_BACKEND`` environment variable):
 
-    * numpy: per chunk of states, the lower triangles of all cuts' partial transposes are
-      gathered straight into one batch-last array (one cached index table, no intermediate
-      partial-transpose copy) and factorised column by column;
+    * mixed (the default for ``n <= 6``): per chunk of states, the lower triangles of all cuts'
+      partial transposes are gathered batch-last in float32 and factorised once; the factorisation
+      proves NPT (it fails) or PPT (it completes with pivots safely above its error bound) for
+      almost every cut, and the few it leaves open go to the float64 test
+      (:mod:`qeframe.quantum.npt_screen`);
+    * numpy: the same gather in float64 (one cached index table, no intermediate
+      partial-transpose copy), factorised column by column: the reference;
     * compiled (``n <= 3``): one fused loop over the states, compiled by :func:`torch.compile`
       (:mod:`qeframe.quantum.npt_compiled`), reading ``rho`` in place.
 
@@ -269,7 +360,7 @@ def npt_mask(
     cores, at most 8).
 
     Agrees with ``pt_min_eigenvalues(rho) < -tol`` except within about ``1e-15`` of the
-    threshold (rounding, :func:`npt_rounding_bound`); the two backends can disagree only there.
+    threshold (rounding, :func:`npt_rounding_bound`); the backends can disagree only there.
     """
     rho = _as_batch(rho)
     n_batch, d = rho.shape[0], rho.shape[1]
@@ -277,16 +368,30 @@ def npt_mask(
     n_c = len(bipartitions(n))
     out = np.empty((n_batch, n_c), dtype=bool)
     kern = None
-    if npt_backend(n, n_batch, backend) == "compiled":
+    path = npt_backend(n, n_batch, backend)
+    if path == "compiled":
         from qeframe.quantum import npt_compiled
 
         kern = npt_compiled.kernel(n)
-    if kern is None:
+        path = "compiled" if kern is not None else npt_backend(n, n_batch, "mixed")
+    pending: list[tuple[np.ndarray, np.ndarray]] = []  # (states, cuts) the mixed screen left open
+    if path == "numpy":
         chunk = npt_chunk_size(n)
 
         def work(start: int) -> None:
             block = rho[start : start + chunk]
             out[start : start + block.shape[0]] = _npt_block_numpy(block, tol, n)
+
+    elif path == "mixed":
+        chunk = npt_chunk_size(n, _NPT_MIXED_CHUNK_BYTES)
+
+        def work(start: int) -> None:
+            block = rho[start : start + chunk]
+            npt, undecided = _npt_block_mixed(block, tol, n)
+            out[start : start + block.shape[0]] = npt
+            if undecided.any():
+                states, cuts = np.nonzero(undecided)
+                pending.append((states + start, cuts))  # list.append is atomic
 
     else:
         # about CHUNK_STATES per call (its overhead is a few hundred µs), as many chunks per worker
@@ -307,6 +412,10 @@ def npt_mask(
                 out[start + odd] = _npt_block_numpy(block[odd], tol, n)
 
     _run_chunks(work, range(0, n_batch, chunk), _default_workers(workers))
+    if pending:  # one float64 pass over every matrix the screen did not decide
+        states = np.concatenate([p[0] for p in pending])
+        cuts = np.concatenate([p[1] for p in pending])
+        out[states, cuts] = _npt_pairs_float64(rho, states, cuts, tol, n)
     return out
 
 

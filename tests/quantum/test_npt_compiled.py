@@ -80,12 +80,12 @@ def test_backend_choice(monkeypatch):
     monkeypatch.delenv(ppt.NPT_BACKEND_ENV, raising=False)
     monkeypatch.setattr(npt_compiled, "_kernels", {})
     monkeypatch.setattr(npt_compiled, "_failed", {})
-    assert npt_backend(3, 1000) == "numpy"  # auto: small batch, nothing compiled yet
+    assert npt_backend(3, 1000) == "mixed"  # auto: small batch, nothing compiled yet
     assert npt_backend(3, ppt.NPT_AUTO_COMPILE_STATES) == "compiled"
-    assert npt_backend(4, 10**9) == "numpy"  # no kernel beyond MAX_QUBITS
+    assert npt_backend(4, 10**9) == "mixed"  # no kernel beyond MAX_QUBITS
     assert npt_backend(3, 10**9, "numpy") == "numpy"
     assert npt_backend(3, 1, "compiled") == "compiled"
-    assert npt_backend(4, 1, "compiled") == "numpy"
+    assert npt_backend(4, 1, "compiled") == "mixed"
     monkeypatch.setenv(ppt.NPT_BACKEND_ENV, "compiled")
     assert npt_backend(2, 1) == "compiled"
     monkeypatch.setenv(ppt.NPT_BACKEND_ENV, "numpy")
@@ -96,7 +96,7 @@ def test_backend_choice(monkeypatch):
     monkeypatch.setattr(npt_compiled, "_kernels", {3: object()})  # compiled already: auto uses it
     assert npt_backend(3, 1, "auto") == "compiled"
     monkeypatch.setattr(npt_compiled, "_failed", {3: "no compiler"})
-    assert npt_backend(3, 10**9, "compiled") == "numpy"
+    assert npt_backend(3, 10**9, "compiled") == "mixed"
 
 
 def test_compile_failure_falls_back_to_numpy(monkeypatch):
@@ -112,7 +112,7 @@ def test_compile_failure_falls_back_to_numpy(monkeypatch):
         got = npt_mask(rho, backend="compiled")
     assert npt_compiled.failure(3) == "RuntimeError: no C++ compiler"
     np.testing.assert_array_equal(got, npt_mask(rho, backend="numpy"))
-    assert npt_backend(3, 10**9, "compiled") == "numpy"  # not retried
+    assert npt_backend(3, 10**9, "compiled") == "mixed"  # not retried: auto's choice without it
 
 
 def test_no_kernel_beyond_max_qubits():

@@ -53,6 +53,7 @@ def away_from_threshold(lam: np.ndarray, tol: float, margin: float = 1e-12) -> n
 def small_chunks(monkeypatch):
     """Force many chunks (and several threads' worth of work) on small batches."""
     monkeypatch.setattr(ppt, "_NPT_CHUNK_BYTES", 1)
+    monkeypatch.setattr(ppt, "_NPT_MIXED_CHUNK_BYTES", 1)
     monkeypatch.setattr(ppt, "_NPT_MIN_MATRICES", 20)
     monkeypatch.setattr(ppt, "_EIG_CHUNK_BYTES", 1)  # one state per eigvalsh chunk
 
@@ -210,3 +211,17 @@ def test_docstring_examples():
     import doctest
 
     assert doctest.testmod(ppt).failed == 0
+
+
+@pytest.mark.parametrize("workers", [1, 2, None])
+def test_pt_min_eigenvalues_where_matches_the_full_spectra(small_chunks, workers):
+    """The labelers' evidence: lambda_min of the flagged cuts only, bitwise the values of
+    pt_min_eigenvalues (the same matrices, each decomposed on its own), NaN elsewhere."""
+    rng = np.random.default_rng(11)
+    rho = near_boundary(3, 40, rng)
+    mask = npt_mask(rho)
+    mask[0] = False  # a state with no flagged cut
+    got = ppt.pt_min_eigenvalues_where(rho, mask, workers=workers)
+    np.testing.assert_array_equal(got[mask], pt_min_eigenvalues(rho)[mask])
+    assert np.isnan(got[~mask]).all()
+    assert np.isnan(ppt.pt_min_eigenvalues_where(rho, np.zeros_like(mask))).all()
