@@ -77,9 +77,13 @@ def _separable(seed: int, count: int, terms: int, kappa: float) -> np.ndarray:
 @given(seed=st.integers(0, 2**31 - 1), terms=st.integers(1, 10), kappa=st.floats(1.0, 20.0))
 def test_separable_states_are_never_proved(seed, terms, kappa):
     rho = _separable(seed, 4, terms, kappa)
-    res = aligned_witness_proofs(rho, restarts=3, steps=40)
+    res = aligned_witness_proofs(rho, restarts=3, steps=40, skip_separable=False)
     assert not res.proved.any()
     assert np.nanmin(res.value) > -1e-12  # not even close: tr(H^† W H rho) >= 0 for separable rho
+    staged = aligned_witness_proofs(rho, restarts=3, steps=40, check_every=10, keep=6, dtype="float32")
+    assert not staged.proved.any()
+    # what the rank rules skip (mixtures of <= 4 product states have rank <= 4) is never searched
+    assert (np.isnan(staged.value) == (staged.skipped > 0)).all()
 
 
 def test_verification_refutes_nothing_it_should_not_and_uses_the_given_factors():
