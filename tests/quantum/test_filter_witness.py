@@ -319,7 +319,7 @@ def test_cuda_search_proves_what_the_cpu_search_proves():  # pragma: no cover - 
 
 def test_rank_skip_is_reported_and_never_searched():
     """Pure product states and low-rank separable mixtures are skipped (no value, no witness) on
-    their PPT cuts; entangled pure states (NPT) and Horodecki states (rank 7 on 2 x 4) are not."""
+    their PPT cuts; entangled pure states (NPT) and Horodecki states (rank > 4 on 2 x 4) are not."""
     rng = np.random.default_rng(2)
     prod = batch_kron(*(haar_state(2, 3, rng) for _ in range(3)))
     pure = np.einsum("ni,nj->nij", prod, prod.conj())
