@@ -57,7 +57,7 @@ _U = np.finfo(np.float64).eps / 2
 ALIGNED_MARGIN = 1e-9
 #: Defaults of the search (measured in docs/beyond-ppt.md, section 9).
 DEFAULT_RESTARTS = 8
-DEFAULT_STEPS = 80
+DEFAULT_STEPS = 120
 DEFAULT_LR = 0.2
 #: Staged search defaults of :func:`aligned_witness_proofs` (measured in docs/beyond-ppt.md, section 9).
 DEFAULT_CHECK_EVERY: int | None = 10

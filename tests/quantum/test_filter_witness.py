@@ -165,6 +165,8 @@ def test_prediction_stage_names_the_proof_and_the_proof_policy_keeps_it():
     proofs = np.array(out.proof(), dtype=object)
     assert (proofs[ppt] == "aligned_witness").sum() >= 2 and "every PPT cut" in config.describe()
     assert ((out.answer[ppt] == 1) == (proofs[ppt] == "aligned_witness")).all()
+    on_device = predict(config, np.zeros((3, 3)), rho, device="cpu")  # the search's device, passed through
+    assert (np.array(on_device.proof(), dtype=object) == proofs).all()
 
 
 def test_four_qubits_filtered_horodecki_states_are_proved():
