@@ -129,9 +129,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {}
     lines = [
-        (f"run `{args.run}` (weights and calibration unchanged), proof settings of `{args.experiment}`: "
-        f"proofs = {list(p.proofs)}, ppt_entangled = {p.ppt_entangled!r}, proof_search = {p.proof_search!r}; "
-        f"{args.n or 'all'} evenly spaced states per test set"),
+        (
+            f"run `{args.run}` (weights and calibration unchanged), proof settings of `{args.experiment}`: "
+            f"proofs = {list(p.proofs)}, ppt_entangled = {p.ppt_entangled!r}, proof_search = {p.proof_search!r}; "
+            f"{args.n or 'all'} evenly spaced states per test set"
+        ),
         "",
         HEADER,
     ]
