@@ -26,7 +26,12 @@ states, Lewenstein, Kraus, Cirac, Horodecki, PRA 62, 052310 (2000)) plus these t
    witness carried to the FNF of its target), for every library witness ``k`` and a few starts,
    all states at once (``torch``; no per-state Python loop). Starts: ``U = 1`` plus random ones;
    :func:`search_alignment` also takes given starts (``starts``), the input a learned proposer would
-   provide (none is shipped: docs/beyond-ppt.md, "What is not done here").
+   provide (none is shipped: docs/beyond-ppt.md, "What is not done here"). The search is staged
+   (:func:`aligned_witness_proofs` defaults): the best candidate of every state is verified every
+   ``check_every`` steps and proved states leave the batch (early exit); the starts run in rounds
+   (``round_restarts``), each only on the cuts still unproved; the search runs in float32 on any
+   ``torch`` device (the proof is step 3, float64, on the CPU). Cuts that the rank rules of
+   :mod:`qeframe.quantum.rank_separable` prove separable are not searched (:func:`separable_skip`).
 3. *Verification* (float64, from the stored input): ``H_A = (F_A^k)^{-1} e^{i h_A} F_A``,
    ``H_B = (F_B^k)^{-1} e^{i h_B} F_B`` (the stored factors define ``H`` exactly),
    ``v = Re tr(W_k fl(H rho H^†))``, and the cut is proved when
