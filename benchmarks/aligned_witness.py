@@ -36,8 +36,48 @@ sys.path.insert(0, str(Path(__file__).parent))
 from witness_alignment import adam_search
 
 HEADER = (
-    "| dataset | method | PPT-ent cuts | proved | recall | proved-sep cuts | false proofs | CPU-s / PPT cut |"
+    "| dataset | method | PPT-ent cuts | proved | recall | proved-sep cuts | false proofs | CPU-s / PPT cut "
+    "| skipped (rank rules) |"
 )
+
+
+def _config(cfg: str) -> tuple[dict, str]:
+    """``R:S[:cN][:kN][:f32][:skip]`` -> keyword arguments of ``aligned_witness_proofs`` and a label.
+
+    ``default``: the stage at its current defaults. ``R`` starts, ``S`` steps; ``lrX`` Adam's learning rate; ``rN`` staged restarts in rounds of ``N``; ``cN`` verify every ``N`` steps (early exit); ``kN`` keep the ``N``
+    best candidates per state at the first check; ``f32`` search in float32; ``skip`` skip the cuts
+    the rank rules prove separable. Without flags: the stage as first shipped (one verification at the
+    end, no pruning, float64, no skip)."""
+    if cfg == "default":
+        return {}, "stage (defaults)"
+    r, s, *flags = cfg.split(":")
+    kw = {
+        "restarts": int(r),
+        "lr": 0.1,
+        "steps": int(s),
+        "check_every": None,
+        "keep": None,
+        "dtype": "float64",
+        "skip_separable": False,
+        "round_restarts": None,
+    }
+    for f in flags:
+        if f.startswith("c"):
+            kw["check_every"] = int(f[1:])
+        elif f.startswith("k"):
+            kw["keep"] = int(f[1:])
+        elif f.startswith("r"):
+            kw["round_restarts"] = int(f[1:])
+        elif f.startswith("lr"):
+            kw["lr"] = float(f[2:])
+        elif f == "f32":
+            kw["dtype"] = "float32"
+        elif f == "skip":
+            kw["skip_separable"] = True
+        else:
+            raise SystemExit(f"unknown flag {f!r} in config {cfg!r}")
+    label = "fnf only" if int(s) == 0 else f"stage ({cfg})"
+    return kw, label
 
 
 def _row(name: str, method: str, ent: np.ndarray, sep: np.ndarray, hit: np.ndarray, cpu: float) -> str:
@@ -54,31 +94,38 @@ def main() -> None:
     parser.add_argument("datasets", nargs="+")
     parser.add_argument("--n", type=int, default=None)
     parser.add_argument("--adam-n", type=int, default=100)
-    parser.add_argument("--separable-only", action="store_true", help="only the stage at its defaults")
-    parser.add_argument("--configs", default="1:0,8:100,8:200", help="R:S pairs of the stage")
+    parser.add_argument("--separable-only", action="store_true", help="no per-state Adam rows")
+    parser.add_argument("--configs", default="1:0,8:100,8:200", help="R:S[:flags] configs (see _config)")
+    parser.add_argument("--device", default=None, help="torch device of the search (cpu, cuda)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     aligned_library(3)  # built once (about 1.3 CPU-s), not charged to a method
     print(HEADER)
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in args.datasets:
         a = DatasetArrays.from_dataset(open_dataset(name))
         # --n: an evenly spaced subset (stores are ordered by family)
-        pick = np.arange(len(a.rho)) if args.n is None else np.linspace(0, len(a.rho) - 1, args.n).astype(int)
+        # (capped at the store's size: np.linspace with n > len repeats states, which is what made
+        # `--n 100000` on the 500-state quickstart sets search 100,000 states)
+        pick = (
+            np.arange(len(a.rho))
+            if args.n is None or args.n >= len(a.rho)
+            else np.unique(np.linspace(0, len(a.rho) - 1, args.n).astype(int))
+        )
         rho, labels = a.rho[pick], a.labels[pick]
         npt = ppt_gate(rho)
         proved = certified_mask(labels, a.provenance[pick]) & ~npt
         ent, sep = proved & (labels == 1), proved & (labels == 0)
         n_ppt = max(1, int((~npt).sum()))
-        configs = ["8:100"] if args.separable_only else args.configs.split(",")
+        configs = args.configs.split(",")
         for cfg in configs:
-            r, s = (int(v) for v in cfg.split(":"))
+            kwargs, label = _config(cfg)
             t0 = time.process_time()
-            hit = aligned_witness_proofs(rho, ~npt, restarts=r, steps=s).proved
+            res = aligned_witness_proofs(rho, ~npt, device=args.device, **kwargs)
             cpu = (time.process_time() - t0) / n_ppt
-            label = "fnf only" if s == 0 else f"stage ({r}, {s})"
-            print(_row(name, label, ent, sep, hit, cpu), flush=True)
-        if args.separable_only or not ent.any():
+            skipped = int((res.skipped > 0).sum())
+            print(_row(name, label, ent, sep, res.proved, cpu) + f" {skipped} |", flush=True)
+        if args.separable_only or not ent.any() or args.adam_n == 0:
             continue
         rows, cols = np.nonzero(ent)
         rows, cols = rows[: args.adam_n], cols[: args.adam_n]
@@ -90,7 +137,9 @@ def main() -> None:
         sub[rows, cols] = True
         hit = np.zeros_like(ent)
         hit[rows[got], cols[got]] = True
-        print(_row(name, f"per-state Adam (first {len(rows)})", sub, sub & False, hit, cpu), flush=True)
+        print(
+            _row(name, f"per-state Adam (first {len(rows)})", sub, sub & False, hit, cpu) + " — |", flush=True
+        )
 
 
 if __name__ == "__main__":

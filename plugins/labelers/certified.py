@@ -84,6 +84,7 @@ from qeframe.plugin.labels import ENTANGLED, PROVENANCE, SEPARABLE, UNKNOWN, pro
 from qeframe.quantum.cuts import bipartitions, cut_names, n_cuts
 from qeframe.quantum.ops import batch_kron, num_qubits, partial_trace, partial_transpose
 from qeframe.quantum.ppt import PPT_TOL, npt_mask, pt_min_eigenvalues_where
+from qeframe.quantum.rank_separable import numerical_ranks
 from qeframe.quantum.realignment import fnf_certificate
 from qeframe.quantum.witness import (
     absolute_separability_margin,
@@ -212,11 +213,7 @@ class Certificate:
         return {"cuts": list(self.cuts), "samples": samples, "summary": self.summary()}
 
 
-def _ranks(eigenvalues: np.ndarray, tol: float, gap: float) -> tuple[np.ndarray, np.ndarray]:
-    """Numerical ranks ``(M,)`` int and an ``(M,)`` bool "ambiguous" flag from ``(M, k)`` eigenvalues."""
-    rank = np.count_nonzero(eigenvalues > tol, axis=-1)
-    ambiguous = ((eigenvalues > tol) & (eigenvalues < gap)).any(axis=-1)
-    return rank, ambiguous
+_ranks = numerical_ranks  # the rank rule of qeframe.quantum.rank_separable
 
 
 def _pt_min(rho: np.ndarray, side: tuple[int, ...]) -> np.ndarray:

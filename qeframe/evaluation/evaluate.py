@@ -124,7 +124,9 @@ def evaluate(
         gated = None
         if model is not None:
             logits = model_logits(model, arrays.rho, device=device, amp_dtype=amp_dtype)
-            gated = predict(prediction or _plain(logits.shape[1], threshold), logits, arrays.rho, npt)
+            gated = predict(
+                prediction or _plain(logits.shape[1], threshold), logits, arrays.rho, npt, device=device
+            )
             predictions[MODEL_ROW] = (gated.raw > threshold).astype(np.int8)
             if prediction is not None:
                 predictions[GATED_ROW] = gated.answer_for("model")

@@ -26,7 +26,13 @@ states, Lewenstein, Kraus, Cirac, Horodecki, PRA 62, 052310 (2000)) plus these t
    witness carried to the FNF of its target), for every library witness ``k`` and a few starts,
    all states at once (``torch``; no per-state Python loop). Starts: ``U = 1`` plus random ones;
    :func:`search_alignment` also takes given starts (``starts``), the input of a learned proposer
-   (:mod:`qeframe.learn.proposer`, passed as ``propose`` to :func:`aligned_witness_proofs`).
+   (:mod:`qeframe.learn.proposer`, passed as ``propose`` to :func:`aligned_witness_proofs`; its
+   starts join the first round). The search is staged
+   (:func:`aligned_witness_proofs` defaults): the best candidate of every state is verified every
+   ``check_every`` steps and proved states leave the batch (early exit); the starts run in rounds
+   (``round_restarts``), each only on the cuts still unproved; the search runs in float32 on any
+   ``torch`` device (the proof is step 3, float64, on the CPU). Cuts that the rank rules of
+   :mod:`qeframe.quantum.rank_separable` prove separable are not searched (:func:`separable_skip`).
 3. *Verification* (float64, from the stored input): ``H_A = (F_A^k)^{-1} e^{i h_A} F_A``,
    ``H_B = (F_B^k)^{-1} e^{i h_B} F_B`` (the stored factors define ``H`` exactly),
    ``v = Re tr(W_k fl(H rho H^†))``, and the cut is proved when
@@ -42,7 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import numpy as np
@@ -58,8 +64,13 @@ _U = np.finfo(np.float64).eps / 2
 ALIGNED_MARGIN = 1e-9
 #: Defaults of the search (measured in docs/beyond-ppt.md, section 9).
 DEFAULT_RESTARTS = 8
-DEFAULT_STEPS = 100
-DEFAULT_LR = 0.1
+DEFAULT_STEPS = 120
+DEFAULT_LR = 0.2
+#: Staged search defaults of :func:`aligned_witness_proofs` (measured in docs/beyond-ppt.md, section 9).
+DEFAULT_CHECK_EVERY: int | None = 10
+DEFAULT_KEEP: int | None = None
+DEFAULT_ROUND_RESTARTS: int | None = 4
+DEFAULT_DTYPE = "float32"
 
 
 @dataclass(frozen=True)
@@ -226,6 +237,31 @@ def alignment_values(h: Any, sigma: Any, w_fnf: Any) -> tuple[Any, Any, Any]:
     return torch.einsum("kij,nrkji->nrk", w_fnf, y).real, ua, ub
 
 
+#: Adam's moment decay rates and epsilon (the defaults of ``torch.optim.Adam``; the search's update
+#: is that optimiser's, written out so that states and candidates can leave the batch mid-search).
+_ADAM_BETAS, _ADAM_EPS = (0.9, 0.999), 1e-8
+#: States per batch of the search on CPU and on a CUDA device (``chunk=None``).
+CPU_CHUNK, CUDA_CHUNK = 128, 8192
+
+#: ``verify(rows, u_a, u_b, witness) -> proved``: the early-exit check of :func:`search_alignment`
+#: (``rows`` ``(M,)`` indices into ``sigma``, ``u_a`` ``(M, 2, 2)``, ``u_b`` ``(M, D, D)`` complex128,
+#: ``witness`` ``(M,)`` int) returning an ``(M,)`` bool mask of proved states.
+Verifier = Any
+
+
+def _candidate_values(h: Any, sigma: Any, w: Any) -> tuple[Any, Any, Any]:
+    """``tr(W_c U_c sigma U_c^†)`` for flattened candidates: ``h`` ``(M, C, P)``, ``sigma``
+    ``(M, 1, 2D, 2D)``, ``w`` ``(M, C, 2D, 2D)`` (each candidate's witness). Returns
+    ``(values (M, C), u_a (M, C, 2, 2), u_b (M, C, D, D))``."""
+    import torch
+
+    d = sigma.shape[-1]
+    ua, ub = local_unitaries(h, d // 2)
+    u = torch.einsum("...ij,...kl->...ikjl", ua, ub).reshape(*h.shape[:-1], d, d)
+    y = u @ sigma @ u.conj().transpose(-1, -2)
+    return torch.einsum("ncij,ncji->nc", w, y).real, ua, ub
+
+
 def search_alignment(
     sigma: np.ndarray,
     library: AlignedLibrary,
@@ -235,18 +271,41 @@ def search_alignment(
     lr: float = DEFAULT_LR,
     seed: int = 0,
     starts: np.ndarray | None = None,
-    chunk: int = 128,
+    chunk: int | None = None,
+    verify: Verifier | None = None,
+    check_every: int | None = None,
+    keep: int | None = None,
+    device: Any = None,
+    dtype: str = "float64",
+    identity: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Local unitaries aligning every library witness to FNF states ``sigma`` ``(N, 2D, 2D)``.
 
     Minimises ``tr(W_k^F U sigma U^†)`` over ``U = exp(i h_A) ⊗ exp(i h_B)`` by Adam (``lr``,
-    ``steps``), batched over states, witnesses and starts (in chunks of ``chunk`` states). Starts:
-    ``U = 1``, the ``starts`` given (``(N, S, K, 2*2*2 + D*D*2)`` float64 generator parameters, as
-    a proposer returns them), then random ones (``torch`` generator seeded with ``seed``) up to
-    ``restarts`` in all.
+    ``steps``; the update of ``torch.optim.Adam`` with its default betas), batched over states,
+    witnesses and starts (in chunks of ``chunk`` states: :data:`CPU_CHUNK`, or :data:`CUDA_CHUNK` on
+    a CUDA ``device``). Starts: ``U = 1``, the ``starts`` given (``(N, S, K, 2*2*2 + D*D*2)`` float64
+    generator parameters, as a proposer returns them), then random ones (``torch`` generator on the
+    CPU seeded with ``seed``, so the same on every device) up to ``restarts`` in all; every start is
+    paired with every witness, ``C = restarts · K`` candidates per state. ``identity=False`` leaves
+    the ``U = 1`` start out (a later round of :func:`aligned_witness_proofs` has tried it).
 
-    Returns ``(u_a (N, 2, 2), u_b (N, D, D), witness (N,), value (N,))``: the best start and witness
-    per state and its objective (float64; the proof is :func:`verify_aligned`, not this value).
+    Staged search (all optional; without them every candidate runs ``steps`` steps):
+
+    - ``verify`` with ``check_every``: every ``check_every`` steps the best candidate of each state
+      still searched is passed to ``verify`` (:data:`Verifier`); proved states leave the batch
+      (early exit) with that candidate. Candidates do not interact (the objective is a sum), so the
+      states that stay follow exactly the trajectories they would follow without the checks.
+    - ``keep``: at the first check, only the ``keep`` candidates of lowest objective per state
+      continue (pruning; the others are dropped).
+
+    ``device``: a ``torch`` device for the whole chunk (default CPU). ``dtype``: ``"float64"`` or
+    ``"float32"`` for the search (the proof is the float64 :func:`verify_aligned` from the stored
+    input, so the search's precision only affects which candidates are found).
+
+    Returns ``(u_a (N, 2, 2), u_b (N, D, D), witness (N,), value (N,))`` (complex128 / int /
+    float64): per state the candidate that was proved, else the best one at the end, and its
+    objective (the proof is :func:`verify_aligned`, not this value).
     """
     import torch
 
@@ -255,52 +314,139 @@ def search_alignment(
     db = d // 2
     n_k = library.witnesses.shape[0]
     n_par = 8 + 2 * db * db
+    dev = torch.device("cpu" if device is None else device)
+    real = {"float64": torch.float64, "float32": torch.float32}[dtype]
+    cplx = torch.complex128 if real == torch.float64 else torch.complex64
+    if chunk is None:
+        chunk = CUDA_CHUNK if dev.type == "cuda" else CPU_CHUNK
     gen = torch.Generator().manual_seed(int(seed))
-    wf = torch.from_numpy(np.array(library.w_fnf))
+    wf = torch.from_numpy(np.array(library.w_fnf)).to(dev, cplx)
     out_a = np.zeros((n, 2, 2), complex)
     out_b = np.zeros((n, db, db), complex)
     out_k = np.zeros(n, int)
     out_v = np.full(n, np.inf)
+    b1, b2 = _ADAM_BETAS
+
+    def record(rows: Any, value: Any, ua: Any, ub: Any, kidx: Any) -> Any:
+        """Write the best candidate of each state in ``rows`` (local indices); return its index."""
+        best = value.argmin(dim=1)
+        i = torch.arange(len(best), device=value.device)
+        glob = rows.cpu().numpy()
+        out_a[glob] = ua[i, best].detach().cpu().numpy()
+        out_b[glob] = ub[i, best].detach().cpu().numpy()
+        out_k[glob] = kidx[i, best].cpu().numpy()
+        out_v[glob] = value[i, best].detach().cpu().double().numpy()
+        return glob
+
     for lo in range(0, n, chunk):
         hi = min(n, lo + chunk)
         m = hi - lo
-        parts = [torch.zeros(m, 1, n_k, n_par, dtype=torch.float64)]
+        parts = [torch.zeros(m, 1 if identity else 0, n_k, n_par, dtype=torch.float64)]
         if starts is not None:
             parts.append(torch.from_numpy(np.asarray(starts[lo:hi], np.float64)))
         used = sum(p.shape[1] for p in parts)
         if restarts > used:
             parts.append(torch.randn(m, restarts - used, n_k, n_par, dtype=torch.float64, generator=gen))
-        h = torch.cat(parts, dim=1).requires_grad_(True)
-        s = torch.from_numpy(sigma[lo:hi])[:, None, None]
-        opt = torch.optim.Adam([h], lr=lr)
-
-        for _ in range(steps):
-            value, _, _ = alignment_values(h, s, wf)
-            opt.zero_grad()
-            value.sum().backward()
-            opt.step()
-        with torch.no_grad():
-            value, ua, ub = alignment_values(h, s, wf)
-        flat = value.reshape(m, -1)
-        best = flat.argmin(dim=1)
-        r, k = best // n_k, best % n_k
-        idx = torch.arange(m)
-        out_a[lo:hi] = ua[idx, r, k].numpy()
-        out_b[lo:hi] = ub[idx, r, k].numpy()
-        out_k[lo:hi] = k.numpy()
-        out_v[lo:hi] = flat[idx, best].numpy()
+        h = torch.cat(parts, dim=1).reshape(m, -1, n_par).to(dev, real)
+        kidx = (torch.arange(h.shape[1], device=dev) % n_k).expand(m, -1)
+        w = wf[kidx]
+        s = torch.from_numpy(sigma[lo:hi]).to(dev, cplx)[:, None]
+        rows = torch.arange(lo, hi, device=dev)
+        m1, m2 = torch.zeros_like(h), torch.zeros_like(h)
+        pruned = False
+        for step in range(steps):
+            h.requires_grad_(True)
+            value, ua, ub = _candidate_values(h, s, w)
+            if verify is not None and check_every and step > 0 and step % check_every == 0:
+                glob = record(rows, value, ua, ub, kidx)
+                done = torch.from_numpy(
+                    np.asarray(verify(glob, out_a[glob], out_b[glob], out_k[glob]), bool)
+                ).to(dev)
+                stay = ~done
+                if keep is not None and not pruned and keep < h.shape[1]:
+                    top = value.detach().topk(keep, dim=1, largest=False).indices
+                    h, m1, m2 = (x.detach().gather(1, _expand(top, x)) for x in (h, m1, m2))
+                    kidx = kidx.gather(1, top)
+                    w = wf[kidx]
+                    pruned = True
+                if done.any():
+                    h, m1, m2 = h.detach()[stay], m1[stay], m2[stay]
+                    kidx, w, s, rows = kidx[stay], w[stay], s[stay], rows[stay]
+                if len(rows) == 0:
+                    break
+                h = h.detach().requires_grad_(True)  # the batch changed: value of the new batch
+                value, ua, ub = _candidate_values(h, s, w)
+            (grad,) = torch.autograd.grad(value.sum(), h)
+            with torch.no_grad():
+                h = h.detach()
+                m1.lerp_(grad, 1 - b1)
+                m2.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+                denom = (m2.sqrt() / ((1 - b2 ** (step + 1)) ** 0.5)).add_(_ADAM_EPS)
+                h.addcdiv_(m1, denom, value=-lr / (1 - b1 ** (step + 1)))
+        if len(rows):
+            with torch.no_grad():
+                value, ua, ub = _candidate_values(h.detach(), s, w)
+            record(rows, value, ua, ub, kidx)
     return out_a, out_b, out_k, out_v
+
+
+def _expand(index: Any, x: Any) -> Any:
+    """``index`` ``(M, C')`` broadcast to gather along dim 1 of ``x`` ``(M, C, ...)``."""
+    return index.reshape(*index.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:])
 
 
 @dataclass
 class AlignedSearch:
     """:func:`aligned_witness_proofs` per state and cut, ``(N, n_cuts)``: ``proved`` (bool),
-    ``value`` / ``budget`` (float64, NaN where not tested), ``witness`` (int, -1 where not tested)."""
+    ``value`` / ``budget`` (float64, NaN where not tested), ``witness`` (int, -1 where not tested),
+    ``skipped`` (int8: the :mod:`~qeframe.quantum.rank_separable` rule by which a PPT cut was not
+    searched because it is separable, 0 where searched or not asked; a skip is not a proof stage's
+    answer, and never a proof of entanglement)."""
 
     proved: np.ndarray
     value: np.ndarray
     budget: np.ndarray
     witness: np.ndarray
+    skipped: np.ndarray | None = None
+
+
+def separable_skip(x: np.ndarray) -> np.ndarray:
+    """``(M,)`` int8: the rank rule proving the ``1 | rest`` cut of qubit-first ``x`` ``(M, 2D, 2D)``
+    separable (:func:`~qeframe.quantum.rank_separable.rank_separable`: pure, rank, small support),
+    0 where none applies. Only cuts PPT by the gate's rule (``lambda_min(x^{T_A}) >= -PPT_TOL tr x``)
+    get a verdict (the rules assume PPT). No block-positive witness can detect such a cut, so it
+    need not be searched."""
+    from qeframe.quantum.rank_separable import rank_separable
+
+    if len(x) == 0:
+        return np.zeros(0, np.int8)
+    tr = np.trace(x, axis1=1, axis2=2).real
+    ppt = np.linalg.eigvalsh(partial_transpose(x, [0]))[:, 0] >= -PPT_TOL * tr
+    verdict, _ = rank_separable(x / tr[:, None, None], [0])
+    return np.where(ppt, verdict, 0).astype(np.int8)
+
+
+def _verify_rows(
+    x: np.ndarray,
+    f_a: np.ndarray,
+    f_b: np.ndarray,
+    good: np.ndarray,
+    library: AlignedLibrary,
+    i: np.ndarray,
+    u_a: np.ndarray,
+    u_b: np.ndarray,
+    k: np.ndarray,
+) -> np.ndarray:
+    """The :data:`Verifier` of :func:`aligned_witness_proofs`: rows ``i`` of qubit-first ``x`` with
+    FNF filters ``f_a``, ``f_b`` and found unitaries, proved by :func:`verify_aligned`."""
+    h_a = library.inv_fa[k] @ u_a @ f_a[i]
+    h_b = library.inv_fb[k] @ u_b @ f_b[i]
+    return verify_aligned(x[i], library, k, h_a, h_b).proved & good[i]
+
+
+def _subset(check: Verifier, rows: np.ndarray, i: np.ndarray, *args: np.ndarray) -> np.ndarray:
+    """``check`` on rows ``rows[i]`` (a round of the staged restarts searches a subset)."""
+    return check(rows[i], *args)
 
 
 def aligned_witness_proofs(
@@ -312,17 +458,33 @@ def aligned_witness_proofs(
     lr: float = DEFAULT_LR,
     seed: int = 0,
     propose: Callable[[np.ndarray], np.ndarray] | None = None,
+    check_every: int | None = DEFAULT_CHECK_EVERY,
+    keep: int | None = DEFAULT_KEEP,
+    round_restarts: int | None = DEFAULT_ROUND_RESTARTS,
+    skip_separable: bool = True,
+    device: Any = None,
+    dtype: str = DEFAULT_DTYPE,
+    chunk: int | None = None,
 ) -> AlignedSearch:
     """Prove ``q | rest`` cuts of ``rho`` ``(N, 2**n, 2**n)`` entangled with aligned library witnesses.
 
     ``mask`` ``(N, n_cuts)`` selects the cuts to try (default all; only cuts with one qubit on side A
-    are tried); ``restarts``, ``steps``, ``lr``, ``seed`` as in :func:`search_alignment` (the seed of
-    cut ``j`` is ``seed + j``; the random starts of a state depend on its place in the batch). Every
-    ``proved`` entry is a proof (:func:`verify_aligned`); the search only proposes.
+    are tried); ``restarts``, ``steps``, ``lr``, ``seed``, ``keep``, ``device``, ``dtype``, ``chunk``
+    as in :func:`search_alignment` (the seed of cut ``j`` is ``seed + j``; the random starts of a
+    state depend on its place in the batch). ``check_every``: verify the best candidate of every
+    state every so many steps and stop searching the proved ones (early exit; ``None``: verify once,
+    at the end). ``round_restarts``: staged restarts — the ``restarts`` starts are tried in rounds of
+    this many (the first with ``U = 1``), each round only on the cuts no earlier round proved (seed
+    of round ``r``: ``seed + j + 1000 r``); ``None``: one round. ``skip_separable``: do not search cuts that :func:`separable_skip` proves separable
+    (reported in ``skipped``). Every ``proved`` entry is a proof (:func:`verify_aligned`, float64,
+    from the stored input); the search only proposes.
+
+    On a CUDA ``device`` the whole chunk (:data:`CUDA_CHUNK` states) runs on the GPU; the filter
+    normal form and the verification stay on the CPU (float64 numpy).
 
     ``propose`` (optional): maps the FNF states ``sigma`` ``(M, 2D, 2D)`` complex128 of one cut
     (qubit first) to start parameters ``(M, S, K, 8 + 2 D^2)`` float64, passed to
-    :func:`search_alignment` as ``starts`` (e.g. a trained
+    :func:`search_alignment` as ``starts`` in the first round (e.g. a trained
     :class:`~qeframe.learn.proposer.AlignmentProposer`); whatever it returns, proofs stay proofs.
     """
     rho = np.asarray(rho)
@@ -334,7 +496,11 @@ def aligned_witness_proofs(
     shape = (n_states, len(cuts))
     mask = np.ones(shape, bool) if mask is None else np.asarray(mask, bool)
     out = AlignedSearch(
-        np.zeros(shape, bool), np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, -1)
+        np.zeros(shape, bool),
+        np.full(shape, np.nan),
+        np.full(shape, np.nan),
+        np.full(shape, -1),
+        np.zeros(shape, np.int8),
     )
     library = aligned_library(n)
     for cut in cuts:
@@ -344,18 +510,50 @@ def aligned_witness_proofs(
         x = qubit_first(rho[rows].astype(np.complex128), cut.side_a[0])
         if x.ndim == 2:
             x = x[None]
+        if skip_separable:
+            skip = separable_skip(x)
+            out.skipped[rows, cut.index] = skip
+            rows, x = rows[skip == 0], x[skip == 0]
+            if rows.size == 0:
+                continue
         fnf = filter_normal_form(x, 2, d // 2)
         good = np.isfinite(fnf.sigma).all(axis=(1, 2))
+
+        check = partial(_verify_rows, x, fnf.f_a, fnf.f_b, good, library)
         sigma = np.where(good[:, None, None], fnf.sigma, np.eye(d) / d)
-        u_a, u_b, k, _ = search_alignment(
-            sigma,
-            library,
-            restarts=restarts,
-            steps=steps,
-            lr=lr,
-            seed=seed + cut.index,
-            starts=None if propose is None else propose(sigma),
-        )
+        per_round = restarts if not round_restarts else min(restarts, round_restarts)
+        best_v = np.full(len(rows), np.inf)
+        u_a = np.zeros((len(rows), 2, 2), complex)
+        u_b = np.zeros((len(rows), d // 2, d // 2), complex)
+        k = np.zeros(len(rows), int)
+        open_ = np.arange(len(rows))
+        proposed = None if propose is None else propose(sigma)
+        done, r = 0, 0
+        while done < restarts and open_.size:
+            n_r = min(per_round, restarts - done)
+            a_r, b_r, k_r, v_r = search_alignment(
+                sigma[open_],
+                library,
+                restarts=n_r,
+                steps=steps,
+                lr=lr,
+                seed=seed + cut.index + 1000 * r,
+                chunk=chunk,
+                verify=partial(_subset, check, open_) if check_every else None,
+                check_every=check_every,
+                keep=keep,
+                device=device,
+                dtype=dtype,
+                identity=r == 0,
+                starts=proposed[open_] if proposed is not None and r == 0 else None,
+            )
+            proved_r = check(open_, a_r, b_r, k_r)
+            better = proved_r | (v_r < best_v[open_])
+            i = open_[better]
+            u_a[i], u_b[i], k[i], best_v[i] = a_r[better], b_r[better], k_r[better], v_r[better]
+            best_v[open_[proved_r]] = -np.inf  # a proof is final
+            open_ = open_[~proved_r]
+            done, r = done + n_r, r + 1
         h_a = library.inv_fa[k] @ u_a @ fnf.f_a
         h_b = library.inv_fb[k] @ u_b @ fnf.f_b
         res = verify_aligned(x, library, k, h_a, h_b)

@@ -77,9 +77,13 @@ def _separable(seed: int, count: int, terms: int, kappa: float) -> np.ndarray:
 @given(seed=st.integers(0, 2**31 - 1), terms=st.integers(1, 10), kappa=st.floats(1.0, 20.0))
 def test_separable_states_are_never_proved(seed, terms, kappa):
     rho = _separable(seed, 4, terms, kappa)
-    res = aligned_witness_proofs(rho, restarts=3, steps=40)
+    res = aligned_witness_proofs(rho, restarts=3, steps=40, skip_separable=False)
     assert not res.proved.any()
     assert np.nanmin(res.value) > -1e-12  # not even close: tr(H^† W H rho) >= 0 for separable rho
+    staged = aligned_witness_proofs(rho, restarts=3, steps=40, check_every=10, keep=6, dtype="float32")
+    assert not staged.proved.any()
+    # what the rank rules skip (mixtures of <= 4 product states have rank <= 4) is never searched
+    assert (np.isnan(staged.value) == (staged.skipped > 0)).all()
 
 
 def test_verification_refutes_nothing_it_should_not_and_uses_the_given_factors():
@@ -161,6 +165,8 @@ def test_prediction_stage_names_the_proof_and_the_proof_policy_keeps_it():
     proofs = np.array(out.proof(), dtype=object)
     assert (proofs[ppt] == "aligned_witness").sum() >= 2 and "every PPT cut" in config.describe()
     assert ((out.answer[ppt] == 1) == (proofs[ppt] == "aligned_witness")).all()
+    on_device = predict(config, np.zeros((3, 3)), rho, device="cpu")  # the search's device, passed through
+    assert (np.array(on_device.proof(), dtype=object) == proofs).all()
 
 
 def test_four_qubits_filtered_horodecki_states_are_proved():
@@ -203,3 +209,126 @@ def test_given_starts_are_used_as_they_are():
     assert np.allclose(v_a, u_a, atol=1e-8) and np.allclose(v_b, u_b, atol=1e-8)
     proof = verify_aligned(x, lib, k2, lib.inv_fa[k2] @ v_a @ fnf.f_a, lib.inv_fb[k2] @ v_b @ fnf.f_b)
     assert proof.proved.all()
+
+
+# --------------------------------------------------------------------------------------------------
+# the staged search: early exit, staged restarts, float32 search, device, exact skip
+
+
+def _fnf_of(rho: np.ndarray):
+    from qeframe.quantum.realignment import filter_normal_form
+    from qeframe.quantum.witness import qubit_first
+
+    cuts = np.flatnonzero(~npt_mask(rho)[0])
+    x = np.stack([qubit_first(r, int(np.flatnonzero(~npt_mask(r[None])[0])[0])) for r in rho])
+    assert len(cuts) == 1
+    return x, filter_normal_form(x, 2, 4)
+
+
+def test_search_is_torch_adam_written_out():
+    """Without checks, :func:`search_alignment` follows ``torch.optim.Adam`` on
+    :func:`alignment_values` exactly (float64): the written-out update is that optimiser's."""
+    import torch
+
+    from qeframe.quantum.filter_witness import alignment_values, search_alignment
+
+    _, fnf = _fnf_of(_filtered_horodecki(3, 3, False))
+    lib = aligned_library(3)
+    _u_a, _u_b, k, value = search_alignment(fnf.sigma, lib, restarts=3, steps=25, lr=0.2, seed=7)
+    gen = torch.Generator().manual_seed(7)
+    n_k, n_par = len(lib.names), 8 + 2 * 16
+    h = torch.cat(
+        [
+            torch.zeros(3, 1, n_k, n_par, dtype=torch.float64),
+            torch.randn(3, 2, n_k, n_par, dtype=torch.float64, generator=gen),
+        ],
+        dim=1,
+    ).requires_grad_(True)
+    s, wf = torch.from_numpy(fnf.sigma)[:, None, None], torch.from_numpy(np.array(lib.w_fnf))
+    opt = torch.optim.Adam([h], lr=0.2)
+    for _ in range(25):
+        opt.zero_grad()
+        alignment_values(h, s, wf)[0].sum().backward()
+        opt.step()
+    with torch.no_grad():
+        ref, _ua, _ = alignment_values(h, s, wf)
+    flat = ref.reshape(3, -1)
+    assert np.allclose(value, flat.min(dim=1).values.numpy(), atol=1e-12)
+    assert (k == (flat.argmin(dim=1) % n_k).numpy()).all()
+
+
+def test_checks_that_prove_nothing_change_nothing_and_a_proof_stops_the_search():
+    """Candidates do not interact: checks that prove nothing leave every output as without checks;
+    a state declared proved at a check keeps the candidate it had there (and leaves the batch)."""
+    from qeframe.quantum.filter_witness import search_alignment
+
+    _, fnf = _fnf_of(_filtered_horodecki(4, 4, False))
+    lib = aligned_library(3)
+    kw = {"restarts": 2, "steps": 30, "seed": 3}
+    base = search_alignment(fnf.sigma, lib, **kw)
+    never = search_alignment(fnf.sigma, lib, verify=lambda i, *a: np.zeros(len(i), bool), check_every=5, **kw)
+    for a, b in zip(base, never):
+        assert np.allclose(a, b, atol=1e-12)
+    seen = {}
+
+    def first_two(i, u_a, u_b, k):  # "prove" states 0 and 1 at the first check
+        for j, a in zip(i, u_a):
+            seen.setdefault(int(j), a.copy())
+        return np.isin(i, [0, 1])
+
+    got = search_alignment(fnf.sigma, lib, verify=first_two, check_every=10, **kw)
+    assert np.allclose(got[0][:2], [seen[0], seen[1]]) and np.allclose(got[0][2:], base[0][2:], atol=1e-12)
+
+
+def test_pruning_keeps_the_best_candidates():
+    """``keep``: after the first check only ``keep`` candidates per state remain; the answer is
+    still one of the library witnesses and the objective can only be that of a kept candidate."""
+    from qeframe.quantum.filter_witness import search_alignment
+
+    _, fnf = _fnf_of(_filtered_horodecki(6, 3, True))
+    lib = aligned_library(3)
+    none = lambda i, *a: np.zeros(len(i), bool)
+    u_a, _u_b, k, value = search_alignment(
+        fnf.sigma, lib, restarts=4, steps=60, verify=none, check_every=20, keep=3
+    )
+    assert ((k >= 0) & (k < len(lib.names))).all() and np.isfinite(value).all()
+    assert np.allclose(u_a @ np.conj(np.swapaxes(u_a, 1, 2)), np.eye(2), atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_staged_defaults_prove_filtered_horodecki_states(dtype):
+    """The stage's defaults (early exit every 10 steps, restarts in rounds of 4) in float64 and in
+    float32 (search only: the proof is the float64 check) prove filtered Horodecki states and their
+    partial transposes on their PPT cut and nowhere else; the device path on CPU gives the same."""
+    rho = np.concatenate([_filtered_horodecki(21, 4, False), _filtered_horodecki(22, 4, True)])
+    ppt = ~npt_mask(rho)
+    res = aligned_witness_proofs(rho, ppt, restarts=8, steps=200, dtype=dtype)
+    assert res.proved[ppt].all() and not res.proved[~ppt].any()
+    assert (res.skipped == 0).all()
+    on_cpu = aligned_witness_proofs(rho, ppt, restarts=8, steps=200, dtype=dtype, device="cpu")
+    assert (on_cpu.proved == res.proved).all() and np.allclose(on_cpu.value, res.value, equal_nan=True)
+    ok = res.proved[ppt]
+    assert (res.value[ppt][ok] < -(res.budget[ppt][ok])).all()
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()")
+def test_cuda_search_proves_what_the_cpu_search_proves():  # pragma: no cover - CUDA only
+    rho = _filtered_horodecki(21, 8, False)
+    ppt = ~npt_mask(rho)
+    res = aligned_witness_proofs(rho, ppt, restarts=8, steps=200, device="cuda")
+    assert res.proved[ppt].all() and not res.proved[~ppt].any()
+
+
+def test_rank_skip_is_reported_and_never_searched():
+    """Pure product states and low-rank separable mixtures are skipped (no value, no witness) on
+    their PPT cuts; entangled pure states (NPT) and Horodecki states (rank > 4 on 2 x 4) are not."""
+    rng = np.random.default_rng(2)
+    prod = batch_kron(*(haar_state(2, 3, rng) for _ in range(3)))
+    pure = np.einsum("ni,nj->nij", prod, prod.conj())
+    ghz = np.zeros(8, complex)
+    ghz[[0, 7]] = 2**-0.5
+    rho = np.concatenate([pure, np.outer(ghz, ghz.conj())[None], _filtered_horodecki(1, 2, False)])
+    res = aligned_witness_proofs(rho, ~npt_mask(rho), restarts=2, steps=5)
+    assert (res.skipped[:3] == 1).all() and np.isnan(res.value[:3]).all()
+    assert (res.skipped[3:] == 0).all()
+    assert not res.proved[:4].any()

@@ -205,12 +205,17 @@ class Prediction:
 
 
 def predict(
-    config: PredictionConfig, logits: np.ndarray, rho: np.ndarray, npt: np.ndarray | None = None
+    config: PredictionConfig,
+    logits: np.ndarray,
+    rho: np.ndarray,
+    npt: np.ndarray | None = None,
+    device: Any = None,
 ) -> Prediction:
     """Apply ``config`` to model ``logits`` ``(N, n_cuts)`` of states ``rho`` ``(N, d, d)``.
 
     ``npt`` (the gate's mask) is computed with :func:`ppt_gate` when omitted; with ``gate = "none"``
-    it is ignored and no cut carries a proof.
+    it is ignored and no cut carries a proof. ``device``: the ``torch`` device of the proof search
+    (:func:`~qeframe.learn.prediction.proofs.proof_stages`; default CPU).
     """
     logits = np.asarray(logits, float)
     if config.gate == "ppt":
@@ -224,7 +229,9 @@ def predict(
     proved = None
     if config.proofs:
         screen = answer != SEPARABLE if config.proof_search == "screened" else None
-        proved = proof_stages(rho, config.proofs, ~npt, screen=screen, proposer=config.proposer)
+        proved = proof_stages(
+            rho, config.proofs, ~npt, screen=screen, proposer=config.proposer, device=device
+        )
         hit = proved.astype(bool)  # None -> False, a proof name -> True
         answer[hit] = ENTANGLED
         probability = np.where(hit, 1.0, probability)

@@ -58,6 +58,7 @@ def proof_stages(
     mask: np.ndarray,
     screen: np.ndarray | None = None,
     proposer: str | None = None,
+    device: Any = None,
 ) -> np.ndarray:
     """Run the proof stages ``proofs`` on the cuts in ``mask`` ``(N, n_cuts)`` of ``rho`` ``(N, d, d)``.
 
@@ -65,6 +66,8 @@ def proof_stages(
     :data:`SCREENED_STAGES` may run — :func:`~qeframe.learn.prediction.predict` passes the PPT cuts the
     model does *not* answer separable, so the model proposes where to search and the search proves
     (the cheap stages run on every cut of ``mask``). A screen never creates a proof; it only saves time.
+    ``device``: the ``torch`` device of the ``aligned_witness`` search (default CPU; the proofs are
+    verified in float64 on the CPU whatever the device).
 
     Returns an ``(N, n_cuts)`` object array: the name of the first stage that proves the cut
     entangled, else ``None``. Stages (each a proof, never a guess):
@@ -78,8 +81,9 @@ def proof_stages(
       transpose) with ``tr(W H rho H^†) < 0`` beyond the error budget for a local ``H = H_A ⊗ H_B``
       found by a batched search (filter normal form, then local unitaries;
       :func:`qeframe.quantum.filter_witness.aligned_witness_proofs`). ``H^† W H`` is block-positive
-      for every local ``H``, so the search only proposes and the check proves. About 0.1-0.2
-      CPU-s per PPT cut of three qubits (the most expensive stage; it runs last, on ``screen``).
+      for every local ``H``, so the search only proposes and the check proves. About 0.05 CPU-s
+      per PPT cut of three qubits searched (docs/beyond-ppt.md, section 9; the most expensive stage:
+      it runs last, on ``screen``; cuts the rank rules prove separable are not searched).
       With ``proposer`` (a folder or shipped name, :func:`qeframe.learn.proposer.proposer_for_stage`)
       a trained network's candidates start the search, under the search budget the proposer
       records (``restarts``, ``steps``; the stage's defaults where it records none); its proofs are
@@ -118,12 +122,12 @@ def proof_stages(
         else:
             tried = open_ if screen is None else open_ & np.asarray(screen, bool)
             if proposer is None:
-                hit = aligned_witness_proofs(rho, tried).proved
+                hit = aligned_witness_proofs(rho, tried, device=device).proved
             else:
                 from qeframe.learn.proposer import proposer_for_stage
 
                 model, search = proposer_for_stage(proposer)
-                hit = aligned_witness_proofs(rho, tried, propose=model.propose, **search).proved
+                hit = aligned_witness_proofs(rho, tried, propose=model.propose, device=device, **search).proved
             out[hit] = "aligned_witness"
             open_ &= ~hit
     return out
