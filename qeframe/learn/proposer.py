@@ -4,7 +4,7 @@
 ``q | rest`` cut to filter normal form (FNF) ``sigma`` and then searches local unitaries
 ``U = exp(i h_A) ⊗ exp(i h_B)`` that make ``tr(W_k^F U sigma U^†)`` negative for a library witness
 ``k``. :class:`AlignmentProposer` maps ``sigma`` to ``S`` candidate generator sets per library witness,
-``(M, S, K, 8 + 2 D^2)`` — exactly the ``starts`` that :func:`~qeframe.quantum.filter_witness.search_alignment`
+``(M, S, K, 8 + 2 D^2)`` — exactly the ``starts`` that :func:`~qeframe.quantum.alignment_search.search_alignment`
 takes — so the search starts from the network's guesses (and may run few or no Adam steps).
 
 **Why it can never create a false proof.** A candidate is only a start; every cut the stage
@@ -56,7 +56,7 @@ class ProposerSpec:
 
     ``n_qubits``: states of ``n`` qubits (cuts ``q | rest``, ``D = 2^(n-1)``); ``candidates``: ``S``
     starts per library witness; ``hidden`` / ``depth``: the MLP; ``library``: names of the library
-    witnesses (:attr:`qeframe.quantum.filter_witness.AlignedLibrary.names`), in order.
+    witnesses (:attr:`qeframe.quantum.alignment_search.AlignedLibrary.names`), in order.
     """
 
     n_qubits: int
@@ -100,7 +100,7 @@ def hermitian_map(p: int) -> np.ndarray:
     """``(p^2, 2 p^2)`` float64: real parameters of a Hermitian ``p x p`` matrix -> the search layout.
 
     Parameters: ``p`` diagonal entries, then the real and the imaginary parts of the ``p(p-1)/2``
-    upper-triangle entries (row-major). Layout (:func:`~qeframe.quantum.filter_witness.local_unitaries`):
+    upper-triangle entries (row-major). Layout (:func:`~qeframe.quantum.alignment_search.local_unitaries`):
     ``x[i, j, 0] = Re X_ij``, ``x[i, j, 1] = Im X_ij`` flattened row-major.
     """
     m = np.zeros((p * p, p, p, 2))

@@ -10,7 +10,7 @@ label enters the loss: the cuts are only *selected* by their ground truth.
 
 **Loss** (multiple-choice learning; Guzman-Rivera, Batra, Kohli, NIPS 2012): for the values
 ``v_{s,k} = tr(W_k^F U_{s,k} sigma U_{s,k}^†)`` of the ``S`` candidates and ``K`` witnesses
-(:func:`~qeframe.quantum.filter_witness.alignment_values`, differentiable),
+(:func:`~qeframe.quantum.alignment_search.alignment_values`, differentiable),
 
     L = mean_batch [ min_{s,k} v_{s,k} + beta · mean_s min_k v_{s,k} ],
 
@@ -100,7 +100,7 @@ def candidate_values(
     unroll_lr: float = 0.1,
 ) -> torch.Tensor:
     """``(B, S, K)`` objective values of the proposed starts (after ``unroll`` differentiable steps)."""
-    from qeframe.quantum.filter_witness import alignment_values
+    from qeframe.quantum.alignment_search import alignment_values
 
     h = model(sigma)
     s = sigma.to(torch.complex64)[:, None, None]

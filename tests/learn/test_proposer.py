@@ -26,7 +26,8 @@ from qeframe.learn.proposer import (
     load_proposer,
     save_proposer,
 )
-from qeframe.quantum.filter_witness import aligned_library, aligned_witness_proofs, local_unitaries
+from qeframe.quantum.alignment_search import local_unitaries
+from qeframe.quantum.filter_witness import aligned_library, aligned_witness_proofs
 from qeframe.quantum.ops import batch_kron, partial_transpose, permute_qubits
 from qeframe.quantum.ppt import npt_mask
 from qeframe.quantum.random import apply_local_filters, haar_state, haar_unitary, random_local_filters

@@ -95,7 +95,7 @@ def test_verification_refutes_nothing_it_should_not_and_uses_the_given_factors()
     res = aligned_witness_proofs(rho, restarts=8, steps=200)
     assert res.proved[0, cut]
     # rebuild the filters by the search on the qubit-first state and check them directly
-    from qeframe.quantum.filter_witness import search_alignment
+    from qeframe.quantum.alignment_search import search_alignment
     from qeframe.quantum.realignment import filter_normal_form
     from qeframe.quantum.witness import qubit_first
 
@@ -185,7 +185,7 @@ def test_given_starts_are_used_as_they_are():
     """``search_alignment(starts=...)``: the generators of a found alignment (matrix logarithm of the
     unitaries), given as the only non-identity start with zero steps, give back the same unitaries,
     value and proof — the input a proposer would provide is taken as is."""
-    from qeframe.quantum.filter_witness import search_alignment
+    from qeframe.quantum.alignment_search import search_alignment
     from qeframe.quantum.realignment import filter_normal_form
     from qeframe.quantum.witness import qubit_first
 
@@ -230,7 +230,7 @@ def test_search_is_torch_adam_written_out():
     :func:`alignment_values` exactly (float64): the written-out update is that optimiser's."""
     import torch
 
-    from qeframe.quantum.filter_witness import alignment_values, search_alignment
+    from qeframe.quantum.alignment_search import alignment_values, search_alignment
 
     _, fnf = _fnf_of(_filtered_horodecki(3, 3, False))
     lib = aligned_library(3)
@@ -260,7 +260,7 @@ def test_search_is_torch_adam_written_out():
 def test_checks_that_prove_nothing_change_nothing_and_a_proof_stops_the_search():
     """Candidates do not interact: checks that prove nothing leave every output as without checks;
     a state declared proved at a check keeps the candidate it had there (and leaves the batch)."""
-    from qeframe.quantum.filter_witness import search_alignment
+    from qeframe.quantum.alignment_search import search_alignment
 
     _, fnf = _fnf_of(_filtered_horodecki(4, 4, False))
     lib = aligned_library(3)
@@ -283,7 +283,7 @@ def test_checks_that_prove_nothing_change_nothing_and_a_proof_stops_the_search()
 def test_pruning_keeps_the_best_candidates():
     """``keep``: after the first check only ``keep`` candidates per state remain; the answer is
     still one of the library witnesses and the objective can only be that of a kept candidate."""
-    from qeframe.quantum.filter_witness import search_alignment
+    from qeframe.quantum.alignment_search import search_alignment
 
     _, fnf = _fnf_of(_filtered_horodecki(6, 3, True))
     lib = aligned_library(3)
