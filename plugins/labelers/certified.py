@@ -84,7 +84,7 @@ from qeframe.plugin.labels import ENTANGLED, PROVENANCE, SEPARABLE, UNKNOWN, pro
 from qeframe.quantum.cuts import bipartitions, cut_names, n_cuts
 from qeframe.quantum.ops import batch_kron, num_qubits, partial_trace, partial_transpose
 from qeframe.quantum.ppt import PPT_TOL, npt_mask, pt_min_eigenvalues_where
-from qeframe.quantum.rank_separable import numerical_ranks
+from qeframe.quantum.rank_separable import PURE, RANK, SUPPORT, numerical_ranks, rank_verdicts
 from qeframe.quantum.realignment import fnf_certificate
 from qeframe.quantum.witness import (
     absolute_separability_margin,
@@ -213,9 +213,6 @@ class Certificate:
         return {"cuts": list(self.cuts), "samples": samples, "summary": self.summary()}
 
 
-_ranks = numerical_ranks  # the rank rule of qeframe.quantum.rank_separable
-
-
 def _pt_min(rho: np.ndarray, side: tuple[int, ...]) -> np.ndarray:
     """Smallest eigenvalue of the partial transpose on ``side``: ``(M, d, d)`` -> ``(M,)``."""
     if rho.shape[0] == 0:
@@ -316,7 +313,7 @@ class CertifiedLabeler(Labeler):
             return
         sub = rho[rows]
         eig = np.linalg.eigvalsh(sub)
-        rank_rho, amb_rho = _ranks(eig, p.rank_tol, p.rank_gap)
+        rank_rho, amb_rho = numerical_ranks(eig, p.rank_tol, p.rank_gap)
         pur = (eig * eig).sum(axis=-1)  # tr(rho^2)
         d = rho.shape[-1]
         ball_bound = 1.0 / (d - 1) - _BALL_SLACK
@@ -326,14 +323,12 @@ class CertifiedLabeler(Labeler):
                 continue
             s = sub[sel]
             rho_a, rho_b = partial_trace(s, cut.side_a), partial_trace(s, cut.side_b)
-            r_a, amb_a = _ranks(np.linalg.eigvalsh(rho_a), p.rank_tol, p.rank_gap)
-            r_b, amb_b = _ranks(np.linalg.eigvalsh(rho_b), p.rank_tol, p.rank_gap)
+            r_a, amb_a = numerical_ranks(np.linalg.eigvalsh(rho_a), p.rank_tol, p.rank_gap)
+            r_b, amb_b = numerical_ranks(np.linalg.eigvalsh(rho_b), p.rank_tol, p.rank_gap)
             r = rank_rho[sel]
-            clear = ~(amb_rho[sel] | amb_a | amb_b)
-            lo, hi = np.minimum(r_a, r_b), np.maximum(r_a, r_b)
-            pure = clear & (r == 1)
-            by_rank = clear & ~pure & (r <= hi)
-            small = clear & ~pure & ~by_rank & ((lo <= 1) | ((lo == 2) & (hi <= 3)))
+            verdict = rank_verdicts(r, r_a, r_b, amb_rho[sel] | amb_a | amb_b)
+            pure, by_rank, small = verdict == PURE, verdict == RANK, verdict == SUPPORT
+            lo, hi = np.minimum(r_a, r_b), np.maximum(r_a, r_b)  # the support's shape, for the note
             target = rows[sel]
             for mask, name in ((pure, "pure-ppt"), (by_rank, "rank")):
                 labels[target[mask], cut.index] = SEPARABLE

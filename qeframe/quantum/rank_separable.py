@@ -20,8 +20,9 @@ separable across the cut (no witness can then detect it):
 Ranks are numerical: an eigenvalue counts as zero when ``<= tol`` and as non-zero when ``>= gap``; a
 cut where ``rho``, ``rho_A`` or ``rho_B`` has an eigenvalue in between is *ambiguous* and gets no
 verdict. These are the rules and defaults of the ``certified`` labeler's ``pure-ppt``, ``rank`` and
-support ``analytic`` stages (``qeframe_plugins.labelers.certified``, which uses
-:func:`numerical_ranks`), so a cut with a verdict here is one that labeler proves separable.
+support ``analytic`` stages (``qeframe_plugins.labelers.certified``, which calls
+:func:`numerical_ranks` and :func:`rank_verdicts`), so a cut with a verdict here is one that labeler
+proves separable.
 
 Conventions: ``rho`` ``(N, 2**n, 2**n)`` complex, big-endian qubits; the caller passes PPT cuts
 only (the rules assume PPT; this module does not test it).
@@ -75,11 +76,21 @@ def rank_separable(
     r, amb = numerical_ranks(eig, tol, gap)
     r_a, amb_a = numerical_ranks(np.linalg.eigvalsh(partial_trace(rho, list(side_a))), tol, gap)
     r_b, amb_b = numerical_ranks(np.linalg.eigvalsh(partial_trace(rho, side_b)), tol, gap)
-    clear = ~(amb | amb_a | amb_b)
-    lo, hi = np.minimum(r_a, r_b), np.maximum(r_a, r_b)
-    pure = clear & (r == 1)
-    by_rank = clear & ~pure & (r <= hi)
+    return rank_verdicts(r, r_a, r_b, amb | amb_a | amb_b), r
+
+
+def rank_verdicts(
+    rank: np.ndarray, rank_a: np.ndarray, rank_b: np.ndarray, ambiguous: np.ndarray
+) -> np.ndarray:
+    """The rules of the module docstring on numerical ranks ``(M,)`` of ``rho``, ``rho_A``, ``rho_B``
+    (:func:`numerical_ranks`; ``ambiguous`` ``(M,)`` bool: any of the three spectra ambiguous).
+    Returns ``(M,)`` int8 verdicts: :data:`PURE`, :data:`RANK`, :data:`SUPPORT` (the first rule that
+    applies, in that order) or :data:`NONE` (always where ambiguous)."""
+    clear = ~np.asarray(ambiguous, bool)
+    lo, hi = np.minimum(rank_a, rank_b), np.maximum(rank_a, rank_b)
+    pure = clear & (rank == 1)
+    by_rank = clear & ~pure & (rank <= hi)
     small = clear & ~pure & ~by_rank & ((lo <= 1) | ((lo == 2) & (hi <= 3)))
-    verdict = np.zeros(len(rho), np.int8)
+    verdict = np.zeros(len(clear), np.int8)
     verdict[pure], verdict[by_rank], verdict[small] = PURE, RANK, SUPPORT
-    return verdict, r
+    return verdict
