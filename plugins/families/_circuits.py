@@ -29,7 +29,7 @@ final U layers, as in the paper.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 
 import numpy as np
@@ -92,8 +92,8 @@ def random_gate_params(rng: np.random.Generator, shape: tuple[int, ...], k: int)
     the batch-last engine. ``x`` is uniform on the float32 grid of :meth:`numpy.random.Generator.random`
     times ``π`` (the half angle) or ``2π``, turned into ``e^{ix}`` by
     :func:`qeframe.quantum.random.unit_complex` (float32 trigonometry, renormalised in float64), so
-    ``|e^{ix}| = 1`` to rounding and ``arg`` differs from ``x`` by less than ``4e-7``. ``e^{iθ/2}`` is kept in the closed
-    upper half plane (``θ/2 ∈ [0, π]``, as the angle convention requires).
+    ``|e^{ix}| = 1`` to rounding and ``arg`` differs from ``x`` by less than ``4e-7``. ``e^{iθ/2}``
+    is kept in the closed upper half plane (``θ/2 ∈ [0, π]``, as the angle convention requires).
     """
     x = rng.random((k,) + shape, dtype=np.float32)
     x[0] *= np.float32(np.pi)
@@ -243,6 +243,11 @@ class CircuitPlan:
     def __len__(self) -> int:
         return int(self.prep.shape[0])
 
+    def rows(self, index: slice) -> CircuitPlan:
+        """The plan of samples ``index`` (every per-sample array sliced along its first axis)."""
+        arrays = {f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "n_qubits"}
+        return CircuitPlan(n_qubits=self.n_qubits, **arrays)
+
     @property
     def init_u(self) -> np.ndarray:
         """Angles ``(θ, φ, λ)`` of the initial U gates: ``(N, n, 3)``."""
@@ -376,19 +381,7 @@ def plan_statevectors(plan: CircuitPlan) -> np.ndarray:
     out = np.empty((count, 2**plan.n_qubits), dtype=np.complex128)
     for start in range(0, count, PLAN_CHUNK):
         sl = slice(start, start + PLAN_CHUNK)
-        out[sl] = _plan_statevectors(
-            CircuitPlan(
-                n_qubits=plan.n_qubits,
-                prep=plan.prep[sl],
-                support=plan.support[sl],
-                init_params=plan.init_params[sl],
-                init_mask=plan.init_mask[sl],
-                cu_pairs=plan.cu_pairs[sl],
-                cu_params=plan.cu_params[sl],
-                cu_active=plan.cu_active[sl],
-                final_params=plan.final_params[sl],
-            )
-        )
+        out[sl] = _plan_statevectors(plan.rows(sl))
     return out
 
 

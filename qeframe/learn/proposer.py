@@ -270,9 +270,9 @@ def load_proposer(source: str | Path) -> tuple[AlignmentProposer, dict[str, Any]
 
 
 @lru_cache(maxsize=8)
-def _cached(folder: str, mtime_ns: int) -> tuple[AlignmentProposer, str]:
+def _cached(folder: str, mtime_ns: int) -> tuple[AlignmentProposer, dict[str, Any]]:
     model, data = load_proposer(folder)
-    return model, json.dumps(data.get("search") or {})
+    return model, data.get("search") or {}
 
 
 def proposer_for_stage(source: str | Path) -> tuple[AlignmentProposer, dict[str, Any]]:
@@ -280,7 +280,7 @@ def proposer_for_stage(source: str | Path) -> tuple[AlignmentProposer, dict[str,
     returns the model and its recorded ``search`` settings (``restarts``, ``steps``; may be empty)."""
     folder = resolve_proposer(source).resolve()
     model, search = _cached(str(folder), (folder / SPEC_FILE).stat().st_mtime_ns)
-    return model, {k: int(v) for k, v in json.loads(search).items() if k in ("restarts", "steps")}
+    return model, {k: int(v) for k, v in search.items() if k in ("restarts", "steps")}
 
 
 def check_proposer(source: str, key: str = "prediction.proposer", n_qubits: int | None = None) -> None:
