@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ppt_states import assert_labelers_match_numpy, mixtures, near_boundary
 
 from qeframe.errors import QeframeError
 from qeframe.quantum import npt_compiled, ppt
 from qeframe.quantum.ops import apply_local_unitaries, partial_transpose
 from qeframe.quantum.ppt import PPT_TOL, npt_backend, npt_mask, npt_rounding_bound, pt_min_eigenvalues
-from qeframe.quantum.random import haar_state, haar_unitary
+from qeframe.quantum.random import haar_unitary
 
 #: Cuts closer than this to the threshold may differ between backends (eigvalsh's error included).
 BAND = 1e-13
@@ -45,23 +46,6 @@ def compiled3():
     if fn is None:
         pytest.skip(f"compiled NPT kernel unavailable: {npt_compiled.failure(3)}")
     return fn
-
-
-def mixtures(n: int, count: int, rng: np.random.Generator, rank: int = 4) -> np.ndarray:
-    d = 2**n
-    psi = haar_state(d, count * rank, rng).reshape(count, rank, d)
-    w = rng.dirichlet(np.ones(rank), size=count)
-    return np.einsum("nk,nki,nkj->nij", w, psi, psi.conj())
-
-
-def near_boundary(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
-    """Mixtures with white noise at 0.9-1.1x the level where the most negative cut turns PPT."""
-    rho = mixtures(n, count, rng)
-    d = 2**n
-    lam = pt_min_eigenvalues(rho).min(axis=1)
-    p_crit = -lam * d / (1 - lam * d)
-    p = np.clip(rng.uniform(0.9, 1.1, count) * p_crit, 0, 1)
-    return (1 - p)[:, None, None] * rho + p[:, None, None] * np.eye(d) / d
 
 
 def assert_backends_agree(rho: np.ndarray, tol: float = PPT_TOL, workers: int = 1) -> np.ndarray:
@@ -247,42 +231,11 @@ def test_labelers_npt_stage_on_the_compiled_backend(compiled3, monkeypatch):
     """The labelers call npt_mask without a backend: QEFRAME_NPT_BACKEND=compiled gives them the
     compiled kernel, with the same labels, provenance and kept rows as the numpy path (these
     states are far from the threshold on every cut)."""
-    from qeframe_plugins.labelers.certified import CertifiedLabeler
-    from qeframe_plugins.labelers.negativity import NegativityLabeler
-    from qeframe_plugins.labelers.verified import VerifiedLabeler
-
-    from qeframe.plugin.interfaces import StateBatch
-    from qeframe.plugin.labels import provenance_code
-
     rng = np.random.default_rng(8)
     rho = np.concatenate(
         [mixtures(3, 300, rng, rank=2), mixtures(3, 300, rng, rank=8) * 0.2 + np.eye(8) * 0.1]
     )
     assert (np.abs(pt_min_eigenvalues(rho) + PPT_TOL) > 1e-6).all()
-    truth = np.full((len(rho), 3), -1, dtype=np.int8)
-    prov = np.full(truth.shape, provenance_code("unknown"), dtype=np.uint8)
-    batch = StateBatch(rho, truth, prov, meta={})
-    labelers = [
-        VerifiedLabeler(VerifiedLabeler.Params(drop_unknown=False)),
-        NegativityLabeler(),
-        CertifiedLabeler(CertifiedLabeler.Params(sdp=False, progress=False, realignment=False)),
-    ]
-    calls = []
-    real_not_pd = npt_compiled.not_positive_definite
-
-    def counting(*args):
-        calls.append(1)
-        return real_not_pd(*args)
-
-    for labeler in labelers:
-        monkeypatch.setenv(ppt.NPT_BACKEND_ENV, "numpy")
-        ref = labeler.label(batch)
-        monkeypatch.setenv(ppt.NPT_BACKEND_ENV, "compiled")
-        monkeypatch.setattr(npt_compiled, "not_positive_definite", counting)
-        got = labeler.label(batch)
-        monkeypatch.setattr(npt_compiled, "not_positive_definite", real_not_pd)
-        np.testing.assert_array_equal(got.keep, ref.keep)
-        np.testing.assert_array_equal(got.labels, ref.labels)
-        np.testing.assert_array_equal(got.provenance, ref.provenance)
-        np.testing.assert_array_equal(np.isnan(got.evidence), np.isnan(ref.evidence))
-    assert len(calls) >= len(labelers)  # every labeler went through the compiled kernel
+    assert_labelers_match_numpy(
+        monkeypatch, rho, "compiled", npt_compiled, "not_positive_definite", exact_evidence=False
+    )

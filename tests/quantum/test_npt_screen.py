@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ppt_states import assert_labelers_match_numpy, mixtures, near_boundary
 
 from qeframe.quantum import npt_screen, ppt
 from qeframe.quantum.cuts import n_cuts, packed_pt_plan
@@ -23,22 +24,6 @@ from qeframe.quantum.random import haar_state
 #: Cuts closer than this (times the trace) to the threshold may differ from eigvalsh: the float64
 #: test's rounding band plus eigvalsh's own error.
 BAND = 1e-13
-
-
-def mixtures(n: int, count: int, rng: np.random.Generator, rank: int = 4) -> np.ndarray:
-    d = 2**n
-    psi = haar_state(d, count * rank, rng).reshape(count, rank, d)
-    w = rng.dirichlet(np.ones(rank), size=count)
-    return np.einsum("nk,nki,nkj->nij", w, psi, psi.conj())
-
-
-def near_boundary(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
-    rho = mixtures(n, count, rng)
-    d = 2**n
-    lam = pt_min_eigenvalues(rho).min(axis=1)
-    p_crit = -lam * d / (1 - lam * d)
-    p = np.clip(rng.uniform(0.9, 1.1, count) * p_crit, 0, 1)
-    return (1 - p)[:, None, None] * rho + p[:, None, None] * np.eye(d) / d
 
 
 def shifted_to(rho: np.ndarray, cut: int, target: np.ndarray) -> np.ndarray:
@@ -249,42 +234,9 @@ def test_labelers_npt_stage_on_the_default_backend(monkeypatch):
     """The labelers call npt_mask without a backend, so they get the mixed backend by default:
     the same labels, provenance, kept rows and evidence as with QEFRAME_NPT_BACKEND=numpy,
     near-threshold states included (the screen's undecided cuts get the float64 answer)."""
-    from qeframe_plugins.labelers.certified import CertifiedLabeler
-    from qeframe_plugins.labelers.negativity import NegativityLabeler
-    from qeframe_plugins.labelers.verified import VerifiedLabeler
-
-    from qeframe.plugin.interfaces import StateBatch
-    from qeframe.plugin.labels import provenance_code
-
     rng = np.random.default_rng(8)
     rho = np.concatenate([mixtures(3, 200, rng, rank=2), near_boundary(3, 200, rng)])
-    truth = np.full((len(rho), 3), -1, dtype=np.int8)
-    prov = np.full(truth.shape, provenance_code("unknown"), dtype=np.uint8)
-    batch = StateBatch(rho, truth, prov, meta={})
-    labelers = [
-        VerifiedLabeler(VerifiedLabeler.Params(drop_unknown=False)),
-        NegativityLabeler(),
-        CertifiedLabeler(CertifiedLabeler.Params(sdp=False, progress=False, realignment=False)),
-    ]
-    calls = []
-    real = npt_screen.screen
-
-    def counting(*args):
-        calls.append(1)
-        return real(*args)
-
-    for labeler in labelers:
-        monkeypatch.setenv(ppt.NPT_BACKEND_ENV, "numpy")
-        ref = labeler.label(batch)
-        monkeypatch.delenv(ppt.NPT_BACKEND_ENV)
-        monkeypatch.setattr(npt_screen, "screen", counting)
-        got = labeler.label(batch)
-        monkeypatch.setattr(npt_screen, "screen", real)
-        np.testing.assert_array_equal(got.keep, ref.keep)
-        np.testing.assert_array_equal(got.labels, ref.labels)
-        np.testing.assert_array_equal(got.provenance, ref.provenance)
-        np.testing.assert_array_equal(got.evidence, ref.evidence)
-    assert len(calls) >= len(labelers)  # every labeler went through the screen
+    assert_labelers_match_numpy(monkeypatch, rho, None, npt_screen, "screen", exact_evidence=True)
 
 
 def test_float64_recheck_of_chosen_pairs_on_strided_input():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ppt_states import mixtures, near_boundary
 from qiskit.quantum_info import negativity as qk_negativity
 
 from qeframe.quantum import ppt
@@ -24,25 +25,7 @@ from qeframe.quantum.ppt import (
     pt_min_eigenvalues,
 )
 from qeframe.quantum.qiskit_interop import to_qiskit
-from qeframe.quantum.random import haar_state, haar_unitary
-
-
-def mixtures(n: int, count: int, rng: np.random.Generator, rank: int = 4) -> np.ndarray:
-    d = 2**n
-    psi = haar_state(d, count * rank, rng).reshape(count, rank, d)
-    w = rng.dirichlet(np.ones(rank), size=count)
-    return np.einsum("nk,nki,nkj->nij", w, psi, psi.conj())
-
-
-def near_boundary(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
-    """Mixtures of Haar states with white noise scaled to put the most negative cut close to its
-    PPT threshold (noise fractions 0.9x..1.1x the critical one): about half NPT, half PPT."""
-    rho = mixtures(n, count, rng)
-    d = 2**n
-    lam = pt_min_eigenvalues(rho).min(axis=1)  # < 0 for these states
-    p_crit = -lam * d / (1 - lam * d)  # (1-p) lam + p/d = 0
-    p = np.clip(rng.uniform(0.9, 1.1, count) * p_crit, 0, 1)
-    return (1 - p)[:, None, None] * rho + p[:, None, None] * np.eye(d) / d
+from qeframe.quantum.random import haar_unitary
 
 
 def away_from_threshold(lam: np.ndarray, tol: float, margin: float = 1e-12) -> np.ndarray:

@@ -1,0 +1,80 @@
+"""Test states and checks shared by the PPT-test suites (tests/quantum/test_ppt.py,
+test_npt_compiled.py, test_npt_screen.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from qeframe.quantum import ppt
+from qeframe.quantum.ppt import pt_min_eigenvalues
+from qeframe.quantum.random import haar_state
+
+
+def mixtures(n: int, count: int, rng: np.random.Generator, rank: int = 4) -> np.ndarray:
+    """``count`` mixtures of ``rank`` Haar states of ``n`` qubits, Dirichlet weights: ``(count, d, d)``."""
+    d = 2**n
+    psi = haar_state(d, count * rank, rng).reshape(count, rank, d)
+    w = rng.dirichlet(np.ones(rank), size=count)
+    return np.einsum("nk,nki,nkj->nij", w, psi, psi.conj())
+
+
+def near_boundary(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Mixtures of Haar states with white noise scaled to put the most negative cut close to its
+    PPT threshold (noise fractions 0.9x..1.1x the critical one): about half NPT, half PPT."""
+    rho = mixtures(n, count, rng)
+    d = 2**n
+    lam = pt_min_eigenvalues(rho).min(axis=1)  # < 0 for these states
+    p_crit = -lam * d / (1 - lam * d)  # (1-p) lam + p/d = 0
+    p = np.clip(rng.uniform(0.9, 1.1, count) * p_crit, 0, 1)
+    return (1 - p)[:, None, None] * rho + p[:, None, None] * np.eye(d) / d
+
+
+def assert_labelers_match_numpy(
+    monkeypatch: Any, rho: np.ndarray, backend: str | None, module: Any, attr: str, *, exact_evidence: bool
+) -> None:
+    """The verified, negativity and certified labelers on ``rho`` (3 qubits, no ground truth) with
+    ``QEFRAME_NPT_BACKEND=backend`` (``None``: unset, the default) give the kept rows, labels and
+    provenance of ``QEFRAME_NPT_BACKEND=numpy``, and the same evidence (``exact_evidence``) or the
+    same NaN pattern; every labeler must call ``module.attr`` (the backend's kernel) at least once."""
+    from qeframe_plugins.labelers.certified import CertifiedLabeler
+    from qeframe_plugins.labelers.negativity import NegativityLabeler
+    from qeframe_plugins.labelers.verified import VerifiedLabeler
+
+    from qeframe.plugin.interfaces import StateBatch
+    from qeframe.plugin.labels import provenance_code
+
+    truth = np.full((len(rho), 3), -1, dtype=np.int8)
+    prov = np.full(truth.shape, provenance_code("unknown"), dtype=np.uint8)
+    batch = StateBatch(rho, truth, prov, meta={})
+    labelers = [
+        VerifiedLabeler(VerifiedLabeler.Params(drop_unknown=False)),
+        NegativityLabeler(),
+        CertifiedLabeler(CertifiedLabeler.Params(sdp=False, progress=False, realignment=False)),
+    ]
+    calls = []
+    real = getattr(module, attr)
+
+    def counting(*args):
+        calls.append(1)
+        return real(*args)
+
+    for labeler in labelers:
+        monkeypatch.setenv(ppt.NPT_BACKEND_ENV, "numpy")
+        ref = labeler.label(batch)
+        if backend is None:
+            monkeypatch.delenv(ppt.NPT_BACKEND_ENV)
+        else:
+            monkeypatch.setenv(ppt.NPT_BACKEND_ENV, backend)
+        monkeypatch.setattr(module, attr, counting)
+        got = labeler.label(batch)
+        monkeypatch.setattr(module, attr, real)
+        np.testing.assert_array_equal(got.keep, ref.keep)
+        np.testing.assert_array_equal(got.labels, ref.labels)
+        np.testing.assert_array_equal(got.provenance, ref.provenance)
+        if exact_evidence:
+            np.testing.assert_array_equal(got.evidence, ref.evidence)
+        else:
+            np.testing.assert_array_equal(np.isnan(got.evidence), np.isnan(ref.evidence))
+    assert len(calls) >= len(labelers)  # every labeler went through the backend's kernel
