@@ -185,6 +185,16 @@ def pt_source_index(n_qubits: int) -> np.ndarray:
 
 
 @cache
+def packed_offsets(d: int) -> np.ndarray:
+    """``(d + 1,)`` int: column ``j`` of a lower triangle packed column by column (rows ``j..d-1``,
+    diagonal first) occupies positions ``offsets[j]:offsets[j+1]``; ``offsets[:-1]`` are the
+    diagonal entries. Read-only (cached)."""
+    offsets = np.concatenate([[0], np.cumsum(np.arange(d, 0, -1))])
+    offsets.setflags(write=False)
+    return offsets
+
+
+@cache
 def packed_pt_plan(n_qubits: int) -> tuple[np.ndarray, np.ndarray]:
     """Packed lower triangles of every cut's partial transpose.
 
@@ -198,7 +208,5 @@ def packed_pt_plan(n_qubits: int) -> tuple[np.ndarray, np.ndarray]:
     cols = np.repeat(np.arange(d), np.arange(d, 0, -1))
     rows = np.concatenate([np.arange(j, d) for j in range(d)])
     src = np.ascontiguousarray(full[:, rows, cols].T)
-    offsets = np.concatenate([[0], np.cumsum(np.arange(d, 0, -1))])
     src.setflags(write=False)
-    offsets.setflags(write=False)
-    return src, offsets
+    return src, packed_offsets(d)

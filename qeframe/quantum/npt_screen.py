@@ -67,6 +67,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from qeframe.quantum.cuts import packed_offsets
+
 #: Unit roundoff of float32.
 U32 = float(np.finfo(np.float32).eps) / 2
 #: Largest matrix size the screen is used for (``s_max`` above needs ``2 err <= 1e-2 (m + nu)``).
@@ -142,7 +144,7 @@ def eliminate(a: np.ndarray, d: int, shift: np.ndarray) -> tuple[np.ndarray, np.
     which no later step overwrites.
     """
     m = a.shape[1]
-    offsets = np.concatenate([[0], np.cumsum(np.arange(d, 0, -1))])
+    offsets = packed_offsets(d)
     a.real[offsets[:-1]] += shift
     inv = np.empty((m, 2), dtype=np.float32)  # (1/p, -1/p) per matrix
     conj = np.empty((d, m), dtype=np.complex64)  # conj(column k below the diagonal) / p
@@ -177,7 +179,7 @@ def inverse_norm_bound(a: np.ndarray, d: int) -> np.ndarray:
     factorisation failed give garbage (or inf, or NaN) that the caller never uses.
     """
     m = a.shape[1]
-    offsets = np.concatenate([[0], np.cumsum(np.arange(d, 0, -1))])
+    offsets = packed_offsets(d)
     mag = np.abs(a)  # float32 (P, M); column j below the diagonal becomes |l_.j| below
     with np.errstate(all="ignore"):
         for j in range(d - 1):
@@ -219,7 +221,7 @@ def screen(flat: np.ndarray, src: np.ndarray, tol: float, eta: np.ndarray) -> tu
     done = np.flatnonzero(~nonpositive & ~undecided)  # completed: PPT if the pivots are safely large
     if done.size:
         sub = np.compress(~nonpositive & ~undecided, a, axis=1) if done.size < m else a
-        offsets = np.concatenate([[0], np.cumsum(np.arange(d, 0, -1))])
+        offsets = packed_offsets(d)
         smallest = sub.real[offsets[:-1]].min(axis=0).astype(np.float64)
         with np.errstate(all="ignore"):
             proved = smallest > 1.5 * eta[done] * inverse_norm_bound(sub, d)

@@ -42,7 +42,7 @@ import numpy as np
 
 from qeframe.errors import QeframeError
 from qeframe.quantum import npt_screen
-from qeframe.quantum.cuts import bipartitions, packed_pt_plan, pt_source_index
+from qeframe.quantum.cuts import bipartitions, packed_offsets, packed_pt_plan, pt_source_index
 from qeframe.quantum.ops import num_qubits
 
 #: Default threshold: a cut is NPT when lambda_min(rho^{T_A}) < -PPT_TOL (matrices of trace 1).
@@ -183,7 +183,7 @@ def _packed_not_positive_definite(a: np.ndarray, d: int, shift: float) -> np.nda
     ``d * 1e-16 * ||A||`` of the threshold.
     """
     m = a.shape[1]
-    offsets = np.concatenate([[0], np.cumsum(np.arange(d, 0, -1))])
+    offsets = packed_offsets(d)
     a.real[offsets[:-1]] += shift
     bad = np.zeros(m, dtype=bool)
     inv = np.empty(m)
