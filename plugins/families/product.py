@@ -75,6 +75,7 @@ from ._common import (
     reduced_from_vectors,
     truth_from_codes,
 )
+from ._small_circuits import one_qubit_separable_states, two_qubit_entangled_states
 
 
 class ProductParams(FamilyParams):
@@ -155,6 +156,10 @@ class ProductFamily(StateFamily):
         p = self.params
         if p.source == "haar":
             return haar_state(2**k, count, rng)
+        if k == 1:
+            return one_qubit_separable_states(rng, count, p.u_layers)
+        if k == 2:
+            return two_qubit_entangled_states(rng, count, p.u_layers)
         kind = "separable" if k == 1 else "entangled"
         return circuit_states(kind, count, rng, k, u_layers=p.u_layers).psi
 
