@@ -7,6 +7,8 @@ import datetime as dt
 import json
 import os
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +57,26 @@ def write_report(path: Path, report: dict[str, Any]) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2) + "\n")
     os.replace(tmp, path)
+
+
+@contextmanager
+def engine_product_factors() -> Iterator[None]:
+    """Within the block, the ``product`` family draws its one- and two-qubit ``circuit`` factors with
+    the general circuit engine (``circuit_states``), as before ``_small_circuits``: the same random
+    stream and, by construction, the same rows (the reference of ``bench_build.py --reference
+    engine`` and ``bench_comb.py``). Forked build workers inherit the swap."""
+    from qeframe_plugins.families import _common, product
+
+    saved = (product.one_qubit_separable_states, product.two_qubit_entangled_states)
+
+    def one(rng, count, u_layers=2):
+        return _common.circuit_states("separable", count, rng, 1, u_layers=u_layers).psi
+
+    def two(rng, count, u_layers=2):
+        return _common.circuit_states("entangled", count, rng, 2, u_layers=u_layers).psi
+
+    product.one_qubit_separable_states, product.two_qubit_entangled_states = one, two
+    try:
+        yield
+    finally:
+        product.one_qubit_separable_states, product.two_qubit_entangled_states = saved

@@ -15,9 +15,13 @@ counts. ``format3``: the generators as store format 3 ran them, whole-batch pass
 cache-sized chunks of :func:`qeframe.quantum.random.unit_complex` and
 ``qeframe_plugins.families._circuits.plan_statevectors`` (the rows are bit-identical, which the
 report checks: ``same_content``); ``format1``: the float64 gate sampler of store format 1
-(``qeframe_plugins.families._circuits.reference_gate_params``) in place of the trig-free one.
+(``qeframe_plugins.families._circuits.reference_gate_params``) in place of the trig-free one;
+``engine``: the ``product`` family's one- and two-qubit ``circuit`` factors from the general circuit
+engine instead of ``qeframe_plugins.families._small_circuits`` (same stream, bit-identical rows:
+``same_content``).
 
     python benchmarks/bench_build.py --reference format3 paper-val paper-train-negativity
+    python benchmarks/bench_build.py --reference engine --out benchmarks/results/build_verified.json paper-train-verified
 """
 
 from __future__ import annotations
@@ -46,6 +50,12 @@ def _cpu() -> tuple[float, float]:
 @contextlib.contextmanager
 def reference_generator(kind: str):
     """Swap in the reference generator ``kind`` (see the module docstring) for the block."""
+    if kind == "engine":
+        from _common import engine_product_factors
+
+        with engine_product_factors():
+            yield
+        return
     from qeframe_plugins.families import _circuits
 
     from qeframe.quantum import random as qrandom
@@ -76,10 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--progress", action="store_true", help="show progress bars")
     parser.add_argument(
         "--reference",
-        choices=("format3", "format1"),
+        choices=("format3", "format1", "engine"),
         default=None,
         help="also build each dataset with a reference generator (format 3's unchunked passes, or "
-        "format 1's float64 gate sampler) and report the ratios",
+        "format 1's float64 gate sampler, or the general circuit engine for the product family's one- and "
+        "two-qubit factors) and report the ratios",
     )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).parent))
