@@ -126,7 +126,9 @@ def two_qubit_entangled_states(rng: np.random.Generator, count: int, u_layers: i
     return out
 
 
-def _two_qubit_chunk(x_init: np.ndarray, control: np.ndarray, x_cu: np.ndarray, x_final: np.ndarray) -> np.ndarray:
+def _two_qubit_chunk(
+    x_init: np.ndarray, control: np.ndarray, x_cu: np.ndarray, x_final: np.ndarray
+) -> np.ndarray:
     """The states of :func:`two_qubit_entangled_states` from their drawn uniforms: batch-last ``(4, N)``."""
     init = _gate_units(x_init, needed=2)  # (2, 2, N): θ, φ per qubit
     a0, a1 = _first_column(init[0, 0], init[1, 0])  # qubit 0
