@@ -285,6 +285,7 @@ def mix_vectors(psi: np.ndarray, weights: np.ndarray, counts: np.ndarray) -> np.
     if filled.size == 0:
         return out
     starts = (np.cumsum(counts) - counts)[filled]
+    rows = slice(None) if filled.size == n_samples else filled  # a view when every sample has vectors
     a = np.ascontiguousarray((np.sqrt(weights)[:, None] * psi).T)  # (D, sum(counts))
     ac = a.conj()
     prod = np.empty(a.shape[1], dtype=np.complex128)
@@ -292,9 +293,9 @@ def mix_vectors(psi: np.ndarray, weights: np.ndarray, counts: np.ndarray) -> np.
         for j in range(i + 1):
             np.multiply(a[i], ac[j], out=prod)
             entry = np.add.reduceat(prod, starts)
-            out[filled, i, j] = entry
+            out[rows, i, j] = entry
             if i != j:
-                out[filled, j, i] = entry.conj()
+                out[rows, j, i] = entry.conj()
     diag = np.arange(d)
     out[:, diag, diag] = out[:, diag, diag].real  # exact real diagonal
     return out

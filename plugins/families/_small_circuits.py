@@ -23,7 +23,11 @@ leave out only
 
 Every nonzero amplitude is therefore bit-identical to the engine's; an amplitude that is exactly 0
 (an angle drawn exactly at 0 on the float32 grid) may differ in the sign of that zero, which
-disappears in every sum a density matrix forms with a nonzero term (``x + (±0) = x``). The tests
+disappears in every sum a density matrix forms with a nonzero term (``x + (±0) = x``). One
+exception: for a single two-qubit circuit (``count == 1``) the engine's ``(…, 1)`` arrays broadcast
+its gate entries with stride 0, numpy picks other inner loops and the engine's amplitudes round
+differently (by ~1e-17); this module gives the values the engine gives for every larger batch, and
+the ``product`` family calls the engine for one sample so that its rows stay bit-identical. The tests
 (``tests/plugins/test_small_circuits.py``) compare the vectors, the generator state and the
 ``product`` family's rows with the engine's; ``benchmarks/bench_generation.py --comb`` measures
 the speed against the engine in the same run.
@@ -85,16 +89,18 @@ def one_qubit_separable_states(rng: np.random.Generator, count: int, u_layers: i
     the same numbers without the second column.
     """
     x = rng.random((3, u_layers, 1, count), dtype=np.float32)
-    first = _gate_units(x[:, 0, 0], needed=2)  # θ, φ of U_1 (λ multiplies |1>, whose amplitude is 0)
-    c0, c1 = _first_column(first[0], first[1])
-    if u_layers > 1:
-        rest = _gate_units(x[:, 1:, 0])  # (3, L-1, count)
-        for layer in range(u_layers - 1):
-            u = u_parts(rest[0, layer], rest[1, layer], rest[2, layer])
-            c0, c1 = u[0] * c0 + u[1] * c1, u[2] * c0 + u[3] * c1
     out = np.empty((count, 2), dtype=np.complex128)
-    out[:, 0] = c0
-    out[:, 1] = c1
+    for lo in range(0, count, CHUNK):
+        sl = slice(lo, lo + CHUNK)
+        first = _gate_units(x[:, 0, 0, sl], needed=2)  # θ, φ of U_1 (λ multiplies |1>, whose amplitude is 0)
+        c0, c1 = _first_column(first[0], first[1])
+        if u_layers > 1:
+            rest = _gate_units(x[:, 1:, 0, sl])  # (3, L-1, chunk)
+            for layer in range(u_layers - 1):
+                u = u_parts(rest[0, layer], rest[1, layer], rest[2, layer])
+                c0, c1 = u[0] * c0 + u[1] * c1, u[2] * c0 + u[3] * c1
+        out[sl, 0] = c0
+        out[sl, 1] = c1
     return out
 
 

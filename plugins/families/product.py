@@ -156,10 +156,9 @@ class ProductFamily(StateFamily):
         p = self.params
         if p.source == "haar":
             return haar_state(2**k, count, rng)
-        if k == 1:
-            return one_qubit_separable_states(rng, count, p.u_layers)
-        if k == 2:
-            return two_qubit_entangled_states(rng, count, p.u_layers)
+        if k <= 2 and count > 1:  # closed forms, same stream and values (one sample: see _small_circuits)
+            fast = one_qubit_separable_states if k == 1 else two_qubit_entangled_states
+            return fast(rng, count, p.u_layers)
         kind = "separable" if k == 1 else "entangled"
         return circuit_states(kind, count, rng, k, u_layers=p.u_layers).psi
 
