@@ -32,6 +32,10 @@ the ``product`` family calls the engine for one sample so that its rows stay bit
 ``product`` family's rows with the engine's; ``benchmarks/bench_generation.py --comb`` measures
 the speed against the engine in the same run.
 
+While a test or benchmark swaps the engine's gate sampler (``_circuits.random_gate_params``, e.g.
+for the float64 reference of store format 1), :func:`reproduces_engine` is false and the
+``product`` family draws with the engine, so the swap reaches its rows as before.
+
 Layouts: results are batch-first ``(count, 2**k)`` complex128, big-endian (qubit 0 is the leftmost
 Kronecker factor), like :func:`~._circuits.plan_statevectors`.
 """
@@ -42,7 +46,18 @@ import numpy as np
 
 from qeframe.quantum.random import unit_complex
 
+from . import _circuits
 from ._circuits import Gate2, _apply_1q_bl, _matmul_parts, u_parts
+
+#: The gate sampler whose draws these closed forms reproduce (the trig-free one).
+GATE_SAMPLER = _circuits.random_gate_params
+
+
+def reproduces_engine() -> bool:
+    """Whether the engine draws with :data:`GATE_SAMPLER`: false while a test or benchmark has swapped
+    ``_circuits.random_gate_params`` (e.g. for the float64 reference), when callers must use the engine."""
+    return _circuits.random_gate_params is GATE_SAMPLER
+
 
 #: Samples per pass: the temporaries of a chunk stay in the core's cache (the result does not depend on it).
 CHUNK = 2048

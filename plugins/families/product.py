@@ -75,7 +75,7 @@ from ._common import (
     reduced_from_vectors,
     truth_from_codes,
 )
-from ._small_circuits import one_qubit_separable_states, two_qubit_entangled_states
+from ._small_circuits import one_qubit_separable_states, reproduces_engine, two_qubit_entangled_states
 
 
 class ProductParams(FamilyParams):
@@ -156,7 +156,7 @@ class ProductFamily(StateFamily):
         p = self.params
         if p.source == "haar":
             return haar_state(2**k, count, rng)
-        if k <= 2 and count > 1:  # closed forms, same stream and values (one sample: see _small_circuits)
+        if k <= 2 and count > 1 and reproduces_engine():  # same stream and values (see _small_circuits)
             fast = one_qubit_separable_states if k == 1 else two_qubit_entangled_states
             return fast(rng, count, p.u_layers)
         kind = "separable" if k == 1 else "entangled"
