@@ -56,9 +56,10 @@ Gate2 = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 def u_parts(half: np.ndarray, e_phi: np.ndarray, e_lam: np.ndarray) -> Gate2:
     """Entries ``(u00, u01, u10, u11)`` of ``U(θ, φ, λ)`` (Eq. A1) from ``half = e^{iθ/2}``,
-    ``e_phi = e^{iφ}`` and ``e_lam = e^{iλ}`` (complex, all shaped alike): no transcendental call."""
+    ``e_phi = e^{iφ}`` and ``e_lam = e^{iλ}`` (complex, all shaped alike; the entries have ``half``'s
+    dtype): no transcendental call."""
     # numpy multiplies a complex by a real array through the real array cast to complex: cast once
-    c, s = half.real.astype(np.complex128), half.imag.astype(np.complex128)
+    c, s = half.real.astype(half.dtype), half.imag.astype(half.dtype)
     return c, -e_lam * s, e_phi * s, (e_phi * e_lam) * c
 
 
