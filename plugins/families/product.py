@@ -55,7 +55,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from qeframe import hookimpl
-from qeframe.plugin.interfaces import FamilyParams, StateBatch, StateFamily
+from qeframe.plugin.interfaces import DropRule, FamilyParams, StateBatch, StateFamily
 from qeframe.quantum.cuts import check_cut_name, n_cuts, resolve_cut
 from qeframe.quantum.ops import PURE_TOL, batch_kron, pure_density, purity
 from qeframe.quantum.random import haar_state
@@ -75,6 +75,7 @@ from ._common import (
     reduced_from_vectors,
     truth_from_codes,
 )
+from ._screened import screened_products
 from ._small_circuits import one_qubit_separable_states, reproduces_engine, two_qubit_entangled_states
 
 
@@ -198,7 +199,37 @@ class ProductFamily(StateFamily):
                 rho[index] += term
         return rho
 
-    def sample(self, count: int, rng: np.random.Generator, n_qubits: int = 3) -> StateBatch:
+    def _screenable(self, n: int, a: int) -> bool:
+        """Whether :mod:`._screened` reproduces :meth:`_convex_products` for side sizes ``a, n - a``:
+        mixed factors of at least 2 pure draws (so no factor batch holds one circuit, where the engine
+        rounds differently) from ``circuit``, one- and two-qubit factors, while the engine draws
+        with the trig-free gate sampler."""
+        p = self.params
+        if p.kind != "biseparable" or p.source != "circuit" or self._local_bounds(n)[0] < 2:
+            return False
+        return n - a <= 2 and reproduces_engine()
+
+    def sample_screened(
+        self, count: int, rng: np.random.Generator, n_qubits: int, drop: DropRule
+    ) -> StateBatch:
+        """:meth:`sample` for a labeler that drops by ``drop``: biseparable circuit mixtures of mixed
+        factors are screened (:mod:`._screened`): draws that are PPT with a margin on a cut other than the
+        product cut come back as ``I/d`` (the labeler drops both), every other row is the row
+        :meth:`sample` gives, from the same random numbers."""
+        return self.sample(count, rng, n_qubits, drop=drop)
+
+    def _products(self, index: np.ndarray, a: int, n: int, rng: np.random.Generator, screen: bool):
+        if screen and self._screenable(n, a):
+            p = self.params
+            bounds = self._local_bounds(n)
+            return screened_products(
+                index.size, [a, n - a], n, rng, terms=p.terms, local_terms=bounds, u_layers=p.u_layers
+            )
+        return self._convex_products(index.size, [a, n - a], n, rng)
+
+    def sample(
+        self, count: int, rng: np.random.Generator, n_qubits: int = 3, drop: DropRule | None = None
+    ) -> StateBatch:
         p = self.params
         n = n_qubits
         d = 2**n
@@ -210,7 +241,7 @@ class ProductFamily(StateFamily):
         else:
             cuts = draw_cuts(rng, count, n, resolve_cut(p.cut, n))
             rho = place_bipartite(
-                cuts, n, lambda index, a: self._convex_products(index.size, [a, n - a], n, rng), (count, d, d)
+                cuts, n, lambda index, a: self._products(index, a, n, rng, drop is not None), (count, d, d)
             )
             truth = biseparable_truth(cuts, n)
             fully = np.int8(biseparable_fully_separable(n))

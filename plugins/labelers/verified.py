@@ -40,7 +40,7 @@ from pydantic import Field
 
 from qeframe import hookimpl
 from qeframe.errors import QeframeError
-from qeframe.plugin.interfaces import LabelBatch, Labeler, Params, StateBatch
+from qeframe.plugin.interfaces import DropRule, LabelBatch, Labeler, Params, StateBatch
 from qeframe.plugin.labels import ENTANGLED, PROVENANCE, SEPARABLE, UNKNOWN, provenance_code
 from qeframe.quantum.cuts import cut_names
 from qeframe.quantum.ops import PURE_TOL, purity
@@ -101,6 +101,11 @@ class VerifiedLabeler(Labeler):
             keep = np.ones(len(batch), dtype=bool)
         evidence = npt_evidence(rho, npt & keep[:, None])[keep]
         return LabelBatch(keep=keep, labels=labels[keep], provenance=provenance[keep], evidence=evidence)
+
+    def drop_rule(self) -> DropRule | None:
+        """With ``drop_unknown``: a sample not NPT on a cut of unknown ground truth, and not pure, is
+        dropped (step 4) — the :class:`~qeframe.plugin.interfaces.DropRule` with this ``tol``."""
+        return DropRule(tol=self.params.tol) if self.params.drop_unknown else None
 
     def _raise_conflict(self, batch: StateBatch, conflict: np.ndarray) -> None:
         sample, cut = (int(i) for i in np.argwhere(conflict)[0])

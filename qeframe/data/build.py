@@ -4,7 +4,9 @@ A dataset is the concatenation, in ``registry.toml`` order, of its family entrie
 exactly ``count_e`` labelled states. They are produced in **blocks**:
 
 * Block ``b`` of entry ``e`` draws ``block_rows(count_e, b, B)`` states with
-  ``family.generate(size, rng, n_qubits)`` (which applies ``local_randomize``) from the generator
+  ``family.generate(size, rng, n_qubits, drop)`` (which applies ``local_randomize``; ``drop`` is
+  the labeler's :class:`~qeframe.plugin.interfaces.DropRule`, with which a family may skip the work
+  on samples the labeler provably drops, without changing what it keeps) from the generator
   ``np.random.default_rng(SeedSequence(seed, spawn_key=(e, b)))`` — the same seed sequence as
   ``SeedSequence(seed).spawn(E)[e].spawn(b + 1)[b]`` — and then labels them with the labeler, which
   may drop samples (:attr:`~qeframe.plugin.interfaces.LabelBatch.keep`).
@@ -164,7 +166,7 @@ def compute_block(ctx: GenerationContext, entry: int, block: int, size: int) -> 
     where = f"family {family.name!r} ({ctx.keys[entry]})"
     d, c = 2**ctx.n_qubits, count_cuts(ctx.n_qubits)
     rng = np.random.default_rng(block_seed(ctx.seed, entry, block))
-    batch = family.generate(size, rng, ctx.n_qubits)
+    batch = family.generate(size, rng, ctx.n_qubits, drop=ctx.labeler.drop_rule())
     _check(
         batch.rho.shape == (size, d, d),
         f"{where} returned rho of shape {batch.rho.shape}, expected {(size, d, d)}",

@@ -161,11 +161,31 @@ class StateBatch:
         )
 
 
+@dataclass(frozen=True)
+class DropRule:
+    """Which samples a labeler drops, stated so that a family can skip work on them (a *screen*).
+
+    The labeler drops every sample that, on some cut whose ground truth is unknown (-1), is not NPT
+    at its tolerance (``λ_min(ρ^{T_A}) >= -tol``) and that is not pure (``tr ρ² <= 1 - PURE_TOL``);
+    the ``verified`` labeler with ``drop_unknown`` is such a labeler (:meth:`Labeler.drop_rule`).
+
+    Contract for a family given the rule (:meth:`StateFamily.generate` with ``drop``): it consumes
+    the same random numbers and returns every sample exactly (bit for bit) as without the rule,
+    except samples it *proves* the labeler drops, whose rows it may replace by any state with the same
+    ground truth that the labeler drops too (for example the maximally mixed state). The labeler's
+    output — which samples it keeps and their rows and labels — is then the same with and without
+    the rule. Families that cannot screen ignore it.
+    """
+
+    tol: float
+
+
 class StateFamily(Component):
     """A generator of density matrices, with per-cut ground truth where the construction knows it.
 
     Subclasses implement :meth:`sample`; callers use :meth:`generate`, which also applies
-    ``local_randomize`` (common to all families) so that every family gets it the same way.
+    ``local_randomize`` (common to all families) so that every family gets it the same way. A family
+    that can skip the work on samples a labeler drops overrides :meth:`sample_screened`.
     """
 
     kind: ClassVar[str] = "family"
@@ -200,13 +220,26 @@ class StateFamily(Component):
         ``complex128``. Must be batched: no Python loop over samples.
         """
 
-    def generate(self, count: int, rng: np.random.Generator, n_qubits: int = 3) -> StateBatch:
-        """:meth:`sample`, then local randomisation when ``params.local_randomize`` is set."""
+    def sample_screened(
+        self, count: int, rng: np.random.Generator, n_qubits: int, drop: DropRule
+    ) -> StateBatch:
+        """:meth:`sample` for a labeler that drops samples by ``drop`` (see :class:`DropRule` for the
+        contract). Default: :meth:`sample`, every sample computed."""
+        return self.sample(count, rng, n_qubits)
+
+    def generate(
+        self, count: int, rng: np.random.Generator, n_qubits: int = 3, drop: DropRule | None = None
+    ) -> StateBatch:
+        """:meth:`sample` (:meth:`sample_screened` when the labeler's ``drop`` rule is given), then
+        local randomisation when ``params.local_randomize`` is set."""
         if not self.supports(n_qubits):
             from qeframe.errors import QeframeError
 
             raise QeframeError(self.unsupported_message(n_qubits))
-        batch = self.sample(count, rng, n_qubits)
+        if drop is None:
+            batch = self.sample(count, rng, n_qubits)
+        else:
+            batch = self.sample_screened(count, rng, n_qubits, drop)
         if getattr(self.params, "local_randomize", False):
             from qeframe.quantum.random import locally_randomize
 
@@ -254,6 +287,11 @@ class Labeler(Component):
     @abc.abstractmethod
     def label(self, batch: StateBatch) -> LabelBatch:
         """Label ``batch`` (``rho`` ``(N, 2**n, 2**n)``); deterministic, no randomness."""
+
+    def drop_rule(self) -> DropRule | None:
+        """The :class:`DropRule` this labeler's drops follow, if any (default ``None``: no promise);
+        dataset builds pass it to :meth:`StateFamily.generate`."""
+        return None
 
 
 # --------------------------------------------------------------------------------------------------
