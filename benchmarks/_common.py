@@ -62,12 +62,14 @@ def write_report(path: Path, report: dict[str, Any]) -> None:
 @contextmanager
 def engine_product_factors() -> Iterator[None]:
     """Within the block, the ``product`` family draws its one- and two-qubit ``circuit`` factors with
-    the general circuit engine (``circuit_states``), as before ``_small_circuits``: the same random
-    stream and, by construction, the same rows (the reference of ``bench_build.py --reference
-    engine`` and ``bench_comb.py``). Forked build workers inherit the swap."""
+    the general circuit engine (``circuit_states``), as before ``_small_circuits``, and ignores a
+    labeler's drop rule (no screen, ``_screened``): the same random stream and the same kept rows
+    (the reference of ``bench_build.py --reference engine`` and ``bench_comb.py``). Forked build
+    workers inherit the swap."""
     from qeframe_plugins.families import _common, product
 
     saved = (product.one_qubit_separable_states, product.two_qubit_entangled_states)
+    saved_screened = product.ProductFamily.sample_screened
 
     def one(rng, count, u_layers=2):
         return _common.circuit_states("separable", count, rng, 1, u_layers=u_layers).psi
@@ -76,7 +78,11 @@ def engine_product_factors() -> Iterator[None]:
         return _common.circuit_states("entangled", count, rng, 2, u_layers=u_layers).psi
 
     product.one_qubit_separable_states, product.two_qubit_entangled_states = one, two
+    product.ProductFamily.sample_screened = lambda self, count, rng, n_qubits, drop: self.sample(
+        count, rng, n_qubits
+    )
     try:
         yield
     finally:
         product.one_qubit_separable_states, product.two_qubit_entangled_states = saved
+        product.ProductFamily.sample_screened = saved_screened

@@ -26,7 +26,7 @@ product, weight and running sum per sample), so a subset's states are those rows
 batch; ``tests/plugins/test_screened.py`` checks it bit for bit. *Dropped draws would have been
 dropped*: let ``ρ`` be the exact state and ``ρ̃`` its single-precision version, ``δ = ||ρ - ρ̃||_F``.
 A partial transpose permutes matrix entries, so ``||ρ^Γ - ρ̃^Γ||_2 <= ||ρ^Γ - ρ̃^Γ||_F = δ`` and by
-Weyl's inequality (Horn & Johnson, *Matrix Analysis*, 2nd ed., CUP 2013, Cor. 4.3.15)
+Weyl's inequality (Horn & Johnson, *Matrix Analysis*, 2nd ed., CUP 2013, Thm. 4.3.1)
 ``λ_min(ρ^Γ) >= λ_min(ρ̃^Γ) - δ >= 0.9 m - δ``. Every entry of ``ρ̃`` comes from inputs of modulus
 at most 1 (unit phases, amplitudes, convex weights) through at most a few dozen float32 roundings
 per operand path and convex (weight-sum-one) combinations, so each entry is within ``γ_k ≈ k u``
