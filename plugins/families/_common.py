@@ -270,6 +270,20 @@ def random_weights(rng: np.random.Generator, counts: np.ndarray) -> tuple[np.nda
     return w / totals[owner], owner
 
 
+def term_weights(
+    rng: np.random.Generator, count: int, bounds: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Term counts ``T`` uniform in ``bounds`` and their weights (:func:`random_weights`) laid out per
+    term slot: ``(terms (count,), w (count, max T))``, ``w[s, t]`` the weight of term ``t`` of sample
+    ``s`` (0 beyond ``terms[s]``)."""
+    terms = random_counts(rng, count, bounds)
+    weights, owner = random_weights(rng, terms)
+    slot = np.arange(owner.shape[0]) - np.repeat(np.cumsum(terms) - terms, terms)
+    w = np.zeros((count, int(terms.max(initial=1))))
+    w[owner, slot] = weights
+    return terms, w
+
+
 def mix_vectors(psi: np.ndarray, weights: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """``ρ_s = Σ_i p_i |ψ_i><ψ_i|`` over the consecutive group of ``counts[s]`` vectors of sample ``s``.
 

@@ -57,7 +57,7 @@ from qeframe.quantum.cuts import bipartitions
 from qeframe.quantum.ops import batch_kron
 from qeframe.quantum.ppt import npt_mask
 
-from ._common import mix_vectors, random_counts, random_weights
+from ._common import mix_vectors, random_counts, random_weights, term_weights
 from ._small_circuits import (
     one_qubit_draws,
     one_qubit_from_draws,
@@ -114,14 +114,9 @@ def draw_products(
     """Every random number of ``count`` convex products with factor sizes ``sizes``, in the order of
     ``ProductFamily._convex_products`` (term counts, term weights; then per slot and factor: mixing
     counts, mixing weights, the pure draws)."""
-    n_terms = random_counts(rng, count, terms)
-    weights, owner = random_weights(rng, n_terms)
-    t_max = int(n_terms.max(initial=1))
-    slot = np.arange(owner.shape[0]) - np.repeat(np.cumsum(n_terms) - n_terms, n_terms)
-    w = np.zeros((count, t_max))
-    w[owner, slot] = weights
+    n_terms, w = term_weights(rng, count, terms)
     index, factors = [], []
-    for t in range(t_max):
+    for t in range(w.shape[1]):
         idx = np.flatnonzero(n_terms > t)
         row = []
         for k in sizes:

@@ -34,6 +34,11 @@ of the smaller side uniform in ``1 … n//2``, then a uniform cut of that size �
 random qubit permutation; for 3 qubits uniform over ``1|23, 2|13, 3|12``). All terms of one
 sample share its cut.
 
+Given a labeler's drop rule (:meth:`sample_screened`, used by dataset builds with the ``verified``
+labeler), biseparable ``circuit`` mixtures of mixed one- and two-qubit factors are screened
+(:mod:`._screened`): a draw proved PPT with a margin on a cut other than the product cut comes back
+as ``I/d`` (the labeler drops both); every other row is bit-identical to the unscreened one.
+
 Ground truth: ``separable`` — 0 on every cut (``construction``), ``fully_separable = 1``;
 ``biseparable`` — 0 on the product cut (``construction``), -1 elsewhere. ``pure`` is computed from
 the purity ``tr ρ² > 1 - 1e-9`` (one term of pure factors is pure), ``pptes`` is false.
@@ -73,6 +78,7 @@ from ._common import (
     random_counts,
     random_weights,
     reduced_from_vectors,
+    term_weights,
     truth_from_codes,
 )
 from ._screened import screened_products
@@ -179,15 +185,10 @@ class ProductFamily(StateFamily):
 
         Loops over the term slot ``t < max(T)`` and the factors, never over samples.
         """
-        terms = random_counts(rng, count, self.params.terms)
-        weights, owner = random_weights(rng, terms)
-        t_max = int(terms.max(initial=1))
-        slot = np.arange(owner.shape[0]) - np.repeat(np.cumsum(terms) - terms, terms)
-        w = np.zeros((count, t_max))
-        w[owner, slot] = weights
+        terms, w = term_weights(rng, count, self.params.terms)
         d = 2**n
         rho = np.zeros((count, d, d), dtype=np.complex128)
-        for t in range(t_max):
+        for t in range(w.shape[1]):
             index = np.flatnonzero(terms > t)
             term = self._local_factors(index.size, sizes[0], n, rng)
             for k in sizes[1:]:
