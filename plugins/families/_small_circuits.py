@@ -77,8 +77,8 @@ def _gate_units(x: np.ndarray, needed: int = 3, approx: bool = False) -> np.ndar
     x[1:] *= np.float32(2.0 * np.pi)
     if approx:
         out = np.empty(x.shape, dtype=np.complex64)
-        out.real = np.cos(x)
-        out.imag = np.sin(x)
+        np.cos(x, out=out.real)
+        np.sin(x, out=out.imag)
     else:
         out = unit_complex(x)
     half = out[0].imag
