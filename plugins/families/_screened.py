@@ -31,8 +31,9 @@ Weyl's inequality (Horn & Johnson, *Matrix Analysis*, 2nd ed., CUP 2013, Thm. 4.
 at most 1 (unit phases, amplitudes, convex weights) through at most a few dozen float32 roundings
 per operand path and convex (weight-sum-one) combinations, so each entry is within ``γ_k ≈ k u``
 of ``ρ``'s (``u = 2^-24``, ``k < 100``; Higham, *Accuracy and Stability of Numerical Algorithms*,
-2nd ed., SIAM 2002, Lemma 3.1 and Sec. 3.1) and ``δ <= d · 100 u < 5e-5`` for ``d = 8``, against
-``0.9 m = 9e-4`` (the tests measure ``max |ρ - ρ̃|`` below ``1e-5``). So ``λ_min(ρ^Γ) > 0 > -tol``:
+2nd ed., SIAM 2002, Lemma 3.1 and Sec. 3.1) and ``δ <= d · 100 u < 1e-4`` for ``d <= 16`` (factors
+of one and two qubits: at most 4 qubits), against ``0.9 m = 9e-4`` (the tests measure
+``max |ρ - ρ̃|`` below ``1e-5``). So ``λ_min(ρ^Γ) > 0 > -tol``:
 the cut is not NPT, and ``ρ`` is not pure either (a state with ``tr ρ² > 1 - ε`` has
 ``λ_min(ρ^Γ) < ε`` on every cut: ``ρ = λ_1 ψψ† + R`` with ``tr R < ε`` and a pure state's partial
 transpose has ``λ_min <= 0``), so the labeler drops ``ρ`` — and drops ``I/d`` (PPT everywhere,

@@ -208,7 +208,7 @@ class ProductFamily(StateFamily):
         p = self.params
         if p.kind != "biseparable" or p.source != "circuit" or self._local_bounds(n)[0] < 2:
             return False
-        return n - a <= 2 and reproduces_engine()
+        return n_cuts(n) > 1 and n - a <= 2 and reproduces_engine()  # n = 2: every cut is known
 
     def sample_screened(
         self, count: int, rng: np.random.Generator, n_qubits: int, drop: DropRule

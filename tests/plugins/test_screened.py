@@ -60,9 +60,11 @@ def assert_same_labelled_rows(fam: ProductFamily, count: int, seed: int, n: int 
     terms=st.sampled_from([(1, 1), (2, 3), (2, 16)]),
     local_terms=st.sampled_from([(2, 2), (2, 16), (3, 5)]),
     layers=st.integers(1, 3),
+    n=st.sampled_from([3, 3, 4]),
 )
-def test_screen_keeps_the_labelled_rows(count, seed, terms, local_terms, layers):
-    assert_same_labelled_rows(comb(terms=terms, local_terms=local_terms, u_layers=layers), count, seed)
+def test_screen_keeps_the_labelled_rows(count, seed, terms, local_terms, layers, n):
+    fam = comb(terms=terms, local_terms=local_terms, u_layers=layers)
+    assert_same_labelled_rows(fam, count, seed, n)  # n = 4: sides of 2 and 2 screened, 1 and 3 not
 
 
 def test_screen_replaces_most_dropped_rows_and_nothing_else():
@@ -106,6 +108,8 @@ def test_screen_applies_only_where_it_reproduces_the_family(monkeypatch):
     assert not comb(local_terms=(1, 4))._screenable(3, 1)  # a factor of one circuit: engine's rounding
     assert not comb(source="haar")._screenable(3, 1)
     assert not comb()._screenable(4, 1)  # three-qubit factors come from the engine
+    assert comb()._screenable(4, 2)
+    assert not comb()._screenable(2, 1)  # the only cut is the product cut: nothing to drop
     monkeypatch.setattr(_circuits, "random_gate_params", _circuits.reference_gate_params)
     assert not comb()._screenable(3, 1)  # a swapped gate sampler reaches the rows through the engine
 
