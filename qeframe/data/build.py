@@ -38,7 +38,7 @@ import numpy as np
 from qeframe.errors import QeframeError, SpecError
 from qeframe.plugin.interfaces import STANDARD_META, Labeler, StateFamily
 from qeframe.plugin.labels import PROVENANCE
-from qeframe.plugin.workers import mark_build_worker, tune_allocator
+from qeframe.plugin.workers import mark_build_worker
 from qeframe.quantum.cuts import n_cuts as count_cuts
 
 #: Largest generation block (states). Smaller for many qubits so that a block's ``rho`` stays ~2 MiB.
@@ -204,8 +204,7 @@ def compute_block(ctx: GenerationContext, entry: int, block: int, size: int) -> 
         _check(bool(np.isin(out[name], (-1, 0, 1)).all()), f"{who}: {name} outside 1/0/-1")
     for name in ("provenance", "ground_truth_provenance"):
         _check(
-            bool((out[name] < len(PROVENANCE)).all()),
-            f"{who}: {name} code outside qeframe.plugin.labels.PROVENANCE",
+            bool((out[name] < len(PROVENANCE)).all()), f"{who}: {name} code outside qeframe.plugin.labels.PROVENANCE"
         )
     return Block(entry, block, size, out, result.evidence is not None)
 
@@ -230,7 +229,6 @@ def _init_worker(ctx: GenerationContext, parent: int, close_fds: tuple[int, ...]
     global _WORKER_CONTEXT
     _WORKER_CONTEXT = ctx
     mark_build_worker()  # components (e.g. the certified labeler's SDPs) then start no pool of their own
-    tune_allocator()  # temporaries from the heap, not fresh mappings (glibc only)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it shuts the pool down
     for fd in close_fds:  # e.g. the store lock: only the parent may hold it
         try:

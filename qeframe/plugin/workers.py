@@ -18,42 +18,11 @@ import os
 
 _IN_BUILD_WORKER = False
 
-#: glibc ``mallopt`` parameters (``<malloc.h>``) and the values build workers set.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD = 32 * 2**20
-TRIM_THRESHOLD = 128 * 2**20
-
 
 def mark_build_worker() -> None:
     """Record that this process is a build worker (called by the build's pool initialiser)."""
     global _IN_BUILD_WORKER
     _IN_BUILD_WORKER = True
-
-
-def tune_allocator() -> bool:
-    """Raise glibc's ``mmap`` and trim thresholds in this process (build workers call it): whether it did.
-
-    The generators allocate and free many temporaries of a few hundred KB per block. glibc serves
-    blocks above its ``mmap`` threshold (128 KiB until a large free raises it) with fresh mappings,
-    so each such temporary costs page faults on first touch and an ``munmap`` when freed. With the
-    thresholds at :data:`MMAP_THRESHOLD` (32 MiB, glibc's maximum) and :data:`TRIM_THRESHOLD`
-    (128 MiB) they come from the heap and are reused (``mallopt(3)``; a worker may keep up to the
-    trim threshold of freed memory). ``paper-train-verified`` measured 60.7 and 59.7 worker CPU s
-    against 62.7 and 62.3 without, alternating (``docs/performance.md``). Rows do not depend on it.
-    Not glibc (or ``QEFRAME_MALLOC_TUNING=0``): nothing happens.
-    """
-    if os.environ.get("QEFRAME_MALLOC_TUNING", "1") == "0":
-        return False
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):  # not glibc
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-    )
 
 
 def in_build_worker() -> bool:

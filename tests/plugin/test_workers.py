@@ -31,25 +31,3 @@ def test_build_pool_marks_its_workers_not_the_parent():
     finally:
         pool.shutdown()
     assert workers.in_build_worker() is False
-
-
-def _allocator_probe() -> tuple[bool, bool]:
-    """In a build worker: whether tune_allocator succeeds now (the initialiser already called it)."""
-    return workers.tune_allocator(), workers.in_build_worker()
-
-
-def test_build_workers_tune_the_allocator(monkeypatch):
-    """glibc's mallopt accepts both thresholds (Linux CI); the opt-out variable turns it off."""
-    import platform
-
-    if platform.libc_ver()[0] != "glibc":
-        assert workers.tune_allocator() is False
-        return
-    ctx = GenerationContext(families=[], labeler=None, n_qubits=2, seed=0, keys=[])  # type: ignore[arg-type]
-    pool = make_executor(ctx, 2)
-    try:
-        assert pool.submit(_allocator_probe).result() == (True, True)
-    finally:
-        pool.shutdown()
-    monkeypatch.setenv("QEFRAME_MALLOC_TUNING", "0")
-    assert workers.tune_allocator() is False
