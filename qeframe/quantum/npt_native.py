@@ -6,17 +6,23 @@ over a batch-last array per elimination step (about ``d**2`` calls per chunk, ea
 chunk through the cache), which bounds it by memory traffic and per-call overhead; the other two
 paths work around it (:mod:`~qeframe.quantum.npt_screen`: half the bytes in float32;
 :mod:`~qeframe.quantum.npt_compiled`: a fused kernel, but ``torch.compile`` costs about 10 s per
-process). Here the same algorithm is one C function: per state, per cut, the packed lower triangle
-of the partial transpose is gathered from ``rho`` (the plan of
-:func:`~qeframe.quantum.cuts.packed_pt_plan`) into a buffer that stays in L1 and factorised there,
-stopping at the first pivot that fails. It is compiled once per machine with the system C compiler
-(``$CC``, else ``cc``; about 0.1-0.3 s) into a cache directory and loaded with :mod:`ctypes`, which
-releases the GIL for the call, so :func:`~qeframe.quantum.ppt.npt_mask`'s worker threads run it on
-all cores.
+process). Here the same algorithm is one C function: for eight states at a time and each cut, the
+packed lower triangles of the partial transposes are gathered from ``rho`` (the plan of
+:func:`~qeframe.quantum.cuts.packed_pt_plan`) into a buffer that stays in L1 and factorised there
+side by side (the innermost loops run over the eight states: SIMD and instruction-level
+parallelism, no memory traffic between steps), stopping once all eight have met a failing pivot.
+It is compiled once per machine with the system C compiler (``$CC``, else ``cc``; 1-3 s, measured in
+``benchmarks/bench_ppt.py``) into a cache directory and loaded with :mod:`ctypes`, which releases
+the GIL for the call, so :func:`~qeframe.quantum.ppt.npt_mask`'s worker threads run it on all
+cores.
 
 Numerics: float64, the numpy path's algorithm step for step (shift the diagonal, then for
 ``k = 0..d-1``: fail on ``not p > 0`` with ``p = Re A[k, k]``, ``s_i = A[i, k] * (1/p)``,
-``A[i, j] -= s_i conj(A[j, k])`` for ``i >= j > k``, in real arithmetic). It is compiled without
+``A[i, j] -= s_i conj(A[j, k])`` for ``i >= j > k``, in real arithmetic: ``Re -= Re s Re c + Im s
+Im c``, ``Im -= Im s Re c - Re s Im c`` with ``c = A[j, k]``). The verdict of a matrix is read from
+its pivots (the diagonal, which no later step overwrites) as in
+:func:`~qeframe.quantum.npt_screen.eliminate`: its first pivot outside ``(0, inf)`` decides; a
+finite one (``<= 0``) means not positive definite, a NaN or infinite one is flagged. It is compiled without
 fast-math and with ``-ffp-contract=off``, so every operation is one IEEE float64 operation; numpy's
 complex multiply may fuse multiply-adds, so the two round differently in the last bits. Both are a
 backward-stable Cholesky factorisation (Higham, *Accuracy and Stability of Numerical Algorithms*,
@@ -28,13 +34,16 @@ is NaN or infinite (a non-finite entry, an overflow) is flagged, and
 :func:`~qeframe.quantum.ppt.npt_mask` decides its state with the numpy path instead, so those
 answers are the numpy path's by construction.
 
-Build: ``$CC -O2 -std=c99 -ffp-contract=off -fPIC -shared`` (no ``-march=native``: the cached
-library may be loaded on another machine sharing the directory). The library is written to
-``$QEFRAME_NATIVE_CACHE``, else ``$XDG_CACHE_HOME/qeframe``, else ``~/.cache/qeframe``, else the
-temporary directory, under a name that hashes the source, the flags, the compiler and the platform,
-through a temporary file and an atomic rename (concurrent processes may build it at the same
-time; the last rename wins, all copies are equal). Without a compiler or on any build or load
-error, :func:`library` returns None, :func:`failure` says why, and
+Build: ``$CC -O3 -std=c99 -ffp-contract=off -fno-fast-math -fPIC -shared`` (:data:`CFLAGS`); no
+``-march=native`` (the cached library may be loaded on another machine sharing the directory):
+on x86-64 Linux the entry point is compiled for AVX-512, AVX2 and the baseline and the loader
+picks the best the CPU has (GCC/Clang ``target_clones``; rebuilt without where the compiler
+rejects it). The library is written to ``$QEFRAME_NATIVE_CACHE``, else ``$XDG_CACHE_HOME/qeframe``,
+else ``~/.cache/qeframe`` (where that is not writable: a private directory in the temporary
+directory), under a name that hashes the source, the flags, the compiler and the platform, through
+a temporary file and an atomic rename (concurrent processes may build it at the same time; the
+last rename wins, all copies are equal). Without a compiler or on any build or load error,
+:func:`library` returns None, :func:`failure` says why, and
 :func:`~qeframe.quantum.ppt.npt_backend` uses the mixed-precision numpy test instead.
 """
 
@@ -157,7 +166,9 @@ classify(const double *re, const int32_t d, int *verdict)
    src: n_cuts x P int32 (P = d (d+1) / 2); out: n_states x (n_cuts + 1) uint8, per cut 1 where
    rho^{T_A} + shift I is not positive definite, last column 1 where some cut is undecided (a
    pivot NaN or infinite before any failure). work: (2 P + 2 d) L doubles. */
+#ifdef QEFRAME_TARGET_CLONES
 __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 void qeframe_npt_ldl(const double *rho, int64_t n_states, int32_t d, int32_t n_cuts,
                      const int32_t *src, double shift, uint8_t *out, double *work)
 {
@@ -188,7 +199,17 @@ def cache_dir() -> Path:
 
 def _compiler() -> str | None:
     cc = os.environ.get("CC") or "cc"
-    return shutil.which(cc.split()[0]) and cc
+    return cc if shutil.which(cc.split()[0]) else None
+
+
+def _private_tmp_dir() -> Path:
+    """A directory in the temporary directory that only this user can write (the fallback cache)."""
+    path = Path(tempfile.gettempdir()) / f"qeframe-native-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    st = path.stat()
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+        raise RuntimeError(f"{path} is not a private directory of this user")
+    return path
 
 
 def library_path(compiler: str) -> Path:
@@ -200,16 +221,22 @@ def library_path(compiler: str) -> Path:
 
 
 def _build(compiler: str, target: Path) -> None:
+    """Compile :data:`SOURCE` into ``target`` (through a temporary file and an atomic rename)."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    clones = platform.machine().lower() in ("x86_64", "amd64") and sys.platform.startswith("linux")
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".npt_native-") as tmp:
         c_file = Path(tmp) / "npt_native.c"
         c_file.write_text(SOURCE)
         out = Path(tmp) / target.name
-        cmd = [*compiler.split(), *CFLAGS, "-o", str(out), str(c_file)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S, check=False)
-        if proc.returncode != 0 or not out.exists():
-            raise RuntimeError(f"{' '.join(cmd[:1])} failed: {(proc.stderr or proc.stdout).strip()[:300]}")
-        os.replace(out, target)  # atomic: a concurrent build's identical copy may win
+        error = ""
+        for extra in (["-DQEFRAME_TARGET_CLONES"], []) if clones else ([],):
+            cmd = [*compiler.split(), *CFLAGS, *extra, "-o", str(out), str(c_file)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S, check=False)
+            if proc.returncode == 0 and out.exists():
+                os.replace(out, target)  # atomic: a concurrent build's identical copy may win
+                return
+            error = (proc.stderr or proc.stdout).strip()[:300]
+        raise RuntimeError(f"{compiler} failed: {error}")
 
 
 def _load() -> ctypes._CFuncPtr:  # type: ignore[name-defined]
@@ -218,8 +245,18 @@ def _load() -> ctypes._CFuncPtr:  # type: ignore[name-defined]
         raise RuntimeError(f"no C compiler ({os.environ.get('CC') or 'cc'} not found)")
     target = library_path(compiler)
     if not target.exists():
+        try:
+            _build(compiler, target)
+        except OSError:  # the cache directory is not writable: a private temporary one
+            target = _private_tmp_dir() / target.name
+            if not target.exists():
+                _build(compiler, target)
+    try:
+        lib = ctypes.CDLL(str(target))
+    except OSError:  # a damaged or foreign file under our name: build it again, once
         _build(compiler, target)
-    fn = ctypes.CDLL(str(target)).qeframe_npt_ldl
+        lib = ctypes.CDLL(str(target))
+    fn = lib.qeframe_npt_ldl
     fn.restype = None
     fn.argtypes = [
         ctypes.c_void_p,
