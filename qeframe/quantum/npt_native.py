@@ -61,6 +61,7 @@ import threading
 import warnings
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +93,10 @@ factor(const double *const *x, const int32_t *idx, const int32_t d, double shift
     const int32_t P = d * (d + 1) / 2;
     for (int l = 0; l < L; ++l) {
         const double *xl = x[l];
-        for (int32_t p = 0; p < P; ++p) { re[p * L + l] = xl[2 * idx[p]]; im[p * L + l] = xl[2 * idx[p] + 1]; }
+        for (int32_t p = 0; p < P; ++p) {
+            re[p * L + l] = xl[2 * idx[p]];
+            im[p * L + l] = xl[2 * idx[p] + 1];
+        }
     }
     for (int32_t k = 0, o = 0; k < d; o += d - k, ++k)
         for (int l = 0; l < L; ++l) re[o * L + l] += shift;
@@ -110,7 +114,10 @@ factor(const double *const *x, const int32_t *idx, const int32_t d, double shift
         if (!any) return;  /* every state met its first pivot outside (0, inf): classify reads no further */
         const double *cre = re + (ok - k) * L, *cim = im + (ok - k) * L;   /* entry (i, k) at [i L] */
         for (int32_t i = k + 1; i < d; ++i)
-            for (int l = 0; l < L; ++l) { sr[i * L + l] = cre[i * L + l] * inv[l]; si[i * L + l] = cim[i * L + l] * inv[l]; }
+            for (int l = 0; l < L; ++l) {
+                sr[i * L + l] = cre[i * L + l] * inv[l];
+                si[i * L + l] = cim[i * L + l] * inv[l];
+            }
         for (int32_t j = k + 1, oj = ok + d - k; j < d; oj += d - j, ++j) {
             double *are = re + (oj - j) * L, *aim = im + (oj - j) * L;     /* entry (i, j) at [i L] */
             double cr[L], ci[L];
@@ -239,7 +246,7 @@ def _build(compiler: str, target: Path) -> None:
         raise RuntimeError(f"{compiler} failed: {error}")
 
 
-def _load() -> ctypes._CFuncPtr:  # type: ignore[name-defined]
+def _load() -> Any:
     compiler = _compiler()
     if compiler is None:
         raise RuntimeError(f"no C compiler ({os.environ.get('CC') or 'cc'} not found)")
@@ -271,7 +278,7 @@ def _load() -> ctypes._CFuncPtr:  # type: ignore[name-defined]
     return fn
 
 
-def library(warn: bool = False) -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+def library(warn: bool = False) -> Any | None:
     """The kernel (built and loaded on first use; thread-safe), or None where it cannot be built
     here; :func:`failure` keeps the reason, and ``warn`` warns it (once per process)."""
     if "lib" in _state:
@@ -297,7 +304,7 @@ def failure() -> str | None:
     return _state.get("failure")  # type: ignore[return-value]
 
 
-def not_positive_definite(fn: ctypes._CFuncPtr, block: np.ndarray, shift: float) -> np.ndarray:  # type: ignore[name-defined]
+def not_positive_definite(fn: Any, block: np.ndarray, shift: float) -> np.ndarray:
     """Run the kernel on ``block`` ``(b, d, d)`` complex128, C-contiguous (``d = 2**n``):
     ``(b, n_cuts + 1)`` bool, per cut (:func:`~qeframe.quantum.cuts.bipartitions` order) True where
     ``rho^{T_A} + shift I`` is not positive definite, last column True where a pivot was NaN or

@@ -361,8 +361,9 @@ def npt_mask(
     * native (the default where a C compiler is found): per state and cut, the partial
       transpose's lower triangle gathered from ``rho`` into an L1-resident buffer and factorised in
       float64 by a C loop, eight states side by side (:mod:`qeframe.quantum.npt_native`);
-    * mixed (the default for ``n <= 6`` without a C compiler): per chunk of states, the lower triangles of all cuts'
-      partial transposes are gathered batch-last in float32 and factorised once; the factorisation
+    * mixed (the default for ``n <= 6`` without a C compiler): per chunk of states, the lower
+      triangles of all cuts' partial transposes are gathered batch-last in float32 and factorised
+      once; the factorisation
       proves NPT (it fails) or PPT (it completes with pivots safely above its error bound) for
       almost every cut, and the few it leaves open go to the float64 test
       (:mod:`qeframe.quantum.npt_screen`);
