@@ -17,7 +17,8 @@ resolve the other processes' share.
   (``mixed``, ``native``), plus ``processes``: the same work split over two processes of one
   thread each (no GIL at all; what two threads could reach). Per variant: best and median rate,
   process CPU / wall (how many cores it used), others' CPU, and for threads the sum of the
-  per-thread CPU inside the chunks (``time.thread_time``);
+  per-thread CPU inside the chunks (``time.thread_time``) and this process's voluntary
+  (sleeping, e.g. waiting for the GIL) and involuntary (preempted) context switches per call;
 * ``gil``: the mixed backend's Python time per chunk, i.e. the time of the same numpy calls on
   32 states (the calls, no data) against a whole chunk: the fraction of a chunk that holds the GIL;
 * ``switch_interval``: the mixed backend on two threads with ``sys.setswitchinterval`` 0.5, 5
@@ -38,6 +39,11 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import sys
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not on Windows
+    resource = None
 import threading
 import time
 from multiprocessing import get_context
@@ -76,6 +82,7 @@ def measured(fn) -> dict[str, float]:
     """Per call of ``fn()`` (the mean over ``INNER`` calls in a row): wall seconds, and the cores
     used by this process (its CPU per wall second, plus any CPU seconds ``fn`` returns: helper
     processes) and by all other processes of the machine."""
+    r0 = resource.getrusage(resource.RUSAGE_SELF) if resource else None
     b0, c0, t0 = machine_busy_s(), time.process_time(), time.perf_counter()
     extra = 0.0
     for _ in range(INNER):
@@ -84,7 +91,12 @@ def measured(fn) -> dict[str, float]:
     wall, mine = time.perf_counter() - t0, time.process_time() - c0 + extra
     b1 = machine_busy_s()
     others = None if b0 is None else max(0.0, (b1 - b0) - mine) / wall
-    return {"wall_s": wall / INNER, "cores_used": mine / wall, "others_cores": others}
+    row = {"wall_s": wall / INNER, "cores_used": mine / wall, "others_cores": others}
+    if r0 is not None:  # context switches of this process per call: sleeps (GIL waits) and preemptions
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        row["voluntary_switches"] = (r1.ru_nvcsw - r0.ru_nvcsw) / INNER
+        row["involuntary_switches"] = (r1.ru_nivcsw - r0.ru_nivcsw) / INNER
+    return row
 
 
 def summary(rows: list[dict[str, float]], states: int) -> dict[str, Any]:
@@ -99,7 +111,11 @@ def summary(rows: list[dict[str, float]], states: int) -> dict[str, Any]:
             "states_per_s_median": states / float(np.median(walls)),
             "cores_used_of_best": sub[k]["cores_used"],
             "others_cores_median": float(np.median([r["others_cores"] or 0.0 for r in sub])),
-            **({"thread_cpu_s_of_best": sub[k]["thread_cpu_s"]} if "thread_cpu_s" in sub[k] else {}),
+            **{
+                f"{key}_of_best": sub[k][key]
+                for key in ("thread_cpu_s", "voluntary_switches", "involuntary_switches")
+                if key in sub[k]
+            },
         }
 
     quiet = [r for r in rows if r["others_cores"] is not None and r["others_cores"] < QUIET_OTHERS_CPU]

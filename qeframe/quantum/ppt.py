@@ -14,8 +14,8 @@ only the lower triangle of each partial transpose (the input is assumed Hermitia
 The NPT test :func:`npt_mask` has four backends (:func:`npt_backend`, environment variable
 ``QEFRAME_NPT_BACKEND=auto|native|mixed|numpy|compiled``). The default, ``auto``, is ``native``
 where a C compiler is found: the float64 factorisation as one small C loop
-(:mod:`qeframe.quantum.npt_native`, built once per machine in well under a few seconds, loaded
-with ctypes, GIL-free), 1.5-2 times faster per core than ``mixed`` (``benchmarks/bench_ppt.py``,
+(:mod:`qeframe.quantum.npt_native`, built once per machine in about 2 s and cached, loaded
+with ctypes, GIL-free), 1.7-2.6 times faster per core than ``mixed`` (``benchmarks/bench_ppt.py``,
 ``docs/performance.md``). Without a compiler it is ``mixed`` for ``n <= 6`` qubits: a float32
 factorisation that *proves* each verdict it gives (its rounding error is bounded,
 :mod:`qeframe.quantum.npt_screen`) and the float64 factorisation for the few cuts it cannot
