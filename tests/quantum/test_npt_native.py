@@ -11,6 +11,8 @@ compiler); the build, cache and fallback tests build into temporary directories.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -131,6 +133,22 @@ def test_unwritable_cache_directory_uses_a_private_temporary_one(native, fresh, 
     private = fresh.parent / f"qeframe-native-{os.getuid()}"
     assert list(private.glob("npt_native-*"))
     assert private.stat().st_mode & 0o777 == 0o700
+
+
+def test_concurrent_builds_into_one_cache(native, tmp_path):
+    """Processes that start on a machine without the library build it at the same time (data
+    builds, pytest-xdist): each renames its own complete copy into place, and all load it."""
+    code = (
+        "from qeframe.quantum import npt_native; import sys; "
+        "sys.exit(0 if npt_native.library() is not None else f'failed: {npt_native.failure()}')"
+    )
+    env = {**os.environ, npt_native.CACHE_ENV: str(tmp_path)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE) for _ in range(3)
+    ]
+    errors = [p.communicate(timeout=300)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    assert [p.name for p in tmp_path.iterdir()] == [npt_native.library_path(npt_native._compiler()).name]
 
 
 def test_cache_key_depends_on_source_and_compiler(monkeypatch):
