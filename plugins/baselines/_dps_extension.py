@@ -63,7 +63,6 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-
 from qeframe_plugins.baselines._dps import symmetric_isometry
 
 #: Default eigenvalue margin of an accepted extension (far above the rounding bound, ~1e-12).
