@@ -47,14 +47,16 @@ term. The extension exists, hence ``p* >= 1 - margin``; nothing about how ``Y`` 
 
 How ``Y`` is found (:func:`find_extensions`)
 -------------------------------------------
-Relaxed cyclic projections (Bregman 1965; Agmon, Motzkin, Schoenberg 1954), batched over all
-pending cuts: starting from the least-norm solution ``L^+(sigma)``, project in turn onto the cones
-``{lambda_min(Y) >= eps}``, ``{lambda_min(Y^{T_B}) >= eps}``, ``{lambda_min(X^{T_{A'}}) >= eps}``
-(eigenvalue clipping) with over-relaxation, each followed by the exact orthogonal projection onto
-the affine set ``{L(Y) = sigma}``. The shift ``eps`` decreases in stages (``8e-2/d`` ... ``4e-4/d``)
-because rank-deficient ``rho`` leave only a thin interior (its depth is about ``0.4·margin/d``).
-Every fifth iteration the active cuts are checked with :func:`verify_extensions` and the certified
-ones leave the batch. A cut that is not certified goes to the SDP as before.
+Averaged projections with heavy-ball momentum (Polyak 1964), batched over all pending cuts: from
+the least-norm solution ``Y_0 = L^+(sigma)``, each step moves ``Z = Y_k + beta (Y_k - Y_{k-1})``
+by ``step`` times the sum of its displacements to the three cones ``{lambda_min(Y) >= eps}``,
+``{lambda_min(Y^{T_B}) >= eps}``, ``{lambda_min(X^{T_{A'}}) >= eps}`` (eigenvalue clipping, the
+Frobenius projections) and projects the result exactly onto the affine set ``{L(Y) = sigma}``.
+The shift ``eps`` decreases in stages (``8e-2/d``, ``8e-3/d``, ``4e-4/d``) because a rank-deficient
+``rho`` leaves only a thin interior (its depth is about ``0.4·margin/d``). Every fifth iteration
+the active cuts are checked with :func:`verify_extensions` and the certified ones leave the batch.
+On the 948 pending cuts of ``paper-test-certified`` this certifies 922 in about 2 CPU-s (plain
+cyclic projections: 864 in 3 CPU-s); a cut that is not certified goes to the SDP as before.
 """
 
 from __future__ import annotations
@@ -68,9 +70,10 @@ from qeframe_plugins.baselines._dps import symmetric_isometry
 #: Default eigenvalue margin of an accepted extension (far above the rounding bound, ~1e-12).
 EXTENSION_TOL = 1e-9
 #: ``(shift * d, iterations)`` stages of the projection search; shifts scale with ``1/d``.
-SCHEDULE: tuple[tuple[float, int], ...] = ((8e-2, 20), (8e-3, 20), (1.6e-3, 50), (4e-4, 150))
-#: Over-relaxation of the cone steps (1 = plain projections; < 2 keeps them non-expansive).
-RELAXATION = 1.8
+SCHEDULE: tuple[tuple[float, int], ...] = ((8e-2, 20), (8e-3, 30), (4e-4, 150))
+#: Step on the summed cone displacements and heavy-ball momentum of the search.
+STEP = 0.8
+MOMENTUM = 0.9
 #: Cuts per batch (bounds the memory of the batched eigendecompositions).
 CHUNK = 4096
 _CHECK_EVERY = 5
@@ -221,7 +224,8 @@ def find_extensions(
     *,
     tol: float = EXTENSION_TOL,
     schedule: tuple[tuple[float, int], ...] = SCHEDULE,
-    relaxation: float = RELAXATION,
+    step: float = STEP,
+    momentum: float = MOMENTUM,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Search and verify extensions of ``sigma`` ``(M, d, d)``: returns ``(certified, margins)``.
 
@@ -230,39 +234,52 @@ def find_extensions(
     where certified). Deterministic: the result of a cut depends only on its own ``sigma``.
     """
     sigma = np.asarray(sigma, dtype=np.complex128)
-    m, d = sigma.shape[0], sigma.shape[-1]
+    m = sigma.shape[0]
     certified = np.zeros(m, dtype=bool)
     margins = np.full(m, -np.inf)
     for start in range(0, m, CHUNK):
         sl = slice(start, min(start + CHUNK, m))
-        certified[sl], margins[sl] = _search(sigma[sl], maps, tol, schedule, relaxation, d)
+        certified[sl], margins[sl] = _search(sigma[sl], maps, tol, schedule, step, momentum)
     return certified, margins
 
 
-def _search(sigma, maps, tol, schedule, relaxation, d):
-    m = sigma.shape[0]
-    y = _hermitian((sigma.reshape(m, -1) @ maps.pinv.T).reshape(m, maps.k, maps.k))
+def _displacement(z: np.ndarray, maps: ExtensionMaps, eps: float) -> np.ndarray:
+    """Sum over the three shifted cones of ``P_cone(Z) - Z``: ``(M, k, k)``."""
+    to_y = _clip(z, eps)
+    to_tb = maps.pt_y(_clip(maps.pt_y(z), eps))
+    to_ta = maps.lower(maps.pt_x(_clip(maps.pt_x(maps.lift(z)), eps)))
+    return to_y + to_tb + to_ta - 3.0 * z
+
+
+def _search(
+    sigma: np.ndarray,
+    maps: ExtensionMaps,
+    tol: float,
+    schedule: tuple[tuple[float, int], ...],
+    step: float,
+    momentum: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    m, d = sigma.shape[0], sigma.shape[-1]
+    y = maps.project_affine(np.zeros((m, maps.k, maps.k), dtype=np.complex128), sigma)  # L^+(sigma)
+    previous = y.copy()
     certified = np.zeros(m, dtype=bool)
     margins = np.full(m, -np.inf)
     active = np.arange(m)
     it = 0
-    stages = [(shift / d, count) for shift, count in schedule]
-    for eps, count in stages:
+    for shift, count in schedule:
         for _ in range(count):
-            ya, sa = y[active], sigma[active]
             if it % _CHECK_EVERY == 0:
-                margin = extension_margins(ya, sa, maps)
+                margin = extension_margins(y[active], sigma[active], maps)
                 margins[active] = margin
                 ok = margin >= tol
                 certified[active[ok]] = True
-                active, ya, sa = active[~ok], ya[~ok], sa[~ok]
+                active = active[~ok]
                 if active.size == 0:
                     return certified, margins
-            ya = maps.project_affine(ya + relaxation * (_clip(ya, eps) - ya), sa)
-            ya = maps.project_affine(ya + relaxation * (maps.pt_y(_clip(maps.pt_y(ya), eps)) - ya), sa)
-            x_cone = maps.lower(maps.pt_x(_clip(maps.pt_x(maps.lift(ya)), eps)))
-            ya = maps.project_affine(ya + relaxation * (x_cone - ya), sa)
-            y[active] = ya
+            ya = y[active]
+            z = ya + momentum * (ya - previous[active])
+            previous[active] = ya
+            y[active] = maps.project_affine(z + step * _displacement(z, maps, shift / d), sigma[active])
             it += 1
     margin = extension_margins(y[active], sigma[active], maps)
     margins[active] = margin
