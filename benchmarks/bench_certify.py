@@ -130,6 +130,7 @@ def timed_batch(rho: np.ndarray, jobs: np.ndarray, extension: bool) -> tuple[_dp
         "cpu_s": cpu,
         "sdps_solved": int((~out.extended).sum()),
         "cpu_s_per_cut": cpu / max(len(jobs), 1),
+        "sdp_wall_s_sum": float(out.seconds.sum()),
         "entangled": int(out.entangled(settings.margin).sum()),
         "no_answer": int((~out.ok).sum()),
     }
