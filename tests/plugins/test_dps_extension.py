@@ -226,3 +226,21 @@ def test_certified_labeler_labels_are_unchanged_and_reasons_say_why(monkeypatch)
     skipped = np.char.find(on.reasons.astype(str), "without an SDP") >= 0
     assert skipped.any() and (on.labels[skipped] == -1).all()
     assert (on.evidence[skipped] == 1 - MARGIN).all() and (off.evidence[skipped] >= 1 - MARGIN).all()
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_other_sizes_separable_certified_and_pure_entangled_never(n):
+    """Every cut of 2 and 4 qubits (including the 4 x 4 cut 12|34): noisy separable mixtures are
+    certified; Haar-random pure states (NPT by a wide margin on every cut) never are."""
+    from qeframe.quantum.cuts import bipartitions
+    from qeframe.quantum.ops import pure_density
+    from qeframe.quantum.random import haar_state
+
+    rng = np.random.default_rng(n)
+    d = 2**n
+    separable = 0.8 * separable_mixtures(6, n, 2 * d, rng) + 0.2 * np.eye(d) / d
+    entangled = pure_density(haar_state(d, 2, rng))
+    for cut in bipartitions(n):
+        d_a = 2 ** len(cut.side_a)
+        assert ext.extension_certificates(_dps.cut_blocks(separable, cut), d_a, MARGIN)[0].all()
+        assert not ext.extension_certificates(_dps.cut_blocks(entangled, cut), d_a, MARGIN)[0].any()
