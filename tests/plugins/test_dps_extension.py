@@ -57,6 +57,11 @@ def test_maps_match_the_qubit_partial_trace_and_transposes(d_a, d_b):
     np.testing.assert_allclose(maps.lift(maps.pt_y(y)), partial_transpose(x, side_b), atol=1e-12)
     np.testing.assert_allclose(maps.lower(x), y, atol=1e-12)  # V is an isometry
     np.testing.assert_allclose(maps.lin @ maps.pinv, np.eye(maps.lin.shape[0]), atol=1e-12)  # L onto
+    m, d = len(y), d_a * d_b
+    np.testing.assert_allclose(maps.marginal(y), (y.reshape(m, -1) @ maps.lin.T).reshape(m, d, d), atol=1e-12)
+    sigma = partial_trace(maps.lift(random_hermitian(m, maps.k, np.random.default_rng(1))), keep)
+    by_pinv = y - ((maps.marginal(y) - sigma).reshape(m, -1) @ maps.pinv.T).reshape(y.shape)
+    np.testing.assert_allclose(maps.project_affine(y, sigma), by_pinv, atol=1e-12)  # closed-form inverse
 
 
 @settings(max_examples=30, deadline=None)
