@@ -149,7 +149,12 @@ def extension_section(args: argparse.Namespace) -> None:
         horodecki(np.linspace(0.05, 0.95, 19)), 2, margin
     )
     result = {
-        "machine": {"cpus": os.cpu_count(), "loadavg_at_start": load, "numpy": np.__version__},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "loadavg_at_start": load,
+            "numpy": np.__version__,
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        },
         "store": args.store,
         "states": len(rho),
         "pending_cuts": len(jobs),
