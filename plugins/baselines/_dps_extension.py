@@ -47,17 +47,18 @@ term. The extension exists, hence ``p* >= 1 - margin``; nothing about how ``Y`` 
 
 How ``Y`` is found (:func:`find_extensions`)
 -------------------------------------------
-Averaged projections with heavy-ball momentum (B. T. Polyak, USSR Comput. Math. Math. Phys. 4(5),
-1 (1964)), batched over all pending cuts: from
-the least-norm solution ``Y_0 = L^+(sigma)``, each step moves ``Z = Y_k + beta (Y_k - Y_{k-1})``
-by ``step`` times the sum of its displacements to the three cones ``{lambda_min(Y) >= eps}``,
-``{lambda_min(Y^{T_B}) >= eps}``, ``{lambda_min(X^{T_{A'}}) >= eps}`` (eigenvalue clipping, the
-Frobenius projections) and projects the result exactly onto the affine set ``{L(Y) = sigma}``.
-The shift ``eps`` decreases in five stages (``8e-2/d`` down to ``1e-4/d``, 500 iterations in all) because a rank-deficient
-``rho`` leaves only a thin interior (its depth is about ``0.4·margin/d``). Every fifth iteration
-the active cuts are checked with :func:`verify_extensions` and the certified ones leave the batch.
-On the 948 pending cuts of ``paper-test-certified`` this certifies 947 in about 2.6 CPU-s (momentum
-0.9 and four stages: 929; plain cyclic projections: 864 in 3 CPU-s); a cut that is not certified goes to the SDP as before.
+Averaged projections with heavy-ball momentum (B. T. Polyak, USSR Comput. Math. Math. Phys.
+4(5), 1 (1964)), batched over all pending cuts: from the least-norm solution
+``Y_0 = L^+(sigma)``, each step moves ``Z = Y_k + beta (Y_k - Y_{k-1})`` by ``step`` times the sum
+of its displacements to the three cones ``{lambda_min(Y) >= eps}``, ``{lambda_min(Y^{T_B}) >= eps}``,
+``{lambda_min(X^{T_{A'}}) >= eps}`` (eigenvalue clipping, the Frobenius projections) and projects
+the result exactly onto the affine set ``{L(Y) = sigma}``. The shift ``eps`` decreases in five
+stages (``8e-2/d`` down to ``1e-4/d``, 500 iterations in all) because a rank-deficient ``rho``
+leaves only a thin interior (its depth is about ``0.4·margin/d``). Every fifth iteration the
+active cuts are checked with :func:`verify_extensions` and the certified ones leave the batch. On
+the 948 pending cuts of ``paper-test-certified`` this certifies 947 in about 2.6 CPU-s (momentum
+0.9 and four stages: 929; plain cyclic projections: 864 in 3 CPU-s); a cut that is not certified
+goes to the SDP as before.
 """
 
 from __future__ import annotations
