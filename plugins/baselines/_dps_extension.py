@@ -197,8 +197,9 @@ def target(rho_ab: np.ndarray, margin: float) -> np.ndarray:
     """
     rho_ab = np.asarray(rho_ab, dtype=np.complex128)
     d = rho_ab.shape[-1]
-    rho_s = 0.5 * (rho_ab + rho_ab.conj().transpose(0, 2, 1))
-    return (1.0 - margin) * rho_s + margin * np.eye(d) / d
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite rows stay non-finite, quietly
+        rho_s = 0.5 * (rho_ab + rho_ab.conj().transpose(0, 2, 1))
+        return (1.0 - margin) * rho_s + margin * np.eye(d) / d
 
 
 def extension_margins(y: np.ndarray, sigma: np.ndarray, maps: ExtensionMaps) -> np.ndarray:
@@ -256,15 +257,17 @@ def find_extensions(
 
     ``certified`` ``(M,)`` bool (each verified by :func:`verify_extensions` with ``tol``),
     ``margins`` ``(M,)`` float64 the proved eigenvalue margin of the last candidate (``>= tol``
-    where certified). Deterministic: the result of a cut depends only on its own ``sigma``.
+    where certified). Deterministic: the result of a cut depends only on its own ``sigma``. A
+    ``sigma`` with a non-finite entry is not searched (not certified, margin ``-inf``).
     """
     sigma = np.asarray(sigma, dtype=np.complex128)
     m = sigma.shape[0]
     certified = np.zeros(m, dtype=bool)
     margins = np.full(m, -np.inf)
-    for start in range(0, m, CHUNK):
-        sl = slice(start, min(start + CHUNK, m))
-        certified[sl], margins[sl] = _search(sigma[sl], maps, tol, schedule, step, momentum)
+    finite = np.flatnonzero(np.isfinite(sigma.reshape(m, -1)).all(axis=1))  # others: never certified
+    for start in range(0, finite.size, CHUNK):
+        rows = finite[start : start + CHUNK]
+        certified[rows], margins[rows] = _search(sigma[rows], maps, tol, schedule, step, momentum)
     return certified, margins
 
 

@@ -112,6 +112,11 @@ def test_verification_rejects_perturbed_or_mismatched_candidates():
     assert ext.extension_margins(nan, sigma, maps)[0] == -np.inf
     with pytest.raises(ValueError, match="tol"):
         ext.verify_extensions(y, sigma, maps, tol=0.0)
+    # non-finite states are never certified (and do not stop the others)
+    bad = ab_blocks(rho).copy()
+    bad[1, 0, 0], bad[2, 0, 1] = np.nan, np.inf
+    found, bad_margins = ext.extension_certificates(bad, 2, MARGIN)
+    assert found.tolist() == [True, False, False, True] and np.isneginf(bad_margins[1:3]).all()
 
 
 @settings(max_examples=40, deadline=None)
