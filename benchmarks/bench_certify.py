@@ -12,7 +12,18 @@ Writes ``benchmarks/results/certify.json``. Measures, for 3 qubits:
    problem) apart; plus PPT cuts of separable rank-6 mixtures (the slowest kind we found: p* = 1
    on a degenerate face). Target <= 0.5 s per cut.
 
-Run: ``.venv/bin/python benchmarks/bench_certify.py [--n 200000] [--sdp-states 10] [--quick]``.
+3. **Extension certificate before the SDP** (``--extension``, written to
+   ``benchmarks/results/certify_extension.json``): the PPT cuts of a built store that no exact
+   stage decides (those the labeler sends to DPS-2), solved in this process on one core twice in
+   the same run — the reference, the previous code path (an SCS SDP for every cut,
+   ``DpsSettings(extension=False)``), and the current one (a verified PPT symmetric extension of
+   ``(1 - margin) rho + margin I/d`` first, SDPs only for the rest) — with CPU seconds, the
+   fraction settled without an SDP and a check that both give the same decision on every cut.
+   Needs the store: ``qeframe data build paper-test-certified``.
+
+Run: ``.venv/bin/python benchmarks/bench_certify.py [--n 200000] [--sdp-states 10] [--quick]``;
+``.venv/bin/python benchmarks/bench_certify.py --extension [--store paper-test-certified]
+[--data-dir data] [--states 10000]`` for section 3 only.
 On a shared machine the wall times include waiting for a core; the CPU times do not, and the
 load average at the start is recorded.
 """
@@ -27,7 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from qeframe_plugins.baselines import _dps
+from qeframe_plugins.baselines import _dps, _dps_extension
 from qeframe_plugins.labelers.certified import CertifiedLabeler
 
 from qeframe.plugin.workers import component_workers
@@ -36,6 +47,7 @@ from qeframe.quantum.ppt import npt_mask
 from qeframe.quantum.random import haar_state
 
 RESULTS = Path(__file__).resolve().parent / "results" / "certify.json"
+EXTENSION_RESULTS = RESULTS.with_name("certify_extension.json")
 NPT_TARGET = 200_000.0
 DPS_TARGET_S = 0.5
 
@@ -93,6 +105,88 @@ def time_sdps(blocks: np.ndarray) -> dict:
     }
 
 
+def pending_cuts(store: str, data_dir: Path, states: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``states`` rows of a built store and the ``(M, 2)`` (row, cut) jobs the certified
+    labeler (its default stages, the store's ground truth) would send to the DPS-2 SDP."""
+    from qeframe.data.reader import open_dataset
+
+    ds = open_dataset(store, data_dir=data_dir)
+    rho = ds.array("rho")[:states]
+    truth, truth_prov = ds.array("ground_truth")[:states], ds.array("ground_truth_provenance")[:states]
+    cert = CertifiedLabeler(CertifiedLabeler.Params(sdp=False, progress=False)).certify(
+        rho, truth, truth_prov
+    )
+    pending = (cert.labels == -1) & (cert.reasons == "PPT; no certificate (SDP stage disabled)")
+    return rho, np.argwhere(pending)
+
+
+def timed_batch(rho: np.ndarray, jobs: np.ndarray, extension: bool) -> tuple[_dps.DpsOutcome, dict]:
+    w0, c0 = time.perf_counter(), time.process_time()
+    settings = _dps.DpsSettings(extension=extension)
+    out = _dps.dps2_batch(rho, jobs, settings, workers=1, progress=False)
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    return out, {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "sdps_solved": int((~out.extended).sum()),
+        "cpu_s_per_cut": cpu / max(len(jobs), 1),
+        "sdp_wall_s_sum": float(out.seconds.sum()),
+        "entangled": int(out.entangled(settings.margin).sum()),
+        "no_answer": int((~out.ok).sum()),
+    }
+
+
+def extension_section(args: argparse.Namespace) -> None:
+    load = os.getloadavg()
+    rho, jobs = pending_cuts(args.store, args.data_dir, args.states)
+    _dps.dps2_visibility(np.eye(8, dtype=complex) / 8, d_a=2)  # import cvxpy and compile, untimed
+    margin = _dps.DpsSettings().margin
+    reference, ref = timed_batch(rho, jobs, extension=False)
+    current, cur = timed_batch(rho, jobs, extension=True)
+    same = np.array_equal(reference.decisions(margin), current.decisions(margin))
+    settled = current.extended
+    horodecki_found, _ = _dps_extension.extension_certificates(
+        horodecki(np.linspace(0.05, 0.95, 19)), 2, margin
+    )
+    result = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "loadavg_at_start": load,
+            "numpy": np.__version__,
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        },
+        "store": args.store,
+        "states": len(rho),
+        "pending_cuts": len(jobs),
+        "margin": margin,
+        "extension_tol": _dps_extension.EXTENSION_TOL,
+        "reference_sdp_every_cut": ref,
+        "current_extension_then_sdp": cur,
+        "settled_without_sdp": int(settled.sum()),
+        "fraction_settled_without_sdp": float(settled.mean()) if len(jobs) else 0.0,
+        "reference_p_star_of_settled_cuts": {
+            "min": float(np.min(reference.p_star[settled])) if settled.any() else None,
+            "max": float(np.max(reference.p_star[settled])) if settled.any() else None,
+        },
+        "verified_eigenvalue_margin_of_settled_cuts": {
+            "min": float(np.min(current.extension_margin[settled])) if settled.any() else None,
+            "median": float(np.median(current.extension_margin[settled])) if settled.any() else None,
+        },
+        "same_decisions": bool(same),
+        "cpu_ratio_reference_over_current": ref["cpu_s"] / max(cur["cpu_s"], 1e-9),
+        "horodecki_cut_1|23_certified_of_19": int(horodecki_found.sum()),
+    }
+    args.extension_out.parent.mkdir(parents=True, exist_ok=True)
+    args.extension_out.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    print(
+        f"{len(jobs)} pending PPT cuts of {len(rho)} {args.store} states: SDP on every cut {ref['cpu_s']:.1f} CPU-s; "
+        f"extension first {cur['cpu_s']:.1f} CPU-s ({settled.sum()} settled without an SDP, "
+        f"{cur['sdps_solved']} SDPs); ratio {result['cpu_ratio_reference_over_current']:.1f}x; "
+        f"same decisions: {same}; Horodecki certified: {int(horodecki_found.sum())} of 19 (must be 0)"
+    )
+    print(f"wrote {args.extension_out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200_000, help="states for the NPT-stage throughput")
@@ -100,7 +194,15 @@ def main() -> None:
     parser.add_argument("--sdp-states", type=int, default=10, help="Horodecki states (b in [0.05, 0.95])")
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--extension", action="store_true", help="only section 3 (extension vs SDP)")
+    parser.add_argument("--store", default="paper-test-certified", help="built store for section 3")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser.add_argument("--states", type=int, default=10_000, help="first rows of the store (section 3)")
+    parser.add_argument("--extension-out", type=Path, default=EXTENSION_RESULTS)
     args = parser.parse_args()
+    if args.extension:
+        extension_section(args)
+        return
     if args.quick:
         args.n, args.repeats, args.sdp_states = 20_000, 1, 3
 

@@ -13,25 +13,29 @@ Workloads (drawn from ``numpy.random.default_rng(--seed)``):
   many of them within 1e-3 of the threshold) — the regime where a sign test has to be exact;
 * ``all``: both, shuffled together (the headline number).
 
-For each workload and each thread count, in the same process: ``npt_mask`` with each backend
-(``numpy``: the float64 batch-last numpy factorisation, the reference; ``mixed``: the default, the
-float32 screen of :mod:`qeframe.quantum.npt_screen` with float64 for the cuts it leaves open;
-``compiled``: the fused ``torch.compile`` kernel of :mod:`qeframe.quantum.npt_compiled`, skipped
-with ``--no-compiled``), ``negativities`` and the ``eigvalsh`` sign test. Then the labelers' NPT
-stage as they run it: ``npt_mask`` called as the ``verified``/``certified``/``negativity`` labelers
-call it (default backend and workers, complex128 input) on ``--states`` Ginibre states (the
-workload of ``bench_certify.py``), beside the same call with ``backend="numpy"``, and the
-``verified`` labeler's whole ``label`` with its ``lambda_min`` evidence (``eigvalsh`` of the NPT
-cuts), which is timed apart because it is not part of the sign test. Times are wall-clock over ``--repeats`` runs (best and median reported; the
-best is the usual estimate for a loaded machine) plus the process CPU time of the best run. The
-compile time is measured in fresh subprocesses: ``warm`` (Inductor's disk cache filled) and, with
-``--cold-compile``, ``cold`` (an empty cache directory). The answers of both backends are checked
-against ``eigvalsh`` (``lambda_min < -tol``) on every cut farther than 1e-12 from the threshold,
-and against each other (disagreements are only allowed within 1e-13 of the threshold); the report
-counts the cuts the float32 screen leaves to float64.
+For each workload, in the same process and in interleaved rounds (each round times every backend
+at every thread count once, so a change of the machine's load hits all of them alike):
+``npt_mask`` with each backend (``numpy``: the float64 batch-last numpy factorisation, the
+reference; ``mixed``: the float32 screen of :mod:`qeframe.quantum.npt_screen` with float64 for the
+cuts it leaves open, the default without a C compiler; ``native``: the float64 C loop of
+:mod:`qeframe.quantum.npt_native`, the default; ``compiled``: the fused ``torch.compile`` kernel of
+:mod:`qeframe.quantum.npt_compiled`, skipped with ``--no-compiled``), ``negativities`` and the
+``eigvalsh`` sign test. Then the labelers' NPT stage as they run it: ``npt_mask`` called as the
+``verified``/``certified``/``negativity`` labelers call it (default backend and workers,
+complex128 input) on ``--states`` Ginibre states (the workload of ``bench_certify.py``), beside
+the same call with ``backend="mixed"`` and ``"numpy"``, and the ``verified`` labeler's whole
+``label`` with its ``lambda_min`` evidence (``eigvalsh`` of the NPT cuts), which is timed apart
+because it is not part of the sign test. Times are wall-clock over ``--repeats`` rounds (best and
+median reported; the best is the usual estimate for a loaded machine) plus the process CPU time of
+the best run. The compile time is measured in fresh subprocesses: ``warm`` (Inductor's disk cache
+filled; for ``native``: the library in its cache, loaded) and, with ``--cold-compile``, ``cold``
+(an empty cache directory; ``native_cold`` is always measured, it takes seconds). The answers of
+every backend are checked against ``eigvalsh`` (``lambda_min < -tol``) on every cut farther than
+1e-12 from the threshold, and against numpy's (disagreements are only allowed within 1e-13 of the
+threshold); the report counts the cuts the float32 screen leaves to float64.
 
 Every figure is written beside the same figure of the previous report (the JSON found at
-``--out``) and the same-run ratios ``mixed / numpy`` and ``compiled / numpy``. The headline
+``--out``) and the same-run ratios of every backend over ``numpy``. The headline
 (``summary``) is the default backend's, the one every caller gets without configuration.
 """
 
@@ -46,19 +50,13 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse
 import datetime as _dt
 import json
-import platform
-import statistics
-import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-import qeframe
-from qeframe.quantum import npt_compiled, ppt
+from qeframe.quantum import npt_compiled, npt_native, ppt
 from qeframe.quantum.cuts import n_cuts
 from qeframe.quantum.ppt import (
     PPT_TOL,
@@ -70,9 +68,21 @@ from qeframe.quantum.ppt import (
 )
 from qeframe.quantum.random import haar_state
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _ppt_parts import (
+    NATIVE_PROBE,
+    compile_time,
+    loadavg,
+    machine_info,
+    once,
+    rate,
+    summarise,
+    timed,
+)
+
 #: npt_mask target (issue 16) on the project's 2-core reference machine, 3 qubits, all cuts, 2 threads.
 TARGET_STATES_PER_S = 2_000_000
-BACKENDS = ("numpy", "mixed", "compiled")
+BACKENDS = ("numpy", "mixed", "native", "compiled")
 
 
 # ------------------------------------------------------------------------------ workloads
@@ -108,74 +118,6 @@ def workloads(n: int, count: int, seed: int) -> dict[str, np.ndarray]:
     return {"all": both, "mixtures": mix, "near-boundary": near}
 
 
-# ------------------------------------------------------------------------------ timing
-def timed(fn: Callable[[], Any], repeats: int) -> dict[str, float]:
-    """Best and median wall-clock seconds of ``fn()`` over ``repeats`` runs (after one warm-up),
-    and the process CPU seconds of the best run."""
-    fn()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        c0, t0 = time.process_time(), time.perf_counter()
-        fn()
-        walls.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-    best = int(np.argmin(walls))
-    return {"best_s": walls[best], "median_s": statistics.median(walls), "cpu_s_of_best": cpus[best]}
-
-
-def rate(count: int, t: dict[str, float]) -> dict[str, float]:
-    return {
-        "states_per_s_best": count / t["best_s"],
-        "states_per_s_median": count / t["median_s"],
-        "cpu_s_per_state": t["cpu_s_of_best"] / count,
-        **t,
-    }
-
-
-# ------------------------------------------------------------------------------ machine
-def machine_info() -> dict[str, Any]:
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        blas_name = f"{blas.get('name')} {blas.get('version')}"
-    except (KeyError, TypeError, ValueError):  # pragma: no cover - numpy without the dict mode
-        blas_name = "unknown"
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    cpu_model = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpus_available": len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
-        "cpu_model": cpu_model or platform.processor() or None,
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "numpy": np.__version__,
-        "blas": blas_name,
-        "blas_threads_env": {v: os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")},
-        "qeframe": qeframe.__version__,
-        "git_commit": commit,
-    }
-
-
-def loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
 # ------------------------------------------------------------------------------ screen, labelers
 def undecided_cuts(rho: np.ndarray) -> int:
     """Cuts of ``rho`` that the float32 screen leaves to the float64 test."""
@@ -206,11 +148,24 @@ def labelers_stage(n: int, count: int, evidence_count: int, seed: int, repeats: 
     rho = ginibre_states(n, count, np.random.default_rng(seed + 1))
     tol = VerifiedLabeler.Params().tol
     out: dict[str, Any] = {"states": count, "workload": "ginibre", "tol": tol}
-    out["npt_stage_default"] = rate(count, timed(lambda: npt_mask(rho, tol=tol), repeats))
-    out["npt_stage_numpy"] = rate(count, timed(lambda: npt_mask(rho, tol=tol, backend="numpy"), repeats))
-    out["default_over_numpy_wall"] = round(
-        out["npt_stage_default"]["states_per_s_best"] / out["npt_stage_numpy"]["states_per_s_best"], 3
-    )
+    out["default_backend"] = npt_backend(n, count)
+    calls = {
+        "npt_stage_default": lambda: npt_mask(rho, tol=tol),
+        "npt_stage_mixed": lambda: npt_mask(rho, tol=tol, backend="mixed"),
+        "npt_stage_numpy": lambda: npt_mask(rho, tol=tol, backend="numpy"),
+    }
+    runs: dict[str, list[tuple[float, float]]] = {k: [] for k in calls}
+    for fn in calls.values():
+        fn()  # warm-up
+    for _ in range(repeats):  # interleaved rounds
+        for key, fn in calls.items():
+            runs[key].append(once(fn))
+    for key, r in runs.items():
+        out[key] = rate(count, summarise([w for w, _ in r], [c for _, c in r]))
+    for ref in ("mixed", "numpy"):
+        out[f"default_over_{ref}_wall"] = round(
+            out["npt_stage_default"]["states_per_s_best"] / out[f"npt_stage_{ref}"]["states_per_s_best"], 3
+        )
     sub = rho[:evidence_count]
     batch = StateBatch.build(sub, -1, "unknown", pure=False)
     labeler = VerifiedLabeler(VerifiedLabeler.Params(drop_unknown=False))
@@ -219,57 +174,11 @@ def labelers_stage(n: int, count: int, evidence_count: int, seed: int, repeats: 
     mask = npt_mask(sub)
     out["npt_evidence_alone"] = rate(len(sub), timed(lambda: npt_evidence(sub, mask), few))
     out["npt_fraction"] = float(mask.mean())
-    return out
-
-
-# ------------------------------------------------------------------------------ compile time
-_COMPILE_PROBE = """
-import os, time, json
-t0, c0 = time.perf_counter(), time.process_time()
-from qeframe.quantum import npt_compiled
-ok = npt_compiled.kernel({n}) is not None
-print(json.dumps({{"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "ok": ok,
-                  "failure": npt_compiled.failure({n})}}))
-"""
-
-
-def compile_time(n: int, cache_dir: str | None) -> dict[str, Any]:
-    """Seconds to import and compile the kernel in a fresh process (``cache_dir``: an Inductor
-    cache directory, None for the default one). CPU seconds are the parent's view of the child
-    (its own process time, compiler subprocesses included via ``RUSAGE_CHILDREN``)."""
-    import resource
-    import tempfile
-
-    env = dict(os.environ)
-    tmp = None
-    if cache_dir is None:
-        pass
-    elif cache_dir == "fresh":
-        tmp = tempfile.TemporaryDirectory(prefix="qeframe-inductor-")
-        env["TORCHINDUCTOR_CACHE_DIR"] = tmp.name
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c", _COMPILE_PROBE.format(n=n)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
+    npt_s = 1 / out["npt_stage_default"]["states_per_s_best"]
+    out["npt_stage_with_evidence_states_per_s"] = 1 / (
+        npt_s + 1 / out["npt_evidence_alone"]["states_per_s_best"]
     )
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if tmp is not None:
-        tmp.cleanup()
-    try:
-        inner = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        inner = {"ok": False, "failure": proc.stderr.strip().splitlines()[-1:] or None}
-    return {
-        "process_wall_s": wall,
-        "process_cpu_s_with_compilers": (after.ru_utime + after.ru_stime)
-        - (before.ru_utime + before.ru_stime),
-        "in_process": inner,
-    }
+    return out
 
 
 # ------------------------------------------------------------------------------ main
@@ -324,6 +233,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"labelers' NPT stage on {args.states} Ginibre states ...", flush=True)
     labelers = labelers_stage(args.n, args.states, args.labeler_evidence_states, args.seed, args.repeats)
     print(f"labelers: {json.dumps(labelers)}", flush=True)
+    compiles["native_cold"] = compile_time(args.n, "fresh", NATIVE_PROBE)  # the C build: seconds
+    compiles["native_warm"] = compile_time(args.n, None, NATIVE_PROBE)
     if with_compiled:
         if args.cold_compile:
             print("compiling the kernel into an empty cache ...", flush=True)
@@ -334,6 +245,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     backends = [b for b in BACKENDS if b != "compiled" or with_compiled]
     if "compiled" in backends and npt_compiled.kernel(args.n) is None:
         backends.remove("compiled")
+    if npt_native.library() is None:
+        backends.remove("native")
     print(f"generating {args.states} {args.n}-qubit states ...", flush=True)
     data = workloads(args.n, args.states, args.seed)
     cuts = n_cuts(args.n)
@@ -372,13 +285,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results |= {"negativities": {}, "eigvalsh_sign_test": {}}
     for name, rho in data.items():
         eig_rho = rho[: args.eig_states]
+        runs: dict[tuple[str, int], list[tuple[float, float]]] = {}
+        for b in backends:
+            npt_mask(rho, backend=b)  # warm-up
+        for _ in range(args.repeats):  # interleaved rounds: every backend and thread count once
+            for threads in args.threads:
+                for b in backends:
+                    call = lambda r=rho, w=threads, b=b: npt_mask(r, workers=w, backend=b)
+                    runs.setdefault((b, threads), []).append(once(call))
         for threads in args.threads:
             key = f"{name}/threads={threads}"
             few = max(1, args.repeats // 2)
             line = f"{key:28s}"
             for b in backends:
-                t = timed(lambda r=rho, w=threads, b=b: npt_mask(r, workers=w, backend=b), args.repeats)
-                results[f"npt_mask[{b}]"][key] = rate(len(rho), t)
+                r = runs[b, threads]
+                results[f"npt_mask[{b}]"][key] = rate(
+                    len(rho), summarise([w for w, _ in r], [c for _, c in r])
+                )
                 line += f" {b} {results[f'npt_mask[{b}]'][key]['states_per_s_best']:>11,.0f}/s"
             t = timed(lambda r=eig_rho, w=threads: negativities(r, workers=w), few)
             results["negativities"][key] = rate(len(eig_rho), t)
@@ -447,6 +370,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "npt_chunk_states": {
                 "numpy": npt_chunk_size(args.n),
                 "mixed": npt_chunk_size(args.n, ppt._NPT_MIXED_CHUNK_BYTES),
+                "native": npt_native.CHUNK_STATES,
                 "compiled": npt_compiled.CHUNK_STATES,
             },
         },
@@ -467,12 +391,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "numpy_states_per_s": max(
                 results["npt_mask[numpy]"][f"all/threads={t}"]["states_per_s_best"] for t in args.threads
             ),
-            "compiled_states_per_s": max(
-                results["npt_mask[compiled]"][f"all/threads={t}"]["states_per_s_best"] for t in args.threads
-            )
-            if "compiled" in backends
-            else None,
+            **{
+                f"{b}_states_per_s": max(
+                    results[f"npt_mask[{b}]"][f"all/threads={t}"]["states_per_s_best"] for t in args.threads
+                )
+                if b in backends
+                else None
+                for b in ("mixed", "native", "compiled")
+            },
             "labelers_npt_stage_states_per_s": labelers["npt_stage_default"]["states_per_s_best"],
+            "labelers_npt_stage_with_evidence_states_per_s": labelers["npt_stage_with_evidence_states_per_s"],
             "target_states_per_s": TARGET_STATES_PER_S if args.n == 3 else None,
             "meets_target": bool(headline >= TARGET_STATES_PER_S) if args.n == 3 else None,
             "labelers_meet_target": bool(

@@ -1,5 +1,6 @@
 """Test states and checks shared by the PPT-test suites (tests/quantum/test_ppt.py,
-test_npt_compiled.py, test_npt_screen.py)."""
+test_npt_compiled.py, test_npt_screen.py) and the DPS-2 suites (tests/plugins/test_baselines.py,
+test_dps_extension.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,22 @@ from typing import Any
 import numpy as np
 
 from qeframe.quantum import ppt
+from qeframe.quantum.ops import batch_kron, pure_density
 from qeframe.quantum.ppt import pt_min_eigenvalues
 from qeframe.quantum.random import haar_state
+
+
+def separable_mixtures(count: int, n: int, terms: int, rng: np.random.Generator) -> np.ndarray:
+    """Random convex mixtures of ``terms`` pure fully-product states (separable on every cut)."""
+    out = np.zeros((count, 2**n, 2**n), dtype=np.complex128)
+    weights = rng.random((count, terms))
+    weights /= weights.sum(axis=1, keepdims=True)
+    for t in range(terms):
+        psi = haar_state(2, count, rng)
+        for _ in range(n - 1):
+            psi = batch_kron(psi, haar_state(2, count, rng))
+        out += weights[:, t, None, None] * pure_density(psi)
+    return out
 
 
 def mixtures(n: int, count: int, rng: np.random.Generator, rank: int = 4) -> np.ndarray:

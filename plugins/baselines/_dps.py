@@ -88,10 +88,15 @@ class DpsSettings:
         solver: ``"SCS"`` (default, first-order, fast on these sizes) or ``"CLARABEL"``
             (interior point, more accurate, several times slower here).
         margin: a cut is entangled when ``p* < 1 - margin``.
+        extension: first look for a verified PPT symmetric extension of
+            ``(1 - margin) rho + margin I/d`` without an SDP
+            (:mod:`qeframe_plugins.baselines._dps_extension`); where one is found ``p* >= 1 - margin``
+            is proved, the SDP could only answer "inconclusive" and is not run.
     """
 
     solver: SolverName = "SCS"
     margin: float = 1e-3
+    extension: bool = True
 
 
 @dataclass(frozen=True)
@@ -102,13 +107,26 @@ class DpsOutcome:
         p_star: ``(M,)`` float64 optimal visibility, NaN where the solver gave no answer.
         ok: ``(M,)`` bool, the solver returned ``optimal``.
         reasons: ``(M,)`` object array of ``str``: ``""`` when ``ok``, else why not.
-        seconds: ``(M,)`` float64 wall time of each solve (in its worker).
+        seconds: ``(M,)`` float64 wall time of each solve (in its worker; 0 where no SDP ran).
+        extended: ``(M,)`` bool, no SDP ran because a verified extension proved ``p* >= 1 - margin``;
+            there ``p_star`` holds that proved lower bound ``1 - margin`` and ``ok`` is true.
+        extension_margin: ``(M,)`` float64, the verified eigenvalue margin of that extension
+            (NaN where none was found or searched).
     """
 
     p_star: np.ndarray
     ok: np.ndarray
     reasons: np.ndarray
     seconds: np.ndarray
+    extended: np.ndarray | None = None
+    extension_margin: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        m = len(self.p_star)
+        if self.extended is None:
+            object.__setattr__(self, "extended", np.zeros(m, dtype=bool))
+        if self.extension_margin is None:
+            object.__setattr__(self, "extension_margin", np.full(m, np.nan))
 
     def entangled(self, margin: float) -> np.ndarray:
         """``(M,)`` bool: the SDP certifies entanglement (``ok`` and ``p* < 1 - margin``)."""
@@ -272,6 +290,11 @@ def dps2_batch(
 ) -> DpsOutcome:
     """Solve the visibility SDP for the given ``(sample, cut)`` jobs of ``rho`` ``(N, 2**n, 2**n)``.
 
+    With ``settings.extension`` (default) every job is first given to
+    :func:`~qeframe_plugins.baselines._dps_extension.extension_certificates` (batched numpy, no
+    cvxpy needed); a job with a verified extension of ``(1 - margin) rho + margin I/d`` is answered
+    ``p* >= 1 - margin`` (``extended``, ``p_star = 1 - margin``, ``ok``) and no SDP is solved for it.
+
     ``jobs`` is ``(M, 2)`` int: row ``m`` asks for sample ``jobs[m, 0]`` across cut
     ``bipartitions(n)[jobs[m, 1]]``. Jobs run in a process pool of ``workers`` processes (default:
     all cores, one inside a build worker: :func:`qeframe.plugin.workers.component_workers`; 1 runs
@@ -279,6 +302,8 @@ def dps2_batch(
     result depends only on its own matrix, not on the pool. A missing dependency makes every job
     "no answer" with the reason (nothing is raised).
     """
+    from qeframe_plugins.baselines._dps_extension import extension_certificates  # imports this module
+
     rho = np.asarray(rho)
     jobs = np.asarray(jobs, dtype=np.int64).reshape(-1, 2)
     m = len(jobs)
@@ -286,12 +311,10 @@ def dps2_batch(
     ok = np.zeros(m, dtype=bool)
     reasons = np.full(m, "", dtype=object)
     seconds = np.zeros(m)
+    extended = np.zeros(m, dtype=bool)
+    ext_margin = np.full(m, np.nan)
     if m == 0:
-        return DpsOutcome(p_star, ok, reasons, seconds)
-    reason = missing_dependency(settings.solver)
-    if reason is not None:
-        reasons[:] = reason
-        return DpsOutcome(p_star, ok, reasons, seconds)
+        return DpsOutcome(p_star, ok, reasons, seconds, extended, ext_margin)
 
     n = num_qubits(rho.shape[-1])
     cuts = bipartitions(n)
@@ -299,25 +322,37 @@ def dps2_batch(
     for c in np.unique(jobs[:, 1]):  # loop over cuts; the reordering is batched over samples
         rows = np.flatnonzero(jobs[:, 1] == c)
         reordered = cut_blocks(rho[jobs[rows, 0]], cuts[int(c)])
+        if settings.extension:  # batched over the samples of this cut; no SDP where it succeeds
+            found, margins = extension_certificates(reordered, 2 ** len(cuts[int(c)].side_a), settings.margin)
+            extended[rows[found]] = True
+            ext_margin[rows[found]] = margins[found]
         for r, block in zip(rows, reordered):
             blocks[r] = block
+    p_star[extended], ok[extended] = 1.0 - settings.margin, True
+    todo = np.flatnonzero(~extended)
+    reason = missing_dependency(settings.solver) if todo.size else None
+    if reason is not None:
+        reasons[todo] = reason
+        return DpsOutcome(p_star, ok, reasons, seconds, extended, ext_margin)
     d_a = np.array([2 ** len(cuts[int(c)].side_a) for c in jobs[:, 1]])
-    tasks = [(blocks[i], int(d_a[i]), settings.solver) for i in range(m)]
+    tasks = {int(i): (blocks[i], int(d_a[i]), settings.solver) for i in todo}
 
     def store(i: int, result: tuple[float, bool, str, float]) -> None:
         p_star[i], ok[i], reasons[i], seconds[i] = result
 
     workers = component_workers(workers)
-    workers = min(workers, m)
+    workers = min(workers, len(tasks))
+    if not tasks:
+        return DpsOutcome(p_star, ok, reasons, seconds, extended, ext_margin)
     with _progress(progress) as bar:
-        task_id = bar.add_task(description, total=m)
+        task_id = bar.add_task(description, total=len(tasks))
         if workers == 1:
-            for i, task in enumerate(tasks):
+            for i, task in tasks.items():
                 store(i, _job(task))
                 bar.advance(task_id)
         else:
             with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-                futures = {pool.submit(_job, task): i for i, task in enumerate(tasks)}
+                futures = {pool.submit(_job, task): i for i, task in tasks.items()}
                 for future in as_completed(futures):
                     i = futures[future]
                     try:
@@ -325,7 +360,7 @@ def dps2_batch(
                     except Exception as exc:  # noqa: BLE001 - a dead worker is an unknown, never "entangled"
                         store(i, (float("nan"), False, f"worker failed: {type(exc).__name__}: {exc}", 0.0))
                     bar.advance(task_id)
-    return DpsOutcome(p_star, ok, reasons, seconds)
+    return DpsOutcome(p_star, ok, reasons, seconds, extended, ext_margin)
 
 
 def _progress(enabled: bool) -> Any:

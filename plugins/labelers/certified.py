@@ -38,7 +38,9 @@ provenance      label  condition (in this order)                                
                        PPT symmetric extension to 2 copies of ``A`` even with
                        ``margin`` white noise (Doherty, Parrilo, Spedalieri)
 ``unknown``     -1     anything else: inconclusive SDP (``p* >= 1 - margin``),         ``p*`` if an SDP ran,
-                       solver failure, cvxpy missing, SDP too large, SDP disabled      else NaN
+                       a verified extension of ``(1 - margin) rho + margin I/d``      ``1 - margin`` (a proved
+                       that makes the SDP pointless (no SDP is run), solver failure,  lower bound on ``p*``)
+                       cvxpy missing, SDP too large, SDP disabled                     for an extension, else NaN
 ==============  =====  ==========================================================  =========================
 
 Ranks are *numerical ranks of the actual states*, never nominal dimensions (for four qubits a
@@ -50,7 +52,11 @@ support stage uses ``range(rho) ⊆ supp(rho_A) ⊗ supp(rho_B)`` and that a par
 commutes with local isometries up to complex conjugation, so ``rho`` is PPT exactly when the
 ``r_A x r_B`` state is. For three qubits it covers the cuts whose two-qubit side has rank <= 3.
 
-States NPT on every cut never reach the later stages. The SDPs (see
+States NPT on every cut never reach the later stages. Before any SDP, every pending cut gets a
+batched numpy search for a PPT symmetric extension of ``(1 - margin) rho + margin I/d``, checked
+in float64 with a rigorous eigenvalue margin (:mod:`qeframe_plugins.baselines._dps_extension`): where
+one exists ``p* >= 1 - margin`` is proved, the SDP could only say "inconclusive", and it is skipped
+(the label is unknown either way; no label the SDP can legitimately give is lost). The SDPs (see
 :mod:`qeframe_plugins.baselines._dps`) run in a process pool on all cores with a progress bar and
 need the optional extra ``qeframe[certify]`` (cvxpy, SCS, Clarabel); without it the PPT cuts that
 no exact stage decides stay unknown with that reason, and a ``RuntimeWarning`` says
@@ -464,12 +470,19 @@ class CertifiedLabeler(Labeler):
         labels[i[hit], j[hit]] = ENTANGLED
         prov[i[hit], j[hit]] = provenance_code("dps2")
         for k in np.flatnonzero(~hit):  # only the cuts left unknown get a sentence
-            reasons[i[k], j[k]] = (
-                f"PPT; DPS-2 inconclusive: p* = {out.p_star[k]:.6f} >= 1 - margin (a k=2 PPT symmetric "
-                "extension exists)"
-                if out.ok[k]
-                else f"PPT; DPS-2 gave no answer: {out.reasons[k]}"
-            )
+            if out.extended[k]:
+                reasons[i[k], j[k]] = (
+                    f"PPT; DPS-2 inconclusive without an SDP: a PPT symmetric extension of (1 - margin) rho "
+                    f"+ margin I/d was exhibited and verified (eigenvalue margin {out.extension_margin[k]:.2e}), "
+                    f"so p* >= {out.p_star[k]:.6f}"
+                )
+            elif out.ok[k]:
+                reasons[i[k], j[k]] = (
+                    f"PPT; DPS-2 inconclusive: p* = {out.p_star[k]:.6f} >= 1 - margin (a k=2 PPT symmetric "
+                    "extension exists)"
+                )
+            else:
+                reasons[i[k], j[k]] = f"PPT; DPS-2 gave no answer: {out.reasons[k]}"
         failed = ~out.ok
         if failed.any():
             first = str(out.reasons[np.flatnonzero(failed)[0]])

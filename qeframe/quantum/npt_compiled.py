@@ -31,7 +31,8 @@ result is kept in Inductor's on-disk cache (``TORCHINDUCTOR_CACHE_DIR``, default
 ``/tmp/torchinductor_<user>``), so a later process only re-traces the function (about 11 CPU
 seconds measured, ``benchmarks/results/ppt.json``).
 :func:`~qeframe.quantum.ppt.npt_mask` therefore uses this path only when asked to
-(``QEFRAME_NPT_BACKEND=compiled``) or, by default (``auto``), for batches large enough to repay a
+(``QEFRAME_NPT_BACKEND=compiled``) or, by default (``auto``) and only where the faster native
+kernel (:mod:`~qeframe.quantum.npt_native`) cannot be built, for batches large enough to repay a
 warm compile, and once the kernel is compiled in the process; see
 :func:`~qeframe.quantum.ppt.npt_backend`. Without torch, a C++ compiler, or on any compile error,
 it falls back to ``auto``'s choice without it, the mixed-precision numpy test (with one warning).

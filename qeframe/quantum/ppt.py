@@ -11,14 +11,17 @@ the big-endian qubit order and return arrays with the cut axis in
 :func:`~qeframe.quantum.cuts.bipartitions` order. Like :func:`numpy.linalg.eigvalsh`, they read
 only the lower triangle of each partial transpose (the input is assumed Hermitian).
 
-The NPT test :func:`npt_mask` has three backends (:func:`npt_backend`, environment variable
-``QEFRAME_NPT_BACKEND=auto|mixed|numpy|compiled``). The default, ``auto``, is ``mixed`` for
-``n <= 6`` qubits: a float32 factorisation that *proves* each verdict it gives (its rounding error
-is bounded, :mod:`qeframe.quantum.npt_screen`) and the float64 factorisation for the few cuts it
-cannot decide, 1.1-1.5 times faster than float64 alone with no compile step
-(``benchmarks/bench_ppt.py``, ``docs/performance.md``); ``numpy`` is that float64 factorisation
-for every cut (the reference); ``compiled`` is a torch.compile kernel for ``n <= 3`` that ``auto``
-uses only once it is compiled in the process or for calls of ``NPT_AUTO_COMPILE_STATES`` states.
+The NPT test :func:`npt_mask` has four backends (:func:`npt_backend`, environment variable
+``QEFRAME_NPT_BACKEND=auto|native|mixed|numpy|compiled``). The default, ``auto``, is ``native``
+where a C compiler is found: the float64 factorisation as one small C loop
+(:mod:`qeframe.quantum.npt_native`, built once per machine in about 2 s and cached, loaded
+with ctypes, GIL-free), 1.7-2.6 times faster per core than ``mixed`` (``benchmarks/bench_ppt.py``,
+``docs/performance.md``). Without a compiler it is ``mixed`` for ``n <= 6`` qubits: a float32
+factorisation that *proves* each verdict it gives (its rounding error is bounded,
+:mod:`qeframe.quantum.npt_screen`) and the float64 factorisation for the few cuts it cannot
+decide; ``numpy`` is that float64 factorisation for every cut (the reference); ``compiled`` is a
+torch.compile kernel for ``n <= 3`` that ``auto`` uses (without a C compiler for ``native``) only
+once it is compiled in the process or for calls of ``NPT_AUTO_COMPILE_STATES`` states.
 
 Example::
 
@@ -41,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from qeframe.errors import QeframeError
-from qeframe.quantum import npt_screen
+from qeframe.quantum import npt_native, npt_screen
 from qeframe.quantum.cuts import bipartitions, packed_offsets, packed_pt_plan, pt_source_index
 from qeframe.quantum.ops import num_qubits
 
@@ -233,10 +236,10 @@ def npt_chunk_size(n_qubits: int, budget: int | None = None) -> int:
     return max(-(-_NPT_MIN_MATRICES // n_c), (budget or _NPT_CHUNK_BYTES) // per_state)
 
 
-#: Environment variable choosing the backend of :func:`npt_mask`: ``auto`` (default), ``mixed``,
-#: ``numpy`` or ``compiled`` (see :func:`npt_backend`).
+#: Environment variable choosing the backend of :func:`npt_mask`: ``auto`` (default), ``native``,
+#: ``mixed``, ``numpy`` or ``compiled`` (see :func:`npt_backend`).
 NPT_BACKEND_ENV = "QEFRAME_NPT_BACKEND"
-NPT_BACKENDS = ("auto", "mixed", "numpy", "compiled")
+NPT_BACKENDS = ("auto", "native", "mixed", "numpy", "compiled")
 #: ``auto`` compiles the fused kernel (:mod:`qeframe.quantum.npt_compiled`) for a call with at
 #: least this many states: enough to repay a compile from Inductor's disk cache (10-14 CPU
 #: seconds, Dynamo re-tracing the unrolled function) at its measured saving over the default
@@ -250,10 +253,13 @@ class NptBackendError(QeframeError, ValueError):
 
 
 def npt_backend(n_qubits: int, n_states: int, backend: str | None = None) -> str:
-    """Which implementation :func:`npt_mask` uses: ``"mixed"``, ``"numpy"`` or ``"compiled"``.
+    """Which implementation :func:`npt_mask` uses: ``"native"``, ``"mixed"``, ``"numpy"`` or
+    ``"compiled"``.
 
     ``backend`` (default: the ``QEFRAME_NPT_BACKEND`` environment variable, else ``"auto"``):
 
+    * ``"native"``: the float64 factorisation as a C loop (:mod:`qeframe.quantum.npt_native`;
+      built on first use, falls back to ``mixed``/``numpy`` with one warning where it cannot be);
     * ``"mixed"``: the float32 screen of :mod:`qeframe.quantum.npt_screen`, which proves the verdict
       of almost every matrix, and the float64 factorisation for the rest (``2**n_qubits <= 64``;
       numpy beyond);
@@ -261,11 +267,13 @@ def npt_backend(n_qubits: int, n_states: int, backend: str | None = None) -> str
       for every matrix: the reference;
     * ``"compiled"``: the fused kernel of :mod:`qeframe.quantum.npt_compiled` (``n_qubits <= 3``;
       compiled on first use, falls back to ``auto``'s choice where it cannot be built);
-    * ``"auto"``: the compiled kernel when it is already compiled in this process, or when the
-      call has at least ``NPT_AUTO_COMPILE_STATES`` states and torch is installed; else mixed.
+    * ``"auto"``: native where it can be built (a C compiler is found); else the compiled kernel
+      when it is already compiled in this process, or when the call has at least
+      ``NPT_AUTO_COMPILE_STATES`` states and torch is installed; else mixed.
 
     All answer ``lambda_min(rho^{T_A}) < -tol`` up to the same rounding band
-    (:func:`npt_rounding_bound`): the mixed backend's own verdicts are exact, and the matrices it
+    (:func:`npt_rounding_bound`): native, numpy and compiled are the same float64 factorisation
+    (rounded in different orders), the mixed backend's own verdicts are exact, and the matrices it
     leaves undecided get the numpy backend's.
     """
     from qeframe.quantum import npt_compiled
@@ -279,6 +287,10 @@ def npt_backend(n_qubits: int, n_states: int, backend: str | None = None) -> str
     default = "mixed" if 2**n_qubits <= npt_screen.MAX_DIM else "numpy"
     if choice in ("numpy", "mixed"):
         return "numpy" if choice == "numpy" else default
+    if choice in ("native", "auto") and npt_native.library(warn=choice == "native") is not None:
+        return "native"
+    if choice == "native":
+        return default
     if n_qubits > npt_compiled.MAX_QUBITS or npt_compiled.failure(n_qubits):
         return default
     if choice == "compiled" or npt_compiled.is_compiled(n_qubits):
@@ -343,11 +355,15 @@ def npt_mask(
     ``lambda_min(rho^{T_A}) < -tol``.
 
     Instead of eigenvalues, a batched Cholesky test of ``rho^{T_A} + tol*I`` (positive definite
-    exactly when ``lambda_min(rho^{T_A}) > -tol``). Three implementations (:func:`npt_backend` picks
+    exactly when ``lambda_min(rho^{T_A}) > -tol``). Four implementations (:func:`npt_backend` picks
     one; ``backend`` overrides the ``QEFRAME_NPT_BACKEND`` environment variable):
 
-    * mixed (the default for ``n <= 6``): per chunk of states, the lower triangles of all cuts'
-      partial transposes are gathered batch-last in float32 and factorised once; the factorisation
+    * native (the default where a C compiler is found): per state and cut, the partial
+      transpose's lower triangle gathered from ``rho`` into an L1-resident buffer and factorised in
+      float64 by a C loop, eight states side by side (:mod:`qeframe.quantum.npt_native`);
+    * mixed (the default for ``n <= 6`` without a C compiler): per chunk of states, the lower
+      triangles of all cuts' partial transposes are gathered batch-last in float32 and factorised
+      once; the factorisation
       proves NPT (it fails) or PPT (it completes with pivots safely above its error bound) for
       almost every cut, and the few it leaves open go to the float64 test
       (:mod:`qeframe.quantum.npt_screen`);
@@ -356,8 +372,9 @@ def npt_mask(
     * compiled (``n <= 3``): one fused loop over the states, compiled by :func:`torch.compile`
       (:mod:`qeframe.quantum.npt_compiled`), reading ``rho`` in place.
 
-    Chunks run on ``workers`` threads (numpy and the compiled kernel release the GIL; default: all
-    cores, at most 8).
+    Chunks run on ``workers`` threads (numpy and both kernels release the GIL; default: all
+    cores, at most 8). States whose factorisation meets a NaN or infinite pivot in a kernel are
+    decided by the numpy path.
 
     Agrees with ``pt_min_eigenvalues(rho) < -tol`` except within about ``1e-15`` of the
     threshold (rounding, :func:`npt_rounding_bound`); the backends can disagree only there.
@@ -367,13 +384,27 @@ def npt_mask(
     n = num_qubits(d)
     n_c = len(bipartitions(n))
     out = np.empty((n_batch, n_c), dtype=bool)
-    kern = None
+    kernel_call: Callable[[np.ndarray], np.ndarray] | None = None
     path = npt_backend(n, n_batch, backend)
-    if path == "compiled":
+    if path == "native":
+        fn = npt_native.library()
+
+        def kernel_call(block: np.ndarray) -> np.ndarray:
+            return npt_native.not_positive_definite(fn, block, tol)
+
+        per_call, min_states = npt_native.CHUNK_STATES, 1
+    elif path == "compiled":
         from qeframe.quantum import npt_compiled
 
         kern = npt_compiled.kernel(n)
-        path = "compiled" if kern is not None else npt_backend(n, n_batch, "mixed")
+        if kern is None:
+            path = npt_backend(n, n_batch, "mixed")
+        else:
+
+            def kernel_call(block: np.ndarray) -> np.ndarray:
+                return npt_compiled.not_positive_definite(kern, block, tol)
+
+            per_call, min_states = npt_compiled.CHUNK_STATES, npt_compiled.MIN_CHUNK_STATES
     pending: list[tuple[np.ndarray, np.ndarray]] = []  # (states, cuts) the mixed screen left open
     if path == "numpy":
         chunk = npt_chunk_size(n)
@@ -394,18 +425,19 @@ def npt_mask(
                 pending.append((states + start, cuts))  # list.append is atomic
 
     else:
-        # about CHUNK_STATES per call (its overhead is a few hundred µs), as many chunks per worker
+        # a native or compiled kernel: about per_call states per call, as many chunks per worker
+        assert kernel_call is not None
         n_workers = _default_workers(workers)
-        n_chunks = -(-max(1, -(-n_batch // npt_compiled.CHUNK_STATES)) // n_workers) * n_workers
-        chunk = max(npt_compiled.MIN_CHUNK_STATES, -(-n_batch // n_chunks))
+        n_chunks = -(-max(1, -(-n_batch // per_call)) // n_workers) * n_workers
+        chunk = max(min_states, -(-n_batch // n_chunks))
 
         def work(start: int) -> None:
             block = np.ascontiguousarray(rho[start : start + chunk], dtype=np.complex128)
             b = block.shape[0]
-            if b < npt_compiled.MIN_CHUNK_STATES:
+            if b < min_states:
                 out[start : start + b] = _npt_block_numpy(block, tol, n)
                 return
-            res = npt_compiled.not_positive_definite(kern, block, tol)
+            res = kernel_call(block)
             out[start : start + b] = res[:, :n_c]
             odd = np.flatnonzero(res[:, n_c])  # rows with a non-finite pivot: numpy decides
             if odd.size:

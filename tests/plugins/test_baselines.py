@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ppt_states import separable_mixtures
 from qeframe_plugins.baselines import _dps
 from qeframe_plugins.baselines.ccnr import CcnrBaseline, realign, realign_bipartite, realignment_norms
 from qeframe_plugins.baselines.dps2 import Dps2Baseline
@@ -52,19 +53,6 @@ def random_mixed(count: int, n: int, rng: np.random.Generator, rank: int | None 
     g = rng.standard_normal((count, d, k)) + 1j * rng.standard_normal((count, d, k))
     rho = g @ g.conj().transpose(0, 2, 1)
     return rho / np.trace(rho, axis1=1, axis2=2).real[:, None, None]
-
-
-def separable_mixtures(count: int, n: int, terms: int, rng: np.random.Generator) -> np.ndarray:
-    """Random convex mixtures of ``terms`` pure fully-product states (separable on every cut)."""
-    out = np.zeros((count, 2**n, 2**n), dtype=np.complex128)
-    weights = rng.random((count, terms))
-    weights /= weights.sum(axis=1, keepdims=True)
-    for t in range(terms):
-        psi = haar_state(2, count, rng)
-        for _ in range(n - 1):
-            psi = batch_kron(psi, haar_state(2, count, rng))
-        out += weights[:, t, None, None] * pure_density(psi)
-    return out
 
 
 def tiles_state() -> np.ndarray:

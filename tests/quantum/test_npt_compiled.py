@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from ppt_states import assert_labelers_match_numpy, mixtures, near_boundary
 
 from qeframe.errors import QeframeError
-from qeframe.quantum import npt_compiled, ppt
+from qeframe.quantum import npt_compiled, npt_native, ppt
 from qeframe.quantum.ops import apply_local_unitaries, partial_transpose
 from qeframe.quantum.ppt import PPT_TOL, npt_backend, npt_mask, npt_rounding_bound, pt_min_eigenvalues
 from qeframe.quantum.random import haar_unitary
@@ -61,7 +61,9 @@ def assert_backends_agree(rho: np.ndarray, tol: float = PPT_TOL, workers: int = 
 
 # ------------------------------------------------------------------------------ backend choice
 def test_backend_choice(monkeypatch):
+    """Without the native kernel (no C compiler), auto chooses between mixed and compiled."""
     monkeypatch.delenv(ppt.NPT_BACKEND_ENV, raising=False)
+    monkeypatch.setattr(npt_native, "_state", {"failure": "RuntimeError: no C compiler"})
     monkeypatch.setattr(npt_compiled, "_kernels", {})
     monkeypatch.setattr(npt_compiled, "_failed", {})
     assert npt_backend(3, 1000) == "mixed"  # auto: small batch, nothing compiled yet
@@ -84,6 +86,7 @@ def test_backend_choice(monkeypatch):
 
 
 def test_compile_failure_falls_back_to_numpy(monkeypatch):
+    monkeypatch.setattr(npt_native, "_state", {"failure": "RuntimeError: no C compiler"})
     monkeypatch.setattr(npt_compiled, "_kernels", {})
     monkeypatch.setattr(npt_compiled, "_failed", {})
 

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ppt_states import assert_labelers_match_numpy, mixtures, near_boundary
 
-from qeframe.quantum import npt_screen, ppt
+from qeframe.quantum import npt_native, npt_screen, ppt
 from qeframe.quantum.cuts import n_cuts, packed_pt_plan
 from qeframe.quantum.ppt import PPT_TOL, npt_backend, npt_mask, pt_min_eigenvalues
 from qeframe.quantum.random import haar_state
@@ -52,8 +52,9 @@ def assert_exact(rho: np.ndarray, tol: float = PPT_TOL, scale: float = 1.0) -> n
 
 
 # ------------------------------------------------------------------------------ the default
-def test_mixed_is_the_default(monkeypatch):
+def test_mixed_is_the_default_without_a_c_compiler(monkeypatch):
     monkeypatch.delenv(ppt.NPT_BACKEND_ENV, raising=False)
+    monkeypatch.setattr(npt_native, "_state", {"failure": "RuntimeError: no C compiler"})
     for n in (2, 3, 4, 5, 6):
         assert npt_backend(n, 1000) == "mixed"
     assert npt_backend(7, 1000) == "numpy"  # d = 128 > MAX_DIM: not screened
@@ -230,13 +231,14 @@ def test_float32_factorisation_error_is_inside_the_margin():
 
 
 # ------------------------------------------------------------------------------ labelers
-def test_labelers_npt_stage_on_the_default_backend(monkeypatch):
-    """The labelers call npt_mask without a backend, so they get the mixed backend by default:
-    the same labels, provenance, kept rows and evidence as with QEFRAME_NPT_BACKEND=numpy,
-    near-threshold states included (the screen's undecided cuts get the float64 answer)."""
+def test_labelers_npt_stage_on_the_mixed_backend(monkeypatch):
+    """The labelers call npt_mask without a backend (QEFRAME_NPT_BACKEND=mixed, the default
+    without a C compiler, gives them this one): the same labels, provenance, kept rows and
+    evidence as with QEFRAME_NPT_BACKEND=numpy, near-threshold states included (the screen's
+    undecided cuts get the float64 answer)."""
     rng = np.random.default_rng(8)
     rho = np.concatenate([mixtures(3, 200, rng, rank=2), near_boundary(3, 200, rng)])
-    assert_labelers_match_numpy(monkeypatch, rho, None, npt_screen, "screen", exact_evidence=True)
+    assert_labelers_match_numpy(monkeypatch, rho, "mixed", npt_screen, "screen", exact_evidence=True)
 
 
 def test_float64_recheck_of_chosen_pairs_on_strided_input():
