@@ -98,25 +98,9 @@ def haar_state(dim: int, size: int, rng: np.random.Generator) -> np.ndarray:
     1.4 for ``d = 2``; this draws ``d`` uniforms, ``d`` logarithms and ``d`` float32 phases, the
     Gaussians ``2d`` normal draws and a norm).
     """
-    return haar_from_uniforms(*haar_uniforms(dim, size, rng))
-
-
-def haar_uniforms(dim: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The random numbers :func:`haar_state` draws, in its order: ``(u, v)``, ``u`` ``(size, dim)``
-    float64 uniforms in ``[0, 1)`` and ``v`` ``(size, dim)`` float32 uniforms (the phases'
-    half of the draw :func:`random_phases` makes)."""
-    u = rng.random((size, dim))
-    v = rng.random((2, size, dim), dtype=np.float32)[1]
-    return u, v
-
-
-def haar_from_uniforms(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """:func:`haar_state` of its drawn uniforms (:func:`haar_uniforms`): ``(size, dim)`` complex128.
-
-    Row by row: the states of any subset of rows are those rows of the whole (same operations)."""
-    y = -np.log(1.0 - u)  # 1 - u is uniform in (0, 1]
-    phase = v * np.float32(2.0 * np.pi)
-    return np.sqrt(y / y.sum(axis=1, keepdims=True)) * unit_complex(phase)
+    x = 1.0 - rng.random((size, dim))  # uniform in (0, 1]
+    y = -np.log(x)
+    return np.sqrt(y / y.sum(axis=1, keepdims=True)) * random_phases(rng, (size, dim))
 
 
 def random_permutations(size: int, n: int, rng: np.random.Generator) -> np.ndarray:
