@@ -1,5 +1,5 @@
 """Test states and checks shared by the PPT-test suites (tests/quantum/test_ppt.py,
-test_npt_compiled.py, test_npt_screen.py) and the DPS-2 suites (tests/plugins/test_baselines.py,
+test_npt_compiled.py, test_npt_native.py, test_npt_screen.py) and the DPS-2 suites (tests/plugins/test_baselines.py,
 test_dps_extension.py)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from qeframe.quantum import ppt
-from qeframe.quantum.ops import batch_kron, pure_density
+from qeframe.quantum.ops import apply_local_unitaries, batch_kron, pure_density
 from qeframe.quantum.ppt import pt_min_eigenvalues
-from qeframe.quantum.random import haar_state
+from qeframe.quantum.random import haar_state, haar_unitary
 
 
 def separable_mixtures(count: int, n: int, terms: int, rng: np.random.Generator) -> np.ndarray:
@@ -44,6 +44,30 @@ def near_boundary(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
     p_crit = -lam * d / (1 - lam * d)  # (1-p) lam + p/d = 0
     p = np.clip(rng.uniform(0.9, 1.1, count) * p_crit, 0, 1)
     return (1 - p)[:, None, None] * rho + p[:, None, None] * np.eye(d) / d
+
+
+def ghz_at_threshold(lam: float, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` noisy 3-qubit GHZ states with ``lambda_min(rho^{T_A}) = lam`` on every cut (exact by
+    construction: ``(1 - p)/d - p/2``), rotated by Haar local unitaries: ``(count, 8, 8)``."""
+    d = 8
+    p = (1 / d - lam) / (1 / d + 0.5)
+    ghz = np.zeros(d)
+    ghz[[0, -1]] = 2**-0.5
+    rho = p * np.outer(ghz, ghz) + (1 - p) * np.eye(d) / d
+    rho = np.broadcast_to(rho, (count, d, d)).astype(complex)
+    rho = apply_local_unitaries(rho, haar_unitary(2, count * 3, rng).reshape(count, 3, 2, 2))
+    np.testing.assert_allclose(pt_min_eigenvalues(rho), lam, atol=1e-14)
+    return rho
+
+
+def shifted_to(rho: np.ndarray, cut: int, target: float) -> tuple[np.ndarray, np.ndarray]:
+    """``rho`` plus a multiple of the identity per state so that ``cut``'s ``lambda_min(rho^{T_A})``
+    is ``target`` (the shift moves every partial transpose's spectrum alike). Returns the shifted
+    states and their ``(N, n_cuts)`` minimal partial-transpose eigenvalues."""
+    d = rho.shape[-1]
+    lam = pt_min_eigenvalues(rho)[:, cut]
+    rho = rho + (target - lam)[:, None, None] * np.eye(d)
+    return rho, pt_min_eigenvalues(rho)
 
 
 def assert_labelers_match_numpy(

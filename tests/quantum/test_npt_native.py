@@ -19,12 +19,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ppt_states import assert_labelers_match_numpy, mixtures, near_boundary
+from ppt_states import assert_labelers_match_numpy, ghz_at_threshold, mixtures, near_boundary, shifted_to
 
 from qeframe.quantum import npt_native, ppt
-from qeframe.quantum.ops import apply_local_unitaries
 from qeframe.quantum.ppt import PPT_TOL, npt_backend, npt_mask, pt_min_eigenvalues
-from qeframe.quantum.random import haar_unitary
 
 #: Cuts closer than this to the threshold may differ between backends (eigvalsh's error included).
 BAND = 1e-13
@@ -189,16 +187,7 @@ def test_native_identical_to_numpy_on_every_benchmark_like_cut(native):
 def test_native_resolves_the_threshold(native, side, offset):
     """Noisy GHZ states with lambda_min(PT) = -tol + side*offset on every cut (exact by
     construction: (1-p)/d - p/2), rotated by Haar local unitaries."""
-    d = 8
-    rng = np.random.default_rng(3)
-    lam = -PPT_TOL + side * offset
-    p = (1 / d - lam) / (1 / d + 0.5)
-    ghz = np.zeros(d)
-    ghz[[0, -1]] = 2**-0.5
-    rho = p * np.outer(ghz, ghz) + (1 - p) * np.eye(d) / d
-    rho = np.broadcast_to(rho, (203, d, d)).astype(complex)
-    rho = apply_local_unitaries(rho, haar_unitary(2, 203 * 3, rng).reshape(203, 3, 2, 2))
-    np.testing.assert_allclose(pt_min_eigenvalues(rho), lam, atol=1e-14)
+    rho = ghz_at_threshold(-PPT_TOL + side * offset, 203, np.random.default_rng(3))
     assert (npt_mask(rho, backend="native") == (side < 0)).all()
 
 
@@ -220,10 +209,8 @@ def test_native_matches_numpy_and_eigvalsh_at_a_chosen_distance(
     rng = np.random.default_rng(seed)
     rho = mixtures(3, 61, rng, rank=rank) * scale  # 61: a tail of 5 after blocks of 8
     cut = int(rng.integers(3))
-    lam = pt_min_eigenvalues(rho)[:, cut]
     target = -tol + side * 10.0**exponent * scale
-    rho = rho + (target - lam)[:, None, None] * np.eye(8)  # shifts every PT spectrum alike
-    lam_now = pt_min_eigenvalues(rho)
+    rho, lam_now = shifted_to(rho, cut, target)
     assert np.abs(lam_now[:, cut] - target).max() < 1e-14 * max(scale, 1.0)
     mask = assert_backends_agree(rho, tol=tol)
     decided = np.abs(lam_now[:, cut] + tol) > BAND * scale
