@@ -82,18 +82,26 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
-from qeframe_plugins.baselines._dps import DpsSettings, cut_blocks, dps2_batch
+from qeframe_plugins.baselines._dps import DpsSettings, dps2_batch
 
 from qeframe import hookimpl
 from qeframe.plugin.interfaces import LabelBatch, Labeler, Params, StateBatch
 from qeframe.plugin.labels import ENTANGLED, PROVENANCE, SEPARABLE, UNKNOWN, provenance_code, provenance_names
 from qeframe.quantum.cuts import bipartitions, cut_names, n_cuts
-from qeframe.quantum.ops import batch_kron, num_qubits, partial_trace, partial_transpose
+from qeframe.quantum.ops import num_qubits
 from qeframe.quantum.ppt import PPT_TOL, npt_mask, pt_min_eigenvalues_where
-from qeframe.quantum.rank_separable import PURE, RANK, SUPPORT, numerical_ranks, rank_verdicts
+from qeframe.quantum.rank_separable import PURE, RANK, RANK_GAP, RANK_TOL, SUPPORT
 from qeframe.quantum.realignment import fnf_certificate
+from qeframe.quantum.separable_proofs import (
+    BALL,
+    EIG_TOL,
+    PRODUCT,
+    PRODUCT_TOL,
+    SEPARABLE_STAGES,
+    SPECTRUM,
+    separable_proofs,
+)
 from qeframe.quantum.witness import (
-    absolute_separability_margin,
     load_witness_library,
     qubit_first,
     witness_values,
@@ -113,24 +121,33 @@ DEFAULT_TRUSTED = (
 )
 
 _P_UNKNOWN = provenance_code("unknown")
-#: The separable ball is used strictly inside its radius (rounding of tr(rho^2) is ~1e-16).
-_BALL_SLACK = 1e-12
+#: The provenance each exact separability proof is stored under.
+_PROVENANCE_OF_PROOF = {
+    PURE: "pure-ppt",
+    RANK: "rank",
+    SUPPORT: "analytic",
+    PRODUCT: "analytic",
+    BALL: "analytic",
+    SPECTRUM: "spectrum",
+}
 
 
 class CertifiedParams(Params):
     ppt_tol: float = Field(default=PPT_TOL, gt=0, description="NPT when lambda_min(rho^T_A) < -ppt_tol.")
-    rank_tol: float = Field(default=1e-9, gt=0, description="Eigenvalues <= rank_tol count as zero.")
+    rank_tol: float = Field(default=RANK_TOL, gt=0, description="Eigenvalues <= rank_tol count as zero.")
     rank_gap: float = Field(
-        default=1e-6, gt=0, description="Eigenvalues >= rank_gap count as non-zero; in between: ambiguous."
+        default=RANK_GAP,
+        gt=0,
+        description="Eigenvalues >= rank_gap count as non-zero; in between: ambiguous.",
     )
     product_tol: float = Field(
-        default=1e-12, ge=0, description="Separable when max|rho - rho_A ⊗ rho_B| <= product_tol."
+        default=PRODUCT_TOL, ge=0, description="Separable when max|rho - rho_A ⊗ rho_B| <= product_tol."
     )
     spectrum: bool = Field(
         default=True, description="Separable from the spectrum on 1|rest cuts (Johnston's 2 x N condition)."
     )
     eig_tol: float = Field(
-        default=1e-13, ge=0, description="Error bar on each eigenvalue of rho in the spectrum stage."
+        default=EIG_TOL, ge=0, description="Error bar on each eigenvalue of rho in the spectrum stage."
     )
     witnesses: tuple[Literal["horodecki"], ...] = Field(
         default=("horodecki",), description="Built-in witness sets of the witness stage (empty: none)."
@@ -217,13 +234,6 @@ class Certificate:
                 }
             )
         return {"cuts": list(self.cuts), "samples": samples, "summary": self.summary()}
-
-
-def _pt_min(rho: np.ndarray, side: tuple[int, ...]) -> np.ndarray:
-    """Smallest eigenvalue of the partial transpose on ``side``: ``(M, d, d)`` -> ``(M,)``."""
-    if rho.shape[0] == 0:
-        return np.zeros(0)
-    return np.linalg.eigvalsh(partial_transpose(rho, side))[:, 0]
 
 
 class CertifiedLabeler(Labeler):
@@ -313,69 +323,30 @@ class CertifiedLabeler(Labeler):
         evidence: np.ndarray,
         reasons: np.ndarray,
     ) -> None:
+        """The exact separability stages: :func:`qeframe.quantum.separable_proofs.separable_proofs`."""
         p = self.params
-        rows = np.flatnonzero(open_.any(axis=1))
-        if rows.size == 0:
-            return
-        sub = rho[rows]
-        eig = np.linalg.eigvalsh(sub)
-        rank_rho, amb_rho = numerical_ranks(eig, p.rank_tol, p.rank_gap)
-        pur = (eig * eig).sum(axis=-1)  # tr(rho^2)
-        d = rho.shape[-1]
-        ball_bound = 1.0 / (d - 1) - _BALL_SLACK
-        for cut in bipartitions(num_qubits(rho.shape[-1])):  # loop over cuts, batched over states
-            sel = np.flatnonzero(open_[rows, cut.index])
-            if sel.size == 0:
-                continue
-            s = sub[sel]
-            rho_a, rho_b = partial_trace(s, cut.side_a), partial_trace(s, cut.side_b)
-            r_a, amb_a = numerical_ranks(np.linalg.eigvalsh(rho_a), p.rank_tol, p.rank_gap)
-            r_b, amb_b = numerical_ranks(np.linalg.eigvalsh(rho_b), p.rank_tol, p.rank_gap)
-            r = rank_rho[sel]
-            verdict = rank_verdicts(r, r_a, r_b, amb_rho[sel] | amb_a | amb_b)
-            pure, by_rank, small = verdict == PURE, verdict == RANK, verdict == SUPPORT
-            lo, hi = np.minimum(r_a, r_b), np.maximum(r_a, r_b)  # the support's shape, for the note
-            target = rows[sel]
-            for mask, name in ((pure, "pure-ppt"), (by_rank, "rank")):
-                labels[target[mask], cut.index] = SEPARABLE
-                prov[target[mask], cut.index] = provenance_code(name)
-                evidence[target[mask], cut.index] = r[mask]
-            labels[target[small], cut.index] = SEPARABLE
-            prov[target[small], cut.index] = provenance_code("analytic")
-            evidence[target[small], cut.index] = _pt_min(s[small], cut.side_a)
-            for k in np.flatnonzero(small):  # a note per analytic label: which support
-                reasons[target[k], cut.index] = (
-                    f"PPT on a {lo[k]}x{hi[k]} support (Peres-Horodecki: PPT is sufficient)"
-                )
-            rest = ~pure & ~by_rank & ~small
-            gap = np.abs(cut_blocks(s, cut) - batch_kron(rho_a, rho_b)).max(axis=(1, 2))
-            product = rest & (gap <= p.product_tol)
-            labels[target[product], cut.index] = SEPARABLE
-            prov[target[product], cut.index] = provenance_code("analytic")
-            evidence[target[product], cut.index] = gap[product]
-            reasons[target[product], cut.index] = "rho = rho_A ⊗ rho_B (a product across the cut)"
-            ball = rest & ~product & (pur[sel] <= ball_bound)
-            labels[target[ball], cut.index] = SEPARABLE
-            prov[target[ball], cut.index] = provenance_code("analytic")
-            evidence[target[ball], cut.index] = pur[sel][ball]
-            reasons[target[ball], cut.index] = (
-                f"tr(rho^2) <= 1/(d-1) = {ball_bound:.6g} (Gurvits-Barnum separable ball)"
-            )
-            if not p.spectrum or len(cut.side_a) != 1:
-                continue
-            rest2 = rest & ~product & ~ball
-            # eigenvalue error bars: upper end for lambda_1, lower ends for the others
-            e = eig[sel]
-            margin = absolute_separability_margin(
-                np.concatenate([e[:, :-1] - p.eig_tol, e[:, -1:] + p.eig_tol], axis=1), (2, d // 2)
-            )
-            spec = rest2 & (margin <= 0)
-            labels[target[spec], cut.index] = SEPARABLE
-            prov[target[spec], cut.index] = provenance_code("spectrum")
-            evidence[target[spec], cut.index] = margin[spec]
-            reasons[target[spec], cut.index] = (
-                "absolutely separable spectrum (Johnston, PRA 88, 062330 (2013))"
-            )
+        stages = SEPARABLE_STAGES if p.spectrum else SEPARABLE_STAGES[:-1]
+        sep = separable_proofs(
+            rho,
+            open_,
+            stages,
+            rank_tol=p.rank_tol,
+            rank_gap=p.rank_gap,
+            product_tol=p.product_tol,
+            eig_tol=p.eig_tol,
+        )
+        hit = sep.proved
+        labels[hit], evidence[hit] = SEPARABLE, sep.evidence[hit]
+        for code, name in _PROVENANCE_OF_PROOF.items():
+            prov[sep.proof == code] = provenance_code(name)
+        for i, j in zip(*np.nonzero(sep.proof == SUPPORT)):  # a note per analytic label: which support
+            lo, hi = sep.support[i, j]
+            reasons[i, j] = f"PPT on a {lo}x{hi} support (Peres-Horodecki: PPT is sufficient)"
+        reasons[sep.proof == PRODUCT] = "rho = rho_A ⊗ rho_B (a product across the cut)"
+        reasons[sep.proof == BALL] = (
+            f"tr(rho^2) <= 1/(d-1) = {sep.ball_bound:.6g} (Gurvits-Barnum separable ball)"
+        )
+        reasons[sep.proof == SPECTRUM] = "absolutely separable spectrum (Johnston, PRA 88, 062330 (2013))"
 
     def _witness_matrices(self, dim: int) -> np.ndarray:
         """The verified witness library for ``dim = 2**n``: ``(K, dim, dim)`` (qubit-first order)."""
