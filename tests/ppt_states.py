@@ -1,6 +1,7 @@
 """Test states and checks shared by the PPT-test suites (tests/quantum/test_ppt.py,
 test_npt_compiled.py, test_npt_native.py, test_npt_screen.py) and the DPS-2 suites (tests/plugins/test_baselines.py,
-test_dps_extension.py)."""
+test_dps_extension.py) and the separability-proof suites (tests/quantum/test_rank_separable.py,
+test_separable_proofs.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 from qeframe.quantum import ppt
 from qeframe.quantum.ops import apply_local_unitaries, batch_kron, pure_density
 from qeframe.quantum.ppt import pt_min_eigenvalues
-from qeframe.quantum.random import haar_state, haar_unitary
+from qeframe.quantum.random import apply_local_filters, haar_state, haar_unitary, random_local_filters
 
 
 def separable_mixtures(count: int, n: int, terms: int, rng: np.random.Generator) -> np.ndarray:
@@ -25,6 +26,18 @@ def separable_mixtures(count: int, n: int, terms: int, rng: np.random.Generator)
             psi = batch_kron(psi, haar_state(2, count, rng))
         out += weights[:, t, None, None] * pure_density(psi)
     return out
+
+
+def filtered_product_mixture(seed: int, count: int, terms: int, kappa: float) -> np.ndarray:
+    """``count`` three-qubit mixtures of ``terms`` product states under random local filters of
+    condition number ``kappa``: separable, rank ``terms`` (generic), ``(count, 8, 8)``."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((count, 8, 8), complex)
+    for _ in range(terms):
+        psi = batch_kron(*(haar_state(2, count, rng) for _ in range(3)))
+        out += (0.1 + rng.random(count))[:, None, None] * np.einsum("ni,nj->nij", psi, psi.conj())
+    out = apply_local_filters(out, random_local_filters(count, 3, kappa, rng))
+    return out / np.trace(out, axis1=1, axis2=2).real[:, None, None]
 
 
 def mixtures(n: int, count: int, rng: np.random.Generator, rank: int = 4) -> np.ndarray:

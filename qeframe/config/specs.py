@@ -303,6 +303,13 @@ class PredictionSpec(Frame):
         "under `proposers/`) whose candidates start the `aligned_witness` search, with the search budget "
         "it records; needs `aligned_witness` in `proofs`. Its answers are verified like every other start",
     )
+    separable_proofs: list[Literal["rank", "product", "ball", "spectrum"]] = Field(
+        default_factory=list,
+        description="exact separability proofs on PPT cuts: a cut proved separable is answered `separable` "
+        "with the proof named, whatever the model says: `rank` (pure / rank / 2x2-2x3 support rules), "
+        "`product` (rho = rho_A ⊗ rho_B), `ball` (Gurvits-Barnum separable ball), `spectrum` (absolutely "
+        "separable spectrum on 1|rest cuts); see qeframe.quantum.separable_proofs",
+    )
     ppt_entangled: Literal["model", "proof"] = Field(
         default="model",
         description="who answers `entangled` on a PPT cut: `model` (the calibrated model, or a proof "

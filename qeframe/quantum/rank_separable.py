@@ -20,9 +20,9 @@ separable across the cut (no witness can then detect it):
 Ranks are numerical: an eigenvalue counts as zero when ``<= tol`` and as non-zero when ``>= gap``; a
 cut where ``rho``, ``rho_A`` or ``rho_B`` has an eigenvalue in between is *ambiguous* and gets no
 verdict. These are the rules and defaults of the ``certified`` labeler's ``pure-ppt``, ``rank`` and
-support ``analytic`` stages (``qeframe_plugins.labelers.certified``, which calls
-:func:`numerical_ranks` and :func:`rank_verdicts`), so a cut with a verdict here is one that labeler
-proves separable.
+support ``analytic`` stages (``qeframe_plugins.labelers.certified``, through the ``rank`` stage of
+:func:`qeframe.quantum.separable_proofs.separable_proofs`, which calls :func:`numerical_ranks` and
+:func:`rank_verdicts`), so a cut with a verdict here is one that labeler proves separable.
 
 Conventions: ``rho`` ``(N, 2**n, 2**n)`` complex, big-endian qubits; the caller passes PPT cuts
 only (the rules assume PPT; this module does not test it).

@@ -10,11 +10,12 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from ppt_states import filtered_product_mixture
 
 from qeframe.quantum.cuts import bipartitions
-from qeframe.quantum.ops import batch_kron, partial_trace, permute_qubits
+from qeframe.quantum.ops import partial_trace, permute_qubits
 from qeframe.quantum.ppt import npt_mask
-from qeframe.quantum.random import apply_local_filters, haar_state, random_local_filters
+from qeframe.quantum.random import apply_local_filters, random_local_filters
 from qeframe.quantum.rank_separable import (
     NONE,
     PURE,
@@ -28,23 +29,13 @@ from qeframe.quantum.rank_separable import (
 from qeframe.quantum.witness import horodecki_library_states
 
 
-def _product_mixture(seed: int, count: int, terms: int, kappa: float) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    out = np.zeros((count, 8, 8), complex)
-    for _ in range(terms):
-        psi = batch_kron(*(haar_state(2, count, rng) for _ in range(3)))
-        out += (0.1 + rng.random(count))[:, None, None] * np.einsum("ni,nj->nij", psi, psi.conj())
-    out = apply_local_filters(out, random_local_filters(count, 3, kappa, rng))
-    return out / np.trace(out, axis1=1, axis2=2).real[:, None, None]
-
-
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), terms=st.integers(1, 4), kappa=st.floats(1.0, 10.0))
 @example(seed=1, terms=4, kappa=6.0)  # a marginal eigenvalue between RANK_TOL and RANK_GAP
 def test_low_rank_separable_mixtures_get_a_verdict_on_every_cut(seed, terms, kappa):
     """A mixture of ``r <= 4`` product states (then filtered) is separable on every ``1 | 2`` cut
     and has ``rank = r <= 4 = rank rho_B`` (generic): the rank rule (``pure`` for ``r = 1``)."""
-    rho = _product_mixture(seed, 6, terms, kappa)
+    rho = filtered_product_mixture(seed, 6, terms, kappa)
     assert not npt_mask(rho).any()
     _, amb_rho = numerical_ranks(np.linalg.eigvalsh(rho), RANK_TOL, RANK_GAP)
     clear_cases = 0
@@ -82,7 +73,7 @@ def test_ambiguous_spectra_and_small_supports():
     """An eigenvalue between ``tol`` and ``gap`` gives no verdict; a state on a ``2 x 2`` support
     of a ``1 | 23`` cut with full rank 4 > 2 gets the support rule."""
     rng = np.random.default_rng(0)
-    rho = _product_mixture(1, 1, 2, 1.0)
+    rho = filtered_product_mixture(1, 1, 2, 1.0)
     lam, vec = np.linalg.eigh(rho[0])
     lam[0] = 1e-7  # neither zero nor clearly non-zero
     amb = (vec * lam) @ vec.conj().T
@@ -105,7 +96,7 @@ def test_rules_agree_with_the_certified_labeler():
     matching provenance (``pure-ppt``, ``rank``, ``analytic``)."""
     from qeframe_plugins.labelers.certified import CertifiedLabeler
 
-    rho = np.concatenate([_product_mixture(s, 3, t, 3.0) for s, t in ((1, 1), (2, 2), (3, 4))])
+    rho = np.concatenate([filtered_product_mixture(s, 3, t, 3.0) for s, t in ((1, 1), (2, 2), (3, 4))])
     cert = CertifiedLabeler(CertifiedLabeler.Params(sdp=False, progress=False, use_ground_truth=False))
     out = cert.certify(rho)
     names = out.provenance_names()

@@ -11,6 +11,9 @@ from qeframe.errors import QeframeError
 from qeframe.learn.prediction.calibration import Calibration, _sigmoid, answers_from_probabilities
 from qeframe.learn.prediction.proofs import _check_proofs, ppt_gate, proof_stages
 from qeframe.plugin.labels import ENTANGLED, SEPARABLE, UNKNOWN
+from qeframe.quantum.cuts import cut_names
+from qeframe.quantum.ops import num_qubits
+from qeframe.quantum.separable_proofs import check_separable_stages, separable_proofs
 
 PREDICTION_FORMAT = "qeframe-prediction/1"
 #: Answer names of the int8 codes 1 / 0 / -1.
@@ -33,6 +36,15 @@ def check_policy(policy: Any) -> str:
             f"prediction.ppt_entangled = {policy!r} is not allowed; allowed: {', '.join(PPT_ENTANGLED_POLICIES)}"
         )
     return str(policy)
+
+
+def check_separable(stages: Any) -> tuple[str, ...]:
+    """``stages`` as a tuple if each is one of
+    :data:`~qeframe.quantum.separable_proofs.SEPARABLE_STAGES`, else a one-line error naming the key
+    ``prediction.separable_proofs`` and the allowed values."""
+    if isinstance(stages, str):
+        stages = (stages,)
+    return check_separable_stages(stages, key="prediction.separable_proofs")
 
 
 def check_search(search: Any) -> str:
@@ -69,6 +81,8 @@ class PredictionConfig:
     proof_search: str = "screened"
     #: trained proposer seeding the ``aligned_witness`` search (folder or shipped name), or None
     proposer: str | None = None
+    #: exact separability stages run on PPT cuts (:data:`~qeframe.quantum.separable_proofs.SEPARABLE_STAGES`)
+    separable_proofs: tuple[str, ...] = ()
 
     @classmethod
     def uncalibrated(
@@ -102,6 +116,7 @@ class PredictionConfig:
             "ppt_entangled": self.ppt_entangled,
             "proof_search": self.proof_search,
             "proposer": self.proposer,
+            "separable_proofs": list(self.separable_proofs),
         }
 
     @classmethod
@@ -124,6 +139,7 @@ class PredictionConfig:
             ppt_entangled=check_policy(data.get("ppt_entangled", "model")),
             proof_search=check_search(data.get("proof_search", "screened")),
             proposer=data.get("proposer"),
+            separable_proofs=check_separable(data.get("separable_proofs") or ()),
         )
 
     def describe(self) -> str:
@@ -135,6 +151,8 @@ class PredictionConfig:
                 gate += f" (search seeded by proposer {self.proposer})"
             if self.proof_search == "all":
                 gate += " (searched on every PPT cut)"
+        if self.separable_proofs:
+            gate += " + separability proofs " + ", ".join(self.separable_proofs)
         if self.ppt_entangled == "proof":
             gate += "; PPT cuts entangled only with a proof (the model's unproved 'entangled' is unknown)"
         if not self.calibrated:
@@ -173,6 +191,10 @@ class Prediction:
             when no proof stage ran.
         model_answer: int8, the answer under the policy ``model`` (the model decides the PPT cuts
             no proof decided); equal to ``answer`` when that is the configuration's policy.
+        separable: object array of the proof behind a "separable" answer on a PPT cut
+            (:data:`~qeframe.quantum.separable_proofs.PROOF_NAMES`: ``"pure"``, ``"rank"``,
+            ``"support"``, ``"product"``, ``"ball"``, ``"spectrum"``) or ``None``; ``None`` (all)
+            when no separability stage ran.
     """
 
     logits: np.ndarray
@@ -182,11 +204,16 @@ class Prediction:
     npt: np.ndarray
     proved: np.ndarray | None = None
     model_answer: np.ndarray | None = None
+    separable: np.ndarray | None = None
 
     def proved_mask(self) -> np.ndarray:
         """``(N, n_cuts)`` bool: the answer "entangled" carries a proof (``npt`` or a proof stage)."""
         other = self.proved.astype(bool) if self.proved is not None else np.zeros(self.npt.shape, bool)
         return np.asarray(self.npt, bool) | other
+
+    def separable_mask(self) -> np.ndarray:
+        """``(N, n_cuts)`` bool: the answer "separable" carries a proof (a separability stage)."""
+        return self.separable.astype(bool) if self.separable is not None else np.zeros(self.npt.shape, bool)
 
     def answer_for(self, policy: str) -> np.ndarray:
         """The int8 answers under ``policy`` (:data:`PPT_ENTANGLED_POLICIES`), from the same model
@@ -196,9 +223,15 @@ class Prediction:
         return proof_policy(base, self.proved_mask()) if check_policy(policy) == "proof" else base
 
     def proof(self) -> list[list[str | None]]:
-        """Per sample and cut, the proof behind the answer: ``"npt"``, a proof stage's name or ``None``."""
-        other = self.proved if self.proved is not None else np.full(self.npt.shape, None, dtype=object)
-        return [["npt" if v else o for v, o in zip(row, orow)] for row, orow in zip(self.npt, other)]
+        """Per sample and cut, the proof behind the answer: ``"npt"``, a proof stage's name (entangled),
+        a separability proof's name (separable) or ``None``."""
+        none = np.full(self.npt.shape, None, dtype=object)
+        other = self.proved if self.proved is not None else none
+        sep = self.separable if self.separable is not None else none
+        return [
+            ["npt" if v else (o if o is not None else s) for v, o, s in zip(row, orow, srow)]
+            for row, orow, srow in zip(self.npt, other, sep)
+        ]
 
     def answer_names(self) -> list[list[str]]:
         return [[ANSWER_NAMES[int(v)] for v in row] for row in self.answer]
@@ -214,8 +247,15 @@ def predict(
     """Apply ``config`` to model ``logits`` ``(N, n_cuts)`` of states ``rho`` ``(N, d, d)``.
 
     ``npt`` (the gate's mask) is computed with :func:`ppt_gate` when omitted; with ``gate = "none"``
-    it is ignored and no cut carries a proof. ``device``: the ``torch`` device of the proof search
-    (:func:`~qeframe.learn.prediction.proofs.proof_stages`; default CPU).
+    it is ignored and no cut carries a proof of entanglement. ``device``: the ``torch`` device of the
+    proof search (:func:`~qeframe.learn.prediction.proofs.proof_stages`; default CPU).
+
+    With ``config.separable_proofs``, every PPT cut (by :func:`ppt_gate`, also under ``gate =
+    "none"``) that :func:`~qeframe.quantum.separable_proofs.separable_proofs` proves separable is
+    answered separable (probability 0) under both policies, whatever the model says; the screened
+    search (``aligned_witness``) skips those cuts, the cheap proof stages still run on them. A cut
+    proved both entangled and separable is a contradiction (a bug or a state outside the error
+    budgets): :class:`~qeframe.errors.QeframeError`.
     """
     logits = np.asarray(logits, float)
     if config.gate == "ppt":
@@ -226,16 +266,35 @@ def predict(
     answer = answers_from_probabilities(p, config.t_separable, config.t_entangled)
     answer[npt] = ENTANGLED
     probability = np.where(npt, 1.0, p)
+    separable = sep = None
+    if config.separable_proofs:
+        ppt = ~(npt if config.gate == "ppt" else ppt_gate(rho))
+        proofs = separable_proofs(rho, ppt, check_separable(config.separable_proofs))
+        separable, sep = proofs.names(), proofs.proved
     proved = None
     if config.proofs:
         screen = answer != SEPARABLE if config.proof_search == "screened" else None
+        if sep is not None:
+            screen = ~sep if screen is None else screen & ~sep
         proved = proof_stages(
             rho, config.proofs, ~npt, screen=screen, proposer=config.proposer, device=device
         )
         hit = proved.astype(bool)  # None -> False, a proof name -> True
+        if sep is not None and (hit & sep).any():
+            i, j = np.argwhere(hit & sep)[0]
+            cut = cut_names(num_qubits(np.shape(rho)[-1]))[j]
+            raise QeframeError(
+                f"contradiction: cut {cut} of state {i} is proved entangled ({proved[i, j]}) and separable "
+                f"({separable[i, j]}); {int((hit & sep).sum())} such cut(s)"
+            )
         answer[hit] = ENTANGLED
         probability = np.where(hit, 1.0, probability)
-    out = Prediction(logits, _sigmoid(logits), probability, answer, npt, proved, model_answer=answer)
+    if sep is not None:
+        answer[sep] = SEPARABLE
+        probability = np.where(sep, 0.0, probability)
+    out = Prediction(
+        logits, _sigmoid(logits), probability, answer, npt, proved, model_answer=answer, separable=separable
+    )
     if config.ppt_entangled != "model":
         out.answer = out.answer_for(config.ppt_entangled)
     return out

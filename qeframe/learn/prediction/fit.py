@@ -18,7 +18,7 @@ from qeframe.learn.prediction.calibration import (
     fit_calibration,
     reliability_bins,
 )
-from qeframe.learn.prediction.config import PredictionConfig, check_policy, check_search
+from qeframe.learn.prediction.config import PredictionConfig, check_policy, check_search, check_separable
 from qeframe.learn.prediction.proofs import _check_proofs, ppt_gate
 from qeframe.plugin.labels import ENTANGLED, SEPARABLE, UNKNOWN, certified_mask
 
@@ -143,6 +143,7 @@ def fit_prediction(
     config.ppt_entangled = check_policy(spec.ppt_entangled)
     config.proof_search = check_search(spec.proof_search)
     config.proposer = spec.proposer
+    config.separable_proofs = check_separable(spec.separable_proofs)
     return config
 
 
