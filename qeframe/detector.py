@@ -7,7 +7,7 @@
     result = detector.predict(states)                       # numpy, torch or qiskit
     result.labels          # (N, n_cuts) int8: 1 entangled, 0 separable, -1 unknown
     result.probabilities   # (N, n_cuts) float64 P(entangled), after the PPT gate and calibration
-    result.proof           # per state and cut: "npt", "witness", "realignment" or None
+    result.proof           # per state and cut: "npt", an entangled or separable proof's name, or None
     result.cuts            # ["1|23", "2|13", "3|12"]
 
 This is the code behind ``qeframe classify FILE --run RUN_DIR``: the command opens the run with
@@ -44,7 +44,9 @@ within ``1e-8``). A failed check raises :class:`~qeframe.errors.InvalidDensityMa
 
 **Answers** per state and cut (:mod:`qeframe.learn.prediction`): an NPT cut is entangled with proof
 ``npt`` (Peres, PRL 77, 1413 (1996)); a run whose ``prediction.json`` lists proof stages may prove
-PPT cuts entangled (``witness``, ``realignment``); the calibrated model answers the rest entangled,
+PPT cuts entangled (``witness``, ``realignment``, ``aligned_witness``) and, with
+``separable_proofs``, separable (``pure``, ``rank``, ``support``, ``product``, ``ball``,
+``spectrum``: :mod:`qeframe.quantum.separable_proofs`); the calibrated model answers the rest entangled,
 separable or unknown (two-valued at the run's threshold when uncalibrated).
 """
 
@@ -206,13 +208,15 @@ class DetectionResult:
     A single input state gives ``N = 1``. Attributes:
 
     * ``cuts``: the cut names (:func:`qeframe.quantum.cuts.cut_names`), the column order;
-    * ``probabilities``: float64 ``P(entangled)``: 1 on cuts with a proof, else the calibrated
-      model probability (the raw one for an uncalibrated run);
+    * ``probabilities``: float64 ``P(entangled)``: 1 on cuts proved entangled, 0 on cuts proved
+      separable, else the calibrated model probability (the raw one for an uncalibrated run);
     * ``model_probabilities``: float64 ``sigmoid(logits)``, the network alone (also on NPT cuts);
     * ``logits``: float64 model logits;
     * ``labels``: int8 answers, 1 entangled / 0 separable / -1 unknown (the DESIGN label code);
     * ``answers``: the same as names, ``"entangled"`` / ``"separable"`` / ``"unknown"``;
-    * ``proof``: the proof behind each answer, ``"npt"``, ``"witness"``, ``"realignment"`` or ``None``;
+    * ``proof``: the proof behind each answer, ``"npt"``, an entangled proof stage's name
+      (``"witness"``, ``"realignment"``, ``"aligned_witness"``), a separable proof's name (``"pure"``,
+      ``"rank"``, ``"support"``, ``"product"``, ``"ball"``, ``"spectrum"``) or ``None``;
     * ``npt``: bool, the cut's partial transpose is negative (the PPT gate's proof);
     * provenance of the answer: ``run`` (folder), ``epoch`` (of the selected weights, or
       ``"ensemble"``), ``calibrated``, ``prediction`` (one line describing gate, calibration and

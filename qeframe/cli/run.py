@@ -222,7 +222,9 @@ def classify_command(
 
     table = Table(
         title=f"Answer and P(entangled) per cut — {detector.run.name}, epoch {detector.epoch}",
-        caption="E entangled, S separable, ? unknown; 'npt': proved by the negative partial transpose; 'realignment', 'witness': proved by those stages",
+        caption="E entangled, S separable, ? unknown; 'npt': proved by the negative partial transpose; "
+        "'witness', 'realignment', 'aligned_witness': proved entangled by those stages; 'pure', 'rank', "
+        "'support', 'product', 'ball', 'spectrum': proved separable (prediction.separable_proofs)",
     )
     table.add_column("index", justify="right")
     for cut in result.cuts:
