@@ -5,13 +5,20 @@ The prediction layer wraps *any* model — a single backbone or an
 ``(B, n_cuts)`` logits::
 
     rho ─▶ PPT sign test ── NPT ─▶ entangled (proof: npt)
-                └─ PPT ─▶ proof stages ── proved ─▶ entangled (proof: the stage's name)
-                               └─ not proved ─▶ model logit z ─▶ calibrated p ─▶ entangled / separable / unknown
+                └─ PPT ─▶ separability proofs ── proved ─▶ separable (proof: pure / rank / support /
+                               │                                     product / ball / spectrum)
+                               └─ proof stages ── proved ─▶ entangled (proof: the stage's name)
+                                        └─ not proved ─▶ model logit z ─▶ calibrated p ─▶ entangled / separable / unknown
 
 With ``prediction.ppt_entangled = "proof"`` the last step never answers "entangled": where the
 model would, the answer is "unknown" (:func:`~qeframe.learn.prediction.config.proof_policy`). Then a
 separable PPT cut is never called entangled (every "entangled" is a verified proof) and the recall
 on PPT-entangled cuts is that of the proof stages (:mod:`qeframe.learn.prediction.proofs`).
+With ``prediction.separable_proofs`` (default none) a PPT cut that an exact rule proves separable
+(:mod:`qeframe.quantum.separable_proofs`: rank rules, product, the Gurvits-Barnum ball, an absolutely
+separable spectrum; the ``certified`` labeler's stages) is answered "separable" with that proof
+under both policies, whatever the model says; a cut proved both ways raises
+(:func:`~qeframe.learn.prediction.config.predict`).
 
 1. **Gate** (``prediction.gate = "ppt"``). A cut with ``lambda_min(rho^{T_A}) < -tol`` is
    entangled (Peres, PRL 77, 1413 (1996)); ``tol`` is
