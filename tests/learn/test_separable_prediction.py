@@ -192,3 +192,13 @@ def test_classify_names_the_separable_proof(trained_run, tmp_path, qeframe_cli):
     code, out, err = qeframe_cli("classify", path, "--run", trained_run, "--device", "cpu")
     assert code == 0, err
     assert "S ball" in out and "proved separable" in out
+
+
+def test_without_the_gate_the_separable_proofs_still_run_on_ppt_cuts_only():
+    """``gate = "none"``: no cut is answered entangled by ``npt``, but the rank rules (valid on PPT cuts
+    only) never run on an NPT cut: a GHZ state (rank 1, NPT everywhere) gets no ``pure`` proof."""
+    config = _config(gate="none", separable_proofs=SEPARABLE_STAGES)
+    out = predict(config, np.full((2, 3), 30.0), np.stack([GHZ, BALL_STATE]))
+    assert not out.npt.any()
+    assert out.proof() == [[None] * 3, ["ball"] * 3]
+    assert out.answer.tolist() == [[1, 1, 1], [0, 0, 0]]
