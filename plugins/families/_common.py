@@ -288,21 +288,26 @@ def mix_vectors(psi: np.ndarray, weights: np.ndarray, counts: np.ndarray) -> np.
     """``ρ_s = Σ_i p_i |ψ_i><ψ_i|`` over the consecutive group of ``counts[s]`` vectors of sample ``s``.
 
     ``psi`` ``(sum(counts), D)``, ``weights`` ``(sum(counts),)`` -> ``(N, D, D)`` (a sample with
-    ``counts[s] = 0`` gets 0). Batch-last: with ``a = sqrt(p) ψ`` stored ``(D, sum(counts))``, each
+    ``counts[s] = 0`` gets 0), complex128; complex64 when ``psi`` is complex64 (then ``sqrt(p)`` is
+    rounded to float32 and every step is single precision: the screening pass of :mod:`._screened`).
+    Batch-last: with ``a = sqrt(p) ψ`` stored ``(D, sum(counts))``, each
     lower-triangle entry ``ρ[:, i, j]`` is one product ``a_i conj(a_j)`` over all vectors and one
     :func:`numpy.add.reduceat` over the group starts; the upper triangle is its conjugate (exactly
     Hermitian). ``D (D + 1) / 2`` contiguous passes instead of a ``(sum(counts), D, D)`` temporary.
     """
+    single = psi.dtype == np.complex64
+    dtype = np.complex64 if single else np.complex128
     n_samples, d = counts.shape[0], psi.shape[1]
-    out = np.zeros((n_samples, d, d), dtype=np.complex128)
+    out = np.zeros((n_samples, d, d), dtype=dtype)
     filled = np.flatnonzero(counts > 0)
     if filled.size == 0:
         return out
     starts = (np.cumsum(counts) - counts)[filled]
     rows = slice(None) if filled.size == n_samples else filled  # a view when every sample has vectors
-    a = np.ascontiguousarray((np.sqrt(weights)[:, None] * psi).T)  # (D, sum(counts))
+    amplitude = np.sqrt(weights).astype(np.float32 if single else np.float64, copy=False)
+    a = np.ascontiguousarray((amplitude[:, None] * psi).T)  # (D, sum(counts))
     ac = a.conj()
-    prod = np.empty(a.shape[1], dtype=np.complex128)
+    prod = np.empty(a.shape[1], dtype=dtype)
     for i in range(d):
         for j in range(i + 1):
             np.multiply(a[i], ac[j], out=prod)

@@ -129,23 +129,6 @@ def draw_products(
     return ProductDraws(count, w, index, factors)
 
 
-def _mix_approx(psi: np.ndarray, weights: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Single-precision :func:`._common.mix_vectors` (every ``counts >= 1``): ``(N, D, D)`` complex64."""
-    d = psi.shape[1]
-    a = np.ascontiguousarray((np.sqrt(weights).astype(np.float32)[:, None] * psi).T)  # (D, K) batch-last
-    ac = a.conj()
-    starts = np.cumsum(counts) - counts
-    out = np.empty((counts.shape[0], d, d), dtype=np.complex64)
-    prod = np.empty(a.shape[1], dtype=np.complex64)
-    for i in range(d):
-        for j in range(i + 1):
-            np.multiply(a[i], ac[j], out=prod)
-            entry = np.add.reduceat(prod, starts)
-            out[:, i, j] = entry
-            out[:, j, i] = entry.conj()
-    return out
-
-
 def _factor(f: Factor, pos: np.ndarray | None, approx: bool) -> np.ndarray:
     """Factor ``f`` of the slot's samples ``pos`` (positions in the slot; ``None``: all)."""
     if pos is None:
@@ -156,7 +139,7 @@ def _factor(f: Factor, pos: np.ndarray | None, approx: bool) -> np.ndarray:
         cols = np.repeat(starts[pos], m) + (np.arange(int(m.sum())) - np.repeat(np.cumsum(m) - m, m))
         draws, q = take_draws(f.draws, cols), f.weights[cols]
     psi = _vectors(f.qubits, draws, approx)
-    return _mix_approx(psi, q, m) if approx else mix_vectors(psi, q, m)
+    return mix_vectors(psi, q, m)  # complex64 psi (approx): the single-precision mixture
 
 
 def assemble(draws: ProductDraws, samples: np.ndarray | None = None, approx: bool = False) -> np.ndarray:
