@@ -31,16 +31,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proof_policy_eval import HEADER, subset, summary_rows
+from proof_policy_eval import HEADER, subset, summary_rows, timed_evaluate
 
 from qeframe.config.specs import load_registry_file
 from qeframe.data.store import open_dataset
 from qeframe.detector import Detector
-from qeframe.evaluation.evaluate import evaluate
 from qeframe.learn.arrays import DatasetArrays
 from qeframe.learn.prediction import ppt_gate
 from qeframe.plugin.labels import certified_mask
-from qeframe.plugin.registry import get_registry
 from qeframe.quantum.separable_proofs import PROOF_NAMES, separable_proofs
 
 
@@ -96,16 +94,7 @@ def run(args: argparse.Namespace) -> None:
         record["counts"] = counts(arrays, tuple(p.separable_proofs))
         record["counts"]["cpu_s"] = time.process_time() - t0
         for variant, prediction in configs.items():
-            t0, w0 = time.process_time(), time.perf_counter()
-            res = evaluate(
-                [arrays],
-                model=detector.model,
-                device=detector.device,
-                evaluation=spec.evaluation.model_copy(update={"baselines": ["ppt"]}),
-                registry=get_registry(),
-                prediction=prediction,
-            )[name]
-            res["cost"] = {"cpu_s": time.process_time() - t0, "wall_s": time.perf_counter() - w0}
+            res = timed_evaluate(arrays, name, detector, spec, prediction)
             record[variant] = res
             print(f"{name} {variant}: {res['cost']['cpu_s']:.0f} CPU-s", flush=True)
         before = record["without"]["ppt_detection"]["gated-proof"]
