@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import train_plugins
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from qeframe_plugins.labelers import negativity
 from train_plugins import synthetic_arrays
@@ -117,8 +117,9 @@ def _separable_mixtures(seed: int, n_states: int, terms: int) -> np.ndarray:
     b=st.floats(-5.0, 5.0),
     t_ent=st.floats(0.01, 0.99),
 )
+@example(seed=0, terms=1, a=0.109375, b=-1.0, t_ent=0.9375)  # logit 30 gives p = 0.91 < t_ent here
 def test_under_the_proof_policy_no_separable_state_is_called_entangled(seed, terms, a, b, t_ent):
-    """A model that says "entangled" (logit +30) on every cut of separable mixtures of product states,
+    """A model that says "entangled" (logit +30, or more where the calibration needs it) on every cut of separable mixtures of product states,
     behind any calibration and threshold, with the proof stages on: the policy ``model`` calls them
     entangled, the policy ``proof`` never does (no proof of entanglement of a separable cut exists)."""
     rho = _separable_mixtures(seed, 6, terms)
@@ -131,7 +132,9 @@ def test_under_the_proof_policy_no_separable_state_is_called_entangled(seed, ter
         proofs=("witness", "realignment"),
         ppt_entangled="proof",
     )
-    out = predict(config, np.full((6, 3), 30.0), rho)
+    # a logit whose calibrated p reaches t_ent for this draw (at least +30): the model says "entangled"
+    z = max(30.0, (np.log(t_ent / (1 - t_ent)) - b) / a + 1.0)
+    out = predict(config, np.full((6, 3), z), rho)
     assert not out.npt.any()
     assert not (out.answer == 1).any()
     assert set(np.unique(out.answer)) <= {-1}  # the model's "entangled" became unknown
